@@ -1,0 +1,20 @@
+# The two set-up commands (see README): `make demo` and `make test`.
+.PHONY: demo test lint es-start es-stop bench
+
+demo:
+	scripts/demo
+
+test:
+	scripts/test
+
+lint:
+	scripts/bootstrap && .venv/bin/ruff check include dags tests bench
+
+es-start:
+	scripts/bootstrap && .venv/bin/ragrec es start
+
+es-stop:
+	scripts/bootstrap && .venv/bin/ragrec es stop
+
+bench:
+	bench/run

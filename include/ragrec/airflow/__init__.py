@@ -1,0 +1,1 @@
+"""Airflow glue: hooks and task callables. Importing this package needs Airflow installed."""

@@ -1,0 +1,77 @@
+"""Elasticsearch hook that reads an Airflow Connection and returns the provider's client.
+
+The upstream ``ElasticsearchPythonHook`` takes ``hosts=`` and does not read a Connection;
+this hook maps the Connection (``elasticsearch_default``) onto it. Without such a Connection
+it falls back to ragrec's settings (``ES_URL`` or the local node), so a local ``dag.test()``
+needs no set-up.
+
+Connection fields: host (a host name or a full URL), port, schema (``http``/``https``),
+login/password (basic auth); extra: ``api_key``, ``ca_certs``, ``verify_certs``,
+``request_timeout``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from airflow.providers.elasticsearch.hooks.elasticsearch import ElasticsearchPythonHook
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException, AirflowRuntimeError
+from elasticsearch import Elasticsearch
+
+from ragrec.config import ElasticsearchSettings
+from ragrec.es_client import client_options, resolve_url
+
+
+def _connection_url(conn: Any) -> str:
+    host = conn.host or "127.0.0.1"
+    if "://" in host:
+        return host.rstrip("/")
+    scheme = conn.schema or (conn.extra_dejson.get("scheme")) or "http"
+    port = conn.port or 9200
+    return f"{scheme}://{host}:{port}"
+
+
+class RagrecElasticsearchHook(BaseHook):
+    """Elasticsearch client from a Connection, built by the provider's hook.
+
+    :param elasticsearch_conn_id: Connection id; ``elasticsearch_default`` by default.
+    """
+
+    conn_name_attr = "elasticsearch_conn_id"
+    default_conn_name = "elasticsearch_default"
+    conn_type = "elasticsearch"
+    hook_name = "Elasticsearch (ragrec)"
+
+    def __init__(self, elasticsearch_conn_id: str = default_conn_name) -> None:
+        super().__init__()
+        self.elasticsearch_conn_id = elasticsearch_conn_id
+
+    def settings(self) -> ElasticsearchSettings:
+        env_settings = ElasticsearchSettings.from_env()
+        try:
+            conn = self.get_connection(self.elasticsearch_conn_id)
+        except (AirflowNotFoundException, AirflowRuntimeError):
+            self.log.info("no connection %r: using ES_URL / the local node",
+                          self.elasticsearch_conn_id)
+            return env_settings
+        extra = conn.extra_dejson
+        verify = extra.get("verify_certs", True)
+        return replace(
+            env_settings,
+            url=_connection_url(conn),
+            username=conn.login or None,
+            password=conn.password or None,
+            api_key=extra.get("api_key") or None,
+            ca_certs=extra.get("ca_certs") or None,
+            verify_certs=verify if isinstance(verify, bool) else str(verify).lower() == "true",
+            request_timeout=float(extra.get("request_timeout", env_settings.request_timeout)),
+        )
+
+    def get_conn(self) -> Elasticsearch:
+        settings = self.settings()
+        provider_hook = ElasticsearchPythonHook(
+            hosts=[resolve_url(settings)], es_conn_args=client_options(settings)
+        )
+        return provider_hook.get_conn

@@ -1,0 +1,52 @@
+"""One way to build an Elasticsearch client, for the CLI, the library and the Airflow hook."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from ragrec.config import ElasticsearchSettings, LocalNodeSettings
+
+
+class ElasticsearchNotConfigured(RuntimeError):
+    pass
+
+
+def client_options(settings: ElasticsearchSettings) -> dict[str, Any]:
+    """Keyword arguments for ``Elasticsearch(hosts, **options)`` (auth, TLS, timeouts, retries)."""
+    options: dict[str, Any] = {
+        "request_timeout": settings.request_timeout,
+        "retry_on_timeout": True,
+        "max_retries": 3,
+    }
+    if settings.api_key:
+        options["api_key"] = settings.api_key
+    elif settings.username:
+        options["basic_auth"] = (settings.username, settings.password or "")
+    if settings.ca_certs:
+        options["ca_certs"] = settings.ca_certs
+    if not settings.verify_certs:
+        options["verify_certs"] = False
+        options["ssl_show_warn"] = False
+    return options
+
+
+def resolve_url(settings: ElasticsearchSettings, node: LocalNodeSettings | None = None) -> str:
+    """ES_URL if set, else the URL of the running local node."""
+    if settings.url:
+        return settings.url.rstrip("/")
+    from ragrec.es_node import LocalNode  # local import: only needed without ES_URL
+
+    url = LocalNode(node or LocalNodeSettings.from_env(), log=lambda _msg: None).url
+    if url is None:
+        raise ElasticsearchNotConfigured(
+            "no Elasticsearch to talk to: start the local node with `ragrec es start`, "
+            "or set ES_URL to an existing cluster"
+        )
+    return url
+
+
+def connect(settings: ElasticsearchSettings | None = None) -> Elasticsearch:
+    settings = settings or ElasticsearchSettings.from_env()
+    return Elasticsearch(resolve_url(settings), **client_options(settings))

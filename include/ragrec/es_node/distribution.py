@@ -1,0 +1,190 @@
+"""Fetching and preparing the Elasticsearch server distribution, once, into the cache.
+
+The archive comes from Maven Central through the user's own Maven (so corporate mirrors in
+``~/.m2/settings.xml`` apply), or from a local archive named by ``RAGREC_ES_DIST`` for
+machines without network. Elastic publishes one server distribution to Maven Central:
+``integ-test-zip``, a real Elasticsearch without the optional modules of the full download.
+It lacks the root endpoint and the language analyzers, so ragrec adds a small module of its
+own (``compat_module/``) compiled here against that very distribution.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import stat
+import subprocess
+import tarfile
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+from ragrec.config import LocalNodeSettings
+from ragrec.es_node.java_runtime import find_java_home
+
+MAVEN_COORDINATE = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
+MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
+COMPAT_MODULE_NAME = "ragrec-compat"
+COMPAT_SOURCES = Path(__file__).parent / "compat_module"
+READY_MARKER = ".ragrec-ready"
+
+
+class DistributionError(RuntimeError):
+    pass
+
+
+@contextmanager
+def _exclusive(lock_path: Path):
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def distribution_home(settings: LocalNodeSettings) -> Path:
+    return settings.home / "elasticsearch" / f"elasticsearch-{settings.version}"
+
+
+def ensure_distribution(settings: LocalNodeSettings, log: Callable[[str], None] = print) -> Path:
+    """Return ES_HOME of a ready distribution, fetching and preparing it on first use."""
+    home = distribution_home(settings)
+    if (home / READY_MARKER).is_file():
+        return home
+    with _exclusive(home.parent / ".lock"):
+        if (home / READY_MARKER).is_file():
+            return home
+        archive = (
+            Path(settings.distribution)
+            if settings.distribution
+            else _fetch_with_maven(settings.version, home.parent / "downloads", log)
+        )
+        if not archive.is_file():
+            raise DistributionError(f"RAGREC_ES_DIST={archive} is not a file")
+        log(f"extracting {archive.name} ...")
+        _extract(archive, home)
+        if _needs_compat_module(home):
+            log("building ragrec's compatibility module (root endpoint, english analyzer) ...")
+            _install_compat_module(home, _server_version(home))
+        _make_world_readable(home.parent)
+        (home / READY_MARKER).write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    return home
+
+
+def _fetch_with_maven(version: str, downloads: Path, log: Callable[[str], None]) -> Path:
+    target = downloads / f"elasticsearch-{version}.zip"
+    if target.is_file():
+        return target
+    mvn = shutil.which(os.environ.get("RAGREC_MVN", "mvn"))
+    if not mvn:
+        raise DistributionError(
+            "Maven (mvn) is needed once to fetch Elasticsearch from Maven Central: install it "
+            "(apt-get install maven), or set RAGREC_ES_DIST to an Elasticsearch 8 archive, "
+            "or set ES_URL to use a running cluster."
+        )
+    downloads.mkdir(parents=True, exist_ok=True)
+    coordinate = MAVEN_COORDINATE.format(version=version)
+    log(f"fetching Elasticsearch {version} ({coordinate}) with Maven, once ...")
+    command = [
+        mvn, "-B", "-q", f"{MAVEN_DEPENDENCY_PLUGIN}:copy",
+        f"-Dartifact={coordinate}", f"-DoutputDirectory={downloads}",
+    ]
+    last_error = ""
+    for attempt in range(1, 4):
+        # Run outside any Maven project so that no pom.xml changes the resolution.
+        with tempfile.TemporaryDirectory() as empty_dir:
+            result = subprocess.run(
+                command, cwd=empty_dir, capture_output=True, text=True, check=False, timeout=1800
+            )
+        if result.returncode == 0 and target.is_file():
+            return target
+        last_error = (result.stdout + result.stderr)[-2000:]
+        if attempt < 3:
+            delay = 5 * 2 ** (attempt - 1)
+            log(f"  Maven failed (attempt {attempt}/3), retrying in {delay}s")
+            time.sleep(delay)
+    raise DistributionError(f"could not fetch {coordinate} with Maven:\n{last_error}")
+
+
+def _extract(archive: Path, home: Path) -> None:
+    staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=home.parent))
+    try:
+        if archive.suffix == ".zip":
+            with zipfile.ZipFile(archive) as zipped:
+                for info in zipped.infolist():
+                    path = Path(zipped.extract(info, staging))
+                    mode = (info.external_attr >> 16) & 0o777
+                    if mode and not info.is_dir():
+                        path.chmod(mode)
+        else:
+            with tarfile.open(archive) as tarred:
+                tarred.extractall(staging, filter="tar")
+        tops = [p for p in staging.iterdir() if p.is_dir()]
+        if len(tops) != 1 or not (tops[0] / "bin" / "elasticsearch").is_file():
+            raise DistributionError(f"{archive} does not look like an Elasticsearch distribution")
+        if home.exists():
+            shutil.rmtree(home)
+        tops[0].rename(home)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _server_version(home: Path) -> str:
+    for jar in (home / "lib").glob("elasticsearch-[0-9]*.jar"):
+        return jar.stem.removeprefix("elasticsearch-")
+    raise DistributionError(f"no server jar under {home / 'lib'}")
+
+
+def _needs_compat_module(home: Path) -> bool:
+    modules = home / "modules"
+    return not (modules / "rest-root").exists() and not (modules / "analysis-common").exists()
+
+
+def _install_compat_module(home: Path, es_version: str) -> None:
+    java_home = find_java_home(need_compiler=True)
+    sources = sorted(str(p) for p in COMPAT_SOURCES.rglob("*.java"))
+    module_dir = home / "modules" / COMPAT_MODULE_NAME
+    with tempfile.TemporaryDirectory() as build:
+        classes = Path(build) / "classes"
+        classes.mkdir()
+        compile_cmd = [
+            str(java_home / "bin" / "javac"), "-nowarn", "--release", "17",
+            "-cp", str(home / "lib" / "*"), "-d", str(classes), *sources,
+        ]
+        result = subprocess.run(compile_cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise DistributionError(f"compiling the compat module failed:\n{result.stderr}")
+        module_dir.mkdir(parents=True, exist_ok=True)
+        jar = module_dir / f"{COMPAT_MODULE_NAME}.jar"
+        with zipfile.ZipFile(jar, "w", zipfile.ZIP_DEFLATED) as out:
+            for path in sorted(classes.rglob("*.class")):
+                out.write(path, path.relative_to(classes).as_posix())
+    (module_dir / "plugin-descriptor.properties").write_text(
+        "description=ragrec compatibility: root endpoint and english analyzer\n"
+        f"version={es_version}\n"
+        f"name={COMPAT_MODULE_NAME}\n"
+        "classname=org.ragrec.escompat.RagrecCompatPlugin\n"
+        "java.version=17\n"
+        f"elasticsearch.version={es_version}\n"
+    )
+
+
+def _make_world_readable(root: Path) -> None:
+    """The node may run as another user (never root), which must read the distribution."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            if path.is_symlink():
+                continue
+            mode = path.stat().st_mode
+            extra = stat.S_IRGRP | stat.S_IROTH
+            if path.is_dir() or mode & stat.S_IXUSR:
+                extra |= stat.S_IXGRP | stat.S_IXOTH
+            path.chmod(mode | extra)
+    root.chmod(root.stat().st_mode | 0o755)

@@ -1,0 +1,103 @@
+"""Test harness: a real Elasticsearch node for the session (or ES_URL), per-test index names,
+and an isolated Airflow home with a migrated SQLite database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# Airflow reads its configuration at import time: give the session its own home first, so
+# tests never touch a developer's .airflow/.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="ragrec-test-airflow-")
+os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ.setdefault("SCARF_ANALYTICS", "false")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+
+def _say(config: pytest.Config, message: str) -> None:
+    capture = config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        print(f"\n[ragrec-tests] {message}", flush=True)
+
+
+@pytest.fixture(scope="session")
+def es_url(request: pytest.FixtureRequest) -> str:
+    """URL of the Elasticsearch the tests use: ES_URL if set, else a node started here."""
+    external = os.environ.get("ES_URL")
+    if external:
+        _say(request.config, f"Elasticsearch: external cluster at {external} (ES_URL)")
+        yield external.rstrip("/")
+        return
+    from ragrec.config import LocalNodeSettings
+    from ragrec.es_node import LocalNode
+    from ragrec.es_node.node import free_port
+
+    settings = replace(
+        LocalNodeSettings.from_env(), name=f"pytest-{os.getpid()}", port=free_port(), heap="512m"
+    )
+    node = LocalNode(settings, log=lambda msg: _say(request.config, msg))
+    url = node.start()
+    _say(request.config, f"Elasticsearch: local node started by the harness at {url}")
+    try:
+        yield url
+    finally:
+        node.destroy()
+
+
+@pytest.fixture(scope="session")
+def local_node_name(es_url: str) -> str | None:
+    """Name of the harness's own node (None when the tests run against ES_URL)."""
+    return None if os.environ.get("ES_URL") else f"pytest-{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def es(es_url: str):
+    from ragrec.config import ElasticsearchSettings
+    from ragrec.es_client import connect
+
+    settings = replace(ElasticsearchSettings.from_env(), url=es_url)
+    client = connect(settings)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def index_name(request: pytest.FixtureRequest, es) -> str:
+    """A fresh index name per test; every index starting with it is deleted afterwards."""
+    slug = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
+    name = f"ragrec-test-{slug}-{uuid.uuid4().hex[:8]}"
+    yield name
+    existing = es.indices.get(index=f"{name}*", allow_no_indices=True, expand_wildcards="all")
+    for concrete in existing:
+        es.indices.delete(index=concrete, ignore_unavailable=True)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> str:
+    """A migrated Airflow metadata DB (SQLite) in the session's AIRFLOW_HOME."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True, capture_output=True, env=os.environ.copy(),
+    )
+    return _AIRFLOW_HOME
+
+
+@pytest.fixture
+def project_env(es_url: str) -> dict[str, str]:
+    """Environment for running the project's commands as a user would, against the harness ES."""
+    env = os.environ.copy()
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    return env

@@ -1,0 +1,50 @@
+"""The Connection-reading hook builds the provider's client correctly."""
+
+from __future__ import annotations
+
+import json
+
+from ragrec.airflow.hooks import RagrecElasticsearchHook
+
+
+def test_connection_fields_map_onto_client_settings(monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SEARCH_PROD",
+        json.dumps({
+            "conn_type": "elasticsearch", "host": "es.internal", "port": 9243,
+            "schema": "https", "login": "ingest", "password": "s3cret",
+            "extra": {"ca_certs": "/etc/ssl/es-ca.pem", "verify_certs": "false",
+                      "request_timeout": 12},
+        }),
+    )
+    settings = RagrecElasticsearchHook("search_prod").settings()
+    assert settings.url == "https://es.internal:9243"
+    assert (settings.username, settings.password) == ("ingest", "s3cret")
+    assert settings.ca_certs == "/etc/ssl/es-ca.pem"
+    assert settings.verify_certs is False
+    assert settings.request_timeout == 12.0
+    assert "s3cret" not in repr(settings)
+
+
+def test_full_url_in_host_and_api_key(monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SEARCH_CLOUD",
+        json.dumps({"conn_type": "elasticsearch", "host": "https://abc.es.example:443/",
+                    "extra": {"api_key": "key-123"}}),
+    )
+    settings = RagrecElasticsearchHook("search_cloud").settings()
+    assert settings.url == "https://abc.es.example:443"
+    assert settings.api_key == "key-123"
+
+
+def test_hook_client_talks_to_the_real_node(monkeypatch, es_url):
+    monkeypatch.setenv("AIRFLOW_CONN_ELASTICSEARCH_DEFAULT", es_url)
+    client = RagrecElasticsearchHook().get_conn()
+    assert client.info()["version"]["number"].startswith("8.")
+
+
+def test_missing_connection_falls_back_to_es_url(monkeypatch, es_url):
+    monkeypatch.delenv("AIRFLOW_CONN_ELASTICSEARCH_DEFAULT", raising=False)
+    monkeypatch.setenv("ES_URL", es_url)
+    client = RagrecElasticsearchHook().get_conn()
+    assert client.ping()

@@ -1,0 +1,96 @@
+"""The README's main job and the `ragrec es` commands, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+
+from conftest import ROOT
+
+
+def _run(args, env, timeout=300):
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT)
+
+
+def test_demo_prints_real_hits_from_the_local_node(project_env, local_node_name, es):
+    if local_node_name is None:
+        import pytest
+
+        pytest.skip("tests run against ES_URL; the external case is covered below")
+    env = {**project_env, "RAGREC_ES_NODE": local_node_name}
+    env.pop("ES_URL", None)
+    index = f"ragrec-test-demo-{uuid.uuid4().hex[:8]}"
+    try:
+        result = _run(["ragrec", "demo", "--index", index,
+                       "--query", "VPN drops at the airport"], env)
+        assert result.returncode == 0, result.stderr
+        assert "Query: VPN drops at the airport" in result.stdout
+        first_hit = result.stdout.splitlines()[1]
+        assert "Remote access with the corporate VPN > Troubleshooting" in first_hit
+        assert es.count(index=index)["count"] == 18  # every sample section, once
+        # A re-run overwrites (deterministic ids) instead of duplicating.
+        assert _run(["ragrec", "demo", "--index", index], env).returncode == 0
+        es.indices.refresh(index=index)
+        assert es.count(index=index)["count"] == 18
+    finally:
+        es.indices.delete(index=index, ignore_unavailable=True)
+
+
+def test_es_url_switches_the_demo_script_to_an_external_cluster(project_env, es_url, es,
+                                                                  tmp_path):
+    """`scripts/demo` (the README's command) with ES_URL never starts a node of its own."""
+    env = {**project_env, "ES_URL": es_url, "RAGREC_CACHE_DIR": str(tmp_path / "cache")}
+    index = f"ragrec-test-external-{uuid.uuid4().hex[:8]}"
+    try:
+        result = _run([str(ROOT / "scripts" / "demo"), "--index", index], env)
+        assert result.returncode == 0, result.stderr
+        assert "ES_URL is set: using the external cluster" in result.stderr
+        assert "Query: how do I get reimbursed for a hotel" in result.stdout
+        assert "Travel and expense reimbursement" in result.stdout
+        assert es.count(index=index)["count"] == 18
+        assert not (tmp_path / "cache" / "nodes").exists()
+    finally:
+        es.indices.delete(index=index, ignore_unavailable=True)
+
+
+def test_es_url_switches_the_test_command_to_an_external_cluster(project_env, es_url,
+                                                                   tmp_path):
+    env = {**project_env, "ES_URL": es_url, "RAGREC_CACHE_DIR": str(tmp_path / "cache")}
+    result = _run(
+        [str(ROOT / "scripts" / "test"), "-q", "-p", "no:cacheprovider",
+         "tests/test_elasticsearch_node.py"],
+        env, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert f"external cluster at {es_url}" in result.stdout
+    assert "passed" in result.stdout.splitlines()[-1]
+    assert not (tmp_path / "cache" / "nodes").exists()
+
+
+def test_es_status_reports_the_running_node(project_env, local_node_name, es_url):
+    if local_node_name is None:
+        import pytest
+
+        pytest.skip("tests run against ES_URL")
+    env = {**project_env, "RAGREC_ES_NODE": local_node_name}
+    env.pop("ES_URL", None)
+    result = _run(["ragrec", "es", "status"], env)
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["running"] is True
+    assert status["url"] == es_url
+    assert status["version"].startswith("8.")
+    assert status["health"] in ("green", "yellow")
+
+
+def test_demo_without_any_elasticsearch_fails_with_a_clear_message(project_env, tmp_path):
+    env = {**project_env, "RAGREC_CACHE_DIR": str(tmp_path), "RAGREC_ES_NODE": "absent"}
+    env.pop("ES_URL", None)
+    result = _run(["ragrec", "demo"], env)
+    assert result.returncode == 2
+    assert "ragrec es start" in result.stderr and "ES_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert os.listdir(tmp_path) == []  # nothing was fetched or started

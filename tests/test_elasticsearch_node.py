@@ -1,0 +1,102 @@
+"""The real Elasticsearch node: version, BM25 ranking, kNN on dense_vector, English analysis."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import elasticsearch
+import pytest
+from elasticsearch import helpers
+
+from ragrec.config import LocalNodeSettings
+from ragrec.es_node import LocalNode, NodeError
+
+
+def test_server_is_elasticsearch_8_and_matches_client_major(es):
+    server = es.info()["version"]["number"]
+    assert server.startswith("8.")
+    assert elasticsearch.__versionstr__.split(".")[0] == server.split(".")[0]
+    assert es.ping()
+
+
+def test_bm25_match_ranks_documents_by_term_evidence(es, index_name):
+    es.indices.create(
+        index=index_name,
+        mappings={"properties": {"text": {"type": "text", "analyzer": "english"}}},
+    )
+    docs = {
+        "both": "Hotel costs are reimbursed after the trip when receipts are submitted.",
+        "one": "The hotel lobby has a coffee machine and comfortable chairs.",
+        "none": "Parental leave lasts twenty weeks and is fully paid.",
+    }
+    helpers.bulk(
+        es,
+        ({"_index": index_name, "_id": k, "text": v} for k, v in docs.items()),
+        refresh="wait_for",
+    )
+    hits = es.search(index=index_name, query={"match": {"text": "reimbursing hotels"}})["hits"]
+    ranked = [hit["_id"] for hit in hits["hits"]]
+    # Stemming ("reimbursing" ~ "reimbursed", "hotels" ~ "hotel") and BM25's term weighting.
+    assert ranked == ["both", "one"]
+    assert hits["hits"][0]["_score"] > hits["hits"][1]["_score"]
+
+
+def test_knn_on_dense_vector_returns_the_nearest_neighbour(es, index_name):
+    es.indices.create(
+        index=index_name,
+        mappings={
+            "properties": {
+                "vector": {"type": "dense_vector", "dims": 4, "index": True,
+                           "similarity": "cosine"}
+            }
+        },
+    )
+    vectors = {
+        "east": [1.0, 0.0, 0.0, 0.0],
+        "north": [0.0, 1.0, 0.0, 0.0],
+        "north-east": [0.7, 0.7, 0.0, 0.0],
+        "up": [0.0, 0.0, 1.0, 0.1],
+    }
+    helpers.bulk(
+        es,
+        ({"_index": index_name, "_id": k, "vector": v} for k, v in vectors.items()),
+        refresh="wait_for",
+    )
+    query = [0.9, 0.3, 0.0, 0.0]
+
+    def cosine(a, b):
+        dot = sum(x * y for x, y in zip(a, b, strict=True))
+        return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+
+    expected = sorted(vectors, key=lambda k: cosine(query, vectors[k]), reverse=True)
+    response = es.search(
+        index=index_name,
+        knn={"field": "vector", "query_vector": query, "k": 2, "num_candidates": 10},
+        source=False,
+    )
+    assert [hit["_id"] for hit in response["hits"]["hits"]] == expected[:2]
+    assert expected[0] == "east"
+
+
+def test_english_analyzer_stems_and_drops_stop_words(es):
+    tokens = es.indices.analyze(analyzer="english", text="The runners were running")["tokens"]
+    assert [t["token"] for t in tokens] == ["runner", "were", "run"]
+
+
+def test_local_node_refuses_a_heap_above_one_gigabyte(tmp_path):
+    settings = LocalNodeSettings(home=tmp_path, heap="2g")
+    with pytest.raises(NodeError, match="1g"):
+        LocalNode(settings)
+    with pytest.raises(NodeError, match="512m"):
+        LocalNode(LocalNodeSettings(home=tmp_path, heap="lots"))
+
+
+def test_starting_a_running_node_reuses_it(es_url, local_node_name):
+    if local_node_name is None:
+        pytest.skip("tests run against ES_URL; no local node to restart")
+    settings = replace(LocalNodeSettings.from_env(), name=local_node_name)
+    node = LocalNode(settings, log=lambda _m: None)
+    pid_before = node.status().pid
+    assert node.start() == es_url
+    assert node.status().pid == pid_before
