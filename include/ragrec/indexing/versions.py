@@ -1,0 +1,90 @@
+"""Physical index versions behind a read alias: create, swap atomically, prune.
+
+Names: ``{alias}--v{UTC timestamp}``; the alias points at exactly one version (also its
+write index). Readers only ever see the alias, so a rebuild never shows a half-built index.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from elasticsearch import Elasticsearch, NotFoundError
+
+VERSION_MARK = "--v"
+
+
+class IndexVersionError(RuntimeError):
+    pass
+
+
+def version_pattern(alias: str) -> str:
+    return f"{alias}{VERSION_MARK}*"
+
+
+def new_version_name(alias: str) -> str:
+    return f"{alias}{VERSION_MARK}{datetime.now(UTC):%Y%m%d%H%M%S%f}"
+
+
+def current_version(client: Elasticsearch, alias: str) -> str | None:
+    """The physical index behind ``alias``, or None when the alias does not exist."""
+    try:
+        indices = list(client.indices.get_alias(name=alias))
+    except NotFoundError:
+        return None
+    if len(indices) != 1:
+        raise IndexVersionError(f"alias {alias!r} points at {len(indices)} indices: {indices}")
+    return indices[0]
+
+
+def list_versions(client: Elasticsearch, alias: str) -> list[str]:
+    names = client.indices.get(index=version_pattern(alias), allow_no_indices=True,
+                               expand_wildcards="open")
+    return sorted(n for n in names if n.startswith(alias + VERSION_MARK))
+
+
+def create_version(client: Elasticsearch, alias: str, body: dict) -> str:
+    if client.indices.exists(index=alias) and current_version(client, alias) is None:
+        raise IndexVersionError(
+            f"{alias!r} is a concrete index, not an alias: ragrec needs the name free for "
+            "its read alias (reindex it or choose another name)"
+        )
+    name = new_version_name(alias)
+    client.indices.create(index=name, **body)
+    return name
+
+
+def point_alias(client: Elasticsearch, alias: str, new: str) -> str | None:
+    """Atomically move ``alias`` to ``new``; returns the version it pointed at before."""
+    old = current_version(client, alias)
+    actions = []
+    if old and old != new:
+        actions.append({"remove": {"index": old, "alias": alias}})
+    actions.append({"add": {"index": new, "alias": alias, "is_write_index": True}})
+    client.indices.update_aliases(actions=actions)
+    return old
+
+
+def prune_versions(client: Elasticsearch, alias: str, keep: int) -> list[str]:
+    """Delete all but the newest ``keep`` versions (never the live one)."""
+    live = current_version(client, alias)
+    versions = list_versions(client, alias)
+    doomed = [v for v in versions[: max(0, len(versions) - keep)] if v != live]
+    for name in doomed:
+        client.indices.delete(index=name, ignore_unavailable=True)
+    return doomed
+
+
+def drop_orphans(client: Elasticsearch, alias: str) -> list[str]:
+    """Versions newer than the live one that never went live (a rebuild that crashed)."""
+    live = current_version(client, alias)
+    orphans = [v for v in list_versions(client, alias) if live is None or v > live]
+    for name in orphans:
+        client.indices.delete(index=name, ignore_unavailable=True)
+    return orphans
+
+
+def index_meta(client: Elasticsearch, index_or_alias: str) -> dict:
+    """ragrec's ``_meta`` of the index (behind the alias): model version, dims, ..."""
+    mappings = client.indices.get_mapping(index=index_or_alias)
+    (body,) = mappings.values()
+    return body["mappings"].get("_meta", {}).get("ragrec", {})

@@ -1,0 +1,49 @@
+"""Progress output for long runs: a live line on a terminal, a periodic log line otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class Progress:
+    def __init__(self, label: str, total: int, stream=None, interval: float = 10.0,
+                 enabled: bool = True):
+        self.label = label
+        self.total = total
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interval = 0.2 if self.tty else interval
+        self.enabled = enabled
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.done = 0
+        self.extra = ""
+
+    def update(self, done: int, extra: str = "", force: bool = False) -> None:
+        self.done, self.extra = done, extra
+        now = time.monotonic()
+        if not self.enabled or (not force and now - self.last < self.interval):
+            return
+        self.last = now
+        elapsed = now - self.started
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        if self.total:
+            width = 24
+            filled = int(width * self.done / self.total)
+            bar = "#" * filled + "-" * (width - filled)
+            line = f"{self.label} [{bar}] {self.done}/{self.total} docs"
+        else:
+            line = f"{self.label} {self.done} docs"
+        line += f"  {rate:.1f} docs/s  {self.extra}"
+        if self.tty:
+            self.stream.write("\r" + line.ljust(100)[:160])
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.update(self.done, self.extra, force=True)
+        if self.enabled and self.tty:
+            self.stream.write("\n")
+            self.stream.flush()

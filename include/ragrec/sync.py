@@ -1,0 +1,408 @@
+"""Incremental, idempotent ingestion: source listing vs index state -> parse, chunk, embed,
+bulk-index, with stages overlapping in threads.
+
+* **Plan**: each listed object is new, changed, unchanged (complete in the index with the
+  same fingerprint, or quarantined for a reason that depends only on the file), and each
+  indexed document missing from the listing is deleted. ``full`` rebuilds into a new index
+  version and swaps the alias only when the build has finished.
+* **Flow**: a reader thread reads, parses and chunks; the calling thread embeds windows of
+  chunks; a writer thread bulk-indexes them, removes stale chunks and records quarantine.
+  Memory is bounded by the queues, not by the corpus.
+* **Idempotence**: chunk ids are ``hash(doc_id)-chunk_no``; a rerun overwrites; a document
+  left half-written by a crash is incomplete and gets redone.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+from elasticsearch import Elasticsearch
+
+from ragrec.chunking import Chunker, ChunkSettings, ChunkTooLong, ModelTokenizer
+from ragrec.embedding.base import Embedder
+from ragrec.indexing import versions
+from ragrec.indexing.bulk_writer import run_bulk
+from ragrec.indexing.doc_state import DocState, read_doc_states
+from ragrec.indexing.mapping import VectorSettings, chunk_index_body
+from ragrec.indexing.quarantine_store import (
+    STICKY_STAGES,
+    ensure_quarantine_index,
+    quarantine_actions,
+    read_quarantine,
+    release_actions,
+)
+from ragrec.parsing import ParseSettings, parse_document
+from ragrec.progress import Progress
+from ragrec.records import Chunk, Quarantined, SourceObject, chunk_id
+from ragrec.sources.base import Source
+
+log = logging.getLogger(__name__)
+_DONE = object()
+
+
+class IngestError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    full: bool = False
+    keep_versions: int = 2
+    window_chunks: int = 256
+    parse: ParseSettings = ParseSettings()
+    chunking: ChunkSettings = ChunkSettings()
+    vectors: VectorSettings = VectorSettings()
+    modified_since: datetime | None = None
+    modified_before: datetime | None = None
+    show_progress: bool = True
+
+    @property
+    def windowed(self) -> bool:
+        return self.modified_since is not None or self.modified_before is not None
+
+
+@dataclass
+class IngestSummary:
+    docs_seen: int = 0
+    docs_new: int = 0
+    docs_changed: int = 0
+    docs_unchanged: int = 0
+    docs_deleted: int = 0
+    docs_quarantined: int = 0
+    chunks_indexed: int = 0
+    seconds: float = 0.0
+    alias: str = ""
+    index: str = ""
+    model_version: str = ""
+    quarantined: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SyncPlan:
+    new: list[SourceObject] = field(default_factory=list)
+    changed: list[SourceObject] = field(default_factory=list)
+    unchanged: list[SourceObject] = field(default_factory=list)
+    still_quarantined: list[SourceObject] = field(default_factory=list)
+    deleted: list[DocState] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)  # quarantine records of vanished docs
+
+    @property
+    def to_process(self) -> list[SourceObject]:
+        return self.new + self.changed
+
+
+def plan_sync(listing: list[SourceObject], states: dict[str, DocState],
+              quarantine: dict[str, dict], full: bool, windowed: bool) -> SyncPlan:
+    plan = SyncPlan()
+    for obj in listing:
+        state = states.get(obj.doc_id)
+        record = quarantine.get(obj.doc_id)
+        if not full and state and state.complete and state.fingerprint == obj.fingerprint:
+            plan.unchanged.append(obj)
+        elif (not full and record and record["fingerprint"] == obj.fingerprint
+              and record["stage"] in STICKY_STAGES):
+            plan.still_quarantined.append(obj)
+        elif state or record:
+            plan.changed.append(obj)
+        else:
+            plan.new.append(obj)
+    if not windowed:
+        listed = {obj.doc_id for obj in listing}
+        plan.deleted = [s for doc_id, s in states.items() if doc_id not in listed]
+        plan.released = [doc_id for doc_id in quarantine if doc_id not in listed]
+    return plan
+
+
+@dataclass
+class _DocWork:
+    obj: SourceObject
+    chunks: list[Chunk] = field(default_factory=list)
+    quarantined: Quarantined | None = None
+    source_sha256: str = ""
+    vectors: object = None  # (n_chunks, dims) array once embedded
+
+
+class Ingestor:
+    def __init__(self, client: Elasticsearch, embedder: Embedder,
+                 model_tokenizer: ModelTokenizer, options: IngestOptions = IngestOptions()):
+        self.client = client
+        self.embedder = embedder
+        self.options = options
+        self.chunker = Chunker(model_tokenizer, options.chunking)
+        embedder_limit = getattr(embedder, "max_input_tokens", None)
+        if embedder_limit:
+            # The tighter of tokenizer config and what the encoder will actually read.
+            self.chunker.model_limit = min(self.chunker.model_limit, embedder_limit - 2)
+
+    # -- target index ----------------------------------------------------------------------
+    def _target(self, alias: str) -> tuple[str, bool]:
+        """(index to write, whether it is a new version that must go live at the end)."""
+        self.embedder.describe()
+        body = chunk_index_body(
+            self.embedder.dims, self.embedder.model_version, self.options.vectors,
+            extra_meta={"chunk_size": self.options.chunking.size,
+                        "chunk_overlap": self.options.chunking.overlap},
+        )
+        versions.drop_orphans(self.client, alias)
+        live = versions.current_version(self.client, alias)
+        if live is None:
+            name = versions.create_version(self.client, alias, body)
+            versions.point_alias(self.client, alias, name)
+            return name, False
+        if self.options.full:
+            return versions.create_version(self.client, alias, body), True
+        meta = versions.index_meta(self.client, live)
+        if meta.get("model_version") != self.embedder.model_version:
+            raise IngestError(
+                f"index {live!r} was built with model {meta.get('model_version')!r}, the "
+                f"encoder is {self.embedder.model_version!r}: index and query encoder must "
+                "agree, so rebuild with --full"
+            )
+        if meta.get("dims") != self.embedder.dims:
+            raise IngestError(f"index {live!r} has {meta.get('dims')}-d vectors, the encoder "
+                              f"gives {self.embedder.dims}-d: rebuild with --full")
+        return live, False
+
+    # -- the run ---------------------------------------------------------------------------
+    def ingest(self, source: Source, alias: str) -> IngestSummary:
+        started = time.monotonic()
+        options = self.options
+        target, goes_live = self._target(alias)
+        ensure_quarantine_index(self.client, alias)
+        live = versions.current_version(self.client, alias)
+        live_states = read_doc_states(self.client, live) if live else {}
+        target_states = {} if goes_live else live_states
+        quarantine = read_quarantine(self.client, alias)
+        listing = list(source.list(options.modified_since, options.modified_before))
+        plan = plan_sync(listing, live_states, quarantine, options.full, options.windowed)
+        self._known_quarantine = set(quarantine)
+
+        summary = IngestSummary(
+            docs_seen=len(listing), docs_new=len(plan.new), docs_changed=len(plan.changed),
+            docs_unchanged=len(plan.unchanged) + len(plan.still_quarantined),
+            docs_deleted=len(plan.deleted), alias=alias, index=target,
+            model_version=self.embedder.model_version,
+        )
+        progress = Progress(f"ingest {alias}", len(plan.to_process),
+                            enabled=options.show_progress)
+        newly_quarantined: dict[str, Quarantined] = {}
+        self._run_flow(source, plan.to_process, target, target_states, alias,
+                       summary, newly_quarantined, progress)
+        progress.close()
+
+        cleanup: list[dict] = []
+        if not goes_live:
+            for state in plan.deleted:
+                cleanup.extend({"_op_type": "delete", "_index": target,
+                                "_id": chunk_id(state.doc_id, n)}
+                               for n in range(state.max_chunk_no + 1))
+        cleanup.extend(release_actions(alias, plan.released))
+        if cleanup:
+            outcome = run_bulk(self.client, cleanup)
+            if outcome.failed:
+                raise IngestError(f"could not delete {len(outcome.failed)} stale chunks: "
+                                  f"{next(iter(outcome.failed.values()))}")
+        self.client.indices.refresh(index=[target, f"{alias}--quarantine"])
+
+        if goes_live:
+            versions.point_alias(self.client, alias, target)
+            versions.prune_versions(self.client, alias, options.keep_versions)
+
+        final_quarantine = read_quarantine(self.client, alias)
+        listed = {obj.doc_id for obj in listing}
+        in_quarantine = [r for d, r in final_quarantine.items() if d in listed]
+        summary.docs_quarantined = len(in_quarantine)
+        summary.quarantined = [
+            {"doc_id": r["doc_id"], "stage": r["stage"], "reason": r["reason"],
+             "detail": r["detail"][:200]}
+            for r in sorted(in_quarantine, key=lambda r: r["doc_id"])
+        ][:200]
+        summary.seconds = round(time.monotonic() - started, 3)
+        return summary
+
+    def _run_flow(self, source, objects, target, states, alias, summary, quarantined,
+                  progress) -> None:
+        docs_queue: queue.Queue = queue.Queue(maxsize=32)
+        write_queue: queue.Queue = queue.Queue(maxsize=2)
+        failures: list[BaseException] = []
+        stop = threading.Event()
+
+        def read_parse_chunk() -> None:
+            try:
+                for obj in objects:
+                    if stop.is_set():
+                        break
+                    docs_queue.put(self._prepare(source, obj))
+            except BaseException as exc:  # noqa: BLE001 - surfaced in the calling thread
+                failures.append(exc)
+            finally:
+                docs_queue.put(_DONE)
+
+        done_docs = 0
+
+        def write() -> None:
+            nonlocal done_docs
+            try:
+                while True:
+                    item = write_queue.get()
+                    if item is _DONE:
+                        return
+                    window, errors = item
+                    self._write_window(window, errors, target, states, alias, summary,
+                                       quarantined)
+                    done_docs += len(window)
+                    progress.update(done_docs, f"{summary.chunks_indexed} chunks")
+            except BaseException as exc:  # noqa: BLE001
+                failures.append(exc)
+                stop.set()
+                while write_queue.get() is not _DONE:  # unblock the embedding loop
+                    pass
+
+        reader = threading.Thread(target=read_parse_chunk, name="ragrec-read", daemon=True)
+        writer = threading.Thread(target=write, name="ragrec-write", daemon=True)
+        reader.start()
+        writer.start()
+        try:
+            window: list[_DocWork] = []
+            size = 0
+            while True:
+                item = docs_queue.get()
+                if item is _DONE:
+                    break
+                if stop.is_set():
+                    continue
+                window.append(item)
+                size += len(item.chunks)
+                if size >= self.options.window_chunks:
+                    write_queue.put((window, self._embed(window)))
+                    window, size = [], 0
+            if window and not stop.is_set():
+                write_queue.put((window, self._embed(window)))
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            write_queue.put(_DONE)
+            writer.join()
+            reader.join(timeout=60)
+        if failures:
+            raise failures[0]
+
+    def _prepare(self, source: Source, obj: SourceObject) -> _DocWork:
+        def quarantine(stage: str, reason: str, detail: str) -> _DocWork:
+            return _DocWork(obj, quarantined=Quarantined(obj.doc_id, obj.uri, obj.fingerprint,
+                                                         stage, reason, detail))
+        try:
+            data = source.read(obj)
+        except Exception as exc:  # noqa: BLE001 - one unreadable object is its own problem
+            return quarantine("read", "unreadable", f"{type(exc).__name__}: {exc}"[:500])
+        parsed = parse_document(obj, data, self.options.parse)
+        if isinstance(parsed, Quarantined):
+            return _DocWork(obj, quarantined=parsed)
+        try:
+            chunks = self.chunker.chunk(parsed)
+        except ChunkTooLong as exc:
+            return quarantine("chunk", "too_long_for_model", str(exc))
+        if not chunks:
+            return quarantine("chunk", "empty", "no text left after chunking")
+        return _DocWork(obj, chunks=chunks, source_sha256=parsed.content_sha256)
+
+    def _embed(self, window: list[_DocWork]) -> dict[str, str]:
+        """Embeds in place (vectors attached to the work items); returns doc_id -> error."""
+        texts, owners, counts = [], [], []
+        for work in window:
+            for chunk in work.chunks:
+                texts.append(chunk.embedding_text)
+                counts.append(chunk.model_token_count)
+                owners.append(work)
+        if not texts:
+            return {}
+        result = self.embedder.embed(texts, counts)
+        errors: dict[str, str] = {}
+        for index, message in result.errors.items():
+            errors.setdefault(owners[index].obj.doc_id, message)
+        position = 0
+        for work in window:
+            work.vectors = result.vectors[position: position + len(work.chunks)]
+            position += len(work.chunks)
+        return errors
+
+    def _write_window(self, window, errors, target, states, alias, summary, quarantined):
+        now = datetime.now(UTC).isoformat()
+        actions: list[dict] = []
+        bad: list[Quarantined] = []
+        good_docs: list[_DocWork] = []
+        for work in window:
+            obj = work.obj
+            previous = states.get(obj.doc_id)
+            if work.quarantined is not None or obj.doc_id in errors:
+                record = work.quarantined or Quarantined(
+                    obj.doc_id, obj.uri, obj.fingerprint, "embed", "embedding_failed",
+                    errors[obj.doc_id][:500])
+                bad.append(record)
+                if previous is not None and record.stage in STICKY_STAGES:
+                    # The file itself changed into something unparseable: its old text no
+                    # longer describes the source.
+                    actions.extend({"_op_type": "delete", "_index": target,
+                                    "_id": chunk_id(obj.doc_id, n)}
+                                   for n in range(previous.max_chunk_no + 1))
+                continue
+            count = len(work.chunks)
+            for chunk, vector in zip(work.chunks, work.vectors, strict=True):
+                actions.append({
+                    "_op_type": "index", "_index": target,
+                    "_id": chunk_id(obj.doc_id, chunk.chunk_no),
+                    "_source": {
+                        "doc_id": obj.doc_id, "chunk_no": chunk.chunk_no, "chunk_count": count,
+                        "text": chunk.text, "title": " > ".join(chunk.title_path),
+                        "title_path": list(chunk.title_path), "page": chunk.page,
+                        "token_count": chunk.token_count,
+                        "model_token_count": chunk.model_token_count,
+                        "content_hash": chunk.content_hash, "source_uri": obj.uri,
+                        "source_fingerprint": obj.fingerprint,
+                        "source_sha256": work.source_sha256,
+                        "last_modified": obj.last_modified.isoformat(), "indexed_at": now,
+                        "model_version": self.embedder.model_version,
+                        "vector": vector.tolist(),
+                    },
+                })
+            if previous is not None and previous.max_chunk_no >= count:
+                actions.extend({"_op_type": "delete", "_index": target,
+                                "_id": chunk_id(obj.doc_id, n)}
+                               for n in range(count, previous.max_chunk_no + 1))
+            good_docs.append(work)
+
+        outcome = run_bulk(self.client, actions)
+        rejected: dict[str, str] = {}
+        if outcome.failed:
+            by_id = {chunk_id(w.obj.doc_id, c.chunk_no): w.obj.doc_id
+                     for w in good_docs for c in w.chunks}
+            for failed_id, reason in outcome.failed.items():
+                doc_id = by_id.get(failed_id)
+                if doc_id is None:
+                    raise IngestError(f"bulk delete of {failed_id} failed: {reason}")
+                rejected.setdefault(doc_id, reason)
+        for work in good_docs:
+            if work.obj.doc_id in rejected:
+                bad.append(Quarantined(work.obj.doc_id, work.obj.uri, work.obj.fingerprint,
+                                       "index", "rejected_by_elasticsearch",
+                                       rejected[work.obj.doc_id]))
+            else:
+                summary.chunks_indexed += len(work.chunks)
+        released = [w.obj.doc_id for w in good_docs
+                    if w.obj.doc_id not in rejected and w.obj.doc_id in self._known_quarantine]
+        follow_up = quarantine_actions(alias, bad) + release_actions(alias, released)
+        if follow_up:
+            outcome = run_bulk(self.client, follow_up)
+            if outcome.failed:
+                raise IngestError(f"could not record quarantine: {outcome.failed}")
+        for record in bad:
+            quarantined[record.doc_id] = record
