@@ -101,3 +101,53 @@ def project_env(es_url: str) -> dict[str, str]:
     env = os.environ.copy()
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     return env
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real base model, in process (loaded once per session)."""
+    from ragrec.embedding.in_process import InProcessEmbedder
+
+    return InProcessEmbedder()
+
+
+@pytest.fixture(scope="session")
+def model_tokenizer():
+    from ragrec.chunking import ModelTokenizer
+    from ragrec.embedding.in_process import base_model_dir
+
+    return ModelTokenizer(base_model_dir())
+
+
+def _ingestor_factory(es, embedder, model_tokenizer):
+    from ragrec.sync import IngestOptions, Ingestor
+
+    def build(embedder_override=None, **options):
+        options.setdefault("show_progress", False)
+        return Ingestor(es, embedder_override or embedder, model_tokenizer,
+                        IngestOptions(**options))
+
+    return build
+
+
+@pytest.fixture
+def make_ingestor(es, embedder, model_tokenizer):
+    """Builds an Ingestor on the real node; options as keyword arguments."""
+    return _ingestor_factory(es, embedder, model_tokenizer)
+
+
+@pytest.fixture(scope="module")
+def make_ingestor_module(es, embedder, model_tokenizer):
+    return _ingestor_factory(es, embedder, model_tokenizer)
+
+
+@pytest.fixture
+def cleanup_alias(es):
+    """Deletes every index of the aliases a test registers."""
+    aliases: list[str] = []
+    yield aliases.append
+    for alias in aliases:
+        names = es.indices.get(index=f"{alias}--*", allow_no_indices=True,
+                               expand_wildcards="all")
+        for name in names:
+            es.indices.delete(index=name, ignore_unavailable=True)

@@ -160,7 +160,8 @@ class Chunker:
         current: list[_Unit] = []
 
         def totals(items: list[_Unit]) -> tuple[int, int]:
-            _, header = self._header(items[0].title_path) if items else ((), 0)
+            body = next((u for u in items if not u.heading), items[0]) if items else None
+            _, header = self._header(body.title_path) if body else ((), 0)
             return (sum(u.tokens for u in items) + len(items),
                     sum(u.model_tokens for u in items) + header)
 
@@ -192,13 +193,15 @@ class Chunker:
 
     def _verified(self, group: list[_Unit]) -> list[Chunk]:
         """Exact counts for the final text; split again in the rare case it is over."""
-        title_path, _ = self._header(group[0].title_path)
+        body = next((u for u in group if not u.heading), group[0])
+        title_path, _ = self._header(body.title_path)
+        page = next((u.page for u in group if u.page is not None), None)
         text = "\n".join(u.text for u in group)
-        probe = Chunk("", 0, text, title_path, group[0].page, 0, 0)
+        probe = Chunk("", 0, text, title_path, page, 0, 0)
         tokens = len(self.encoding.encode_ordinary(text))
         model_tokens = self.model.count([probe.embedding_text])[0]
         if tokens <= self.settings.size and model_tokens <= self.model_limit:
-            return [Chunk("", 0, text, title_path, group[0].page, tokens, model_tokens)]
+            return [Chunk("", 0, text, title_path, page, tokens, model_tokens)]
         if len(group) == 1:
             raise ChunkTooLong(
                 f"a piece of {model_tokens} model tokens does not fit the model's "

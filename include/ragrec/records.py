@@ -61,10 +61,14 @@ class Chunk:
 
     @property
     def embedding_text(self) -> str:
-        """What the encoder sees: the section's titles, then the passage."""
-        if not self.title_path:
+        """What the encoder sees: the section's titles, then the passage (a title the passage
+        already starts with is not repeated)."""
+        path = self.title_path
+        if path and self.text.startswith(path[-1]):
+            path = path[:-1]
+        if not path:
             return self.text
-        return " > ".join(self.title_path) + "\n" + self.text
+        return " > ".join(path) + "\n" + self.text
 
     @property
     def content_hash(self) -> str:

@@ -36,6 +36,12 @@ class Embedder(Protocol):
 
 def check_vectors(vectors, count: int, dims: int | None) -> np.ndarray:
     """Shape, dimension and finiteness of a batch; raises EmbeddingError with the reason."""
+    if isinstance(vectors, list) and dims is not None:
+        for row in vectors:
+            if isinstance(row, list) and len(row) != dims:
+                raise EmbeddingError(
+                    f"wrong embedding dimension: got {len(row)}, the index expects {dims}"
+                )
     try:
         array = np.asarray(vectors, dtype=np.float32)
     except (TypeError, ValueError) as exc:

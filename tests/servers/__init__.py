@@ -1,0 +1,1 @@
+"""Protocol-level local servers standing in for services that are unreachable here."""

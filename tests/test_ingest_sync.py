@@ -1,0 +1,227 @@
+"""Incremental, idempotent ingestion into the real node with the real model."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from servers.embedding_endpoint import Behaviour, EmbeddingEndpoint
+
+from ragrec.chunking import ChunkSettings
+from ragrec.embedding.http_client import HttpEmbedder
+from ragrec.indexing import versions
+from ragrec.indexing.mapping import VectorSettings
+from ragrec.sources import LocalSource
+
+TOPICS = {
+    "travel.md": "# Travel\n\nHotel and flight costs are reimbursed within thirty days.\n",
+    "vpn.md": "# VPN\n\nThe VPN client drops at airports; switch to the TCP gateway.\n",
+    "leave.txt": "Parental leave lasts twenty weeks and is fully paid.\n",
+    "onboarding.md": "# Onboarding\n\nNew engineers get a laptop, a badge and a buddy.\n",
+}
+
+
+def write_corpus(folder, files=TOPICS):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def snapshot(es, alias):
+    """Everything that defines the index's content, keyed by chunk id."""
+    es.indices.refresh(index=alias)
+    hits = es.search(index=alias, size=1000, query={"match_all": {}},
+                     source=["doc_id", "chunk_no", "chunk_count", "text",
+                             "source_fingerprint", "content_hash"])["hits"]["hits"]
+    return {h["_id"]: h["_source"] for h in hits}
+
+
+def bump(path, text=None):
+    """Change a file's content (or only its mtime) so its fingerprint changes."""
+    if text is not None:
+        path.write_text(text)
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+@pytest.fixture
+def alias(index_name, cleanup_alias):
+    cleanup_alias(index_name)
+    return index_name
+
+
+def test_first_run_indexes_everything_and_a_rerun_is_a_no_op(tmp_path, make_ingestor, es,
+                                                               alias):
+    source = LocalSource(write_corpus(tmp_path / "docs"))
+    first = make_ingestor().ingest(source, alias)
+    assert (first.docs_seen, first.docs_new, first.docs_quarantined) == (4, 4, 0)
+    assert first.chunks_indexed == 4
+    before = snapshot(es, alias)
+
+    again = make_ingestor().ingest(source, alias)
+    assert (again.docs_new, again.docs_changed, again.docs_unchanged) == (0, 0, 4)
+    assert again.chunks_indexed == 0
+    assert snapshot(es, alias) == before
+
+    hits = es.search(index=alias, query={"match": {"text": "reimburse hotels"}})["hits"]
+    assert hits["hits"][0]["_source"]["doc_id"] == "travel.md"
+    meta = versions.index_meta(es, alias)
+    assert meta["model_version"] == "all-minilm-l6-v2-base" and meta["dims"] == 384
+
+
+def test_changes_and_deletions_propagate_and_stale_chunks_go(tmp_path, make_ingestor, es,
+                                                              alias):
+    folder = write_corpus(tmp_path / "docs")
+    long_text = "# Handbook\n\n" + "\n\n".join(
+        f"Section {i}. " + "Policies describe how employees travel and claim costs. " * 12
+        for i in range(12)
+    )
+    (folder / "handbook.md").write_text(long_text)
+    source = LocalSource(folder)
+    make_ingestor(chunking=ChunkSettings(size=128, overlap=16)).ingest(source, alias)
+    chunks_before = [s for s in snapshot(es, alias).values() if s["doc_id"] == "handbook.md"]
+    assert len(chunks_before) > 4
+
+    bump(folder / "handbook.md", "# Handbook\n\nNow a single short policy on travel.\n")
+    (folder / "leave.txt").unlink()
+    (folder / "security.md").write_text("# Security\n\nReport a lost laptop within an hour.\n")
+    summary = make_ingestor().ingest(source, alias)
+
+    assert (summary.docs_new, summary.docs_changed, summary.docs_deleted) == (1, 1, 1)
+    assert summary.docs_unchanged == 3
+    state = snapshot(es, alias)
+    handbook = [s for s in state.values() if s["doc_id"] == "handbook.md"]
+    assert len(handbook) == 1 and "single short policy" in handbook[0]["text"]
+    assert not any(s["doc_id"] == "leave.txt" for s in state.values())
+    assert any(s["doc_id"] == "security.md" for s in state.values())
+
+
+def test_crash_mid_run_then_rerun_equals_one_clean_run(tmp_path, make_ingestor, embedder,
+                                                        es, alias, cleanup_alias):
+    files = {f"doc{i:02d}.md": f"# Doc {i}\n\n" + f"Paragraph about topic {i}. " * 40
+             for i in range(12)}
+    source = LocalSource(write_corpus(tmp_path / "docs", files))
+
+    class CrashingEmbedder:
+        """The real model, until the power goes out after two windows."""
+
+        def __init__(self):
+            self.calls = 0
+            self.model_version, self.dims = embedder.model_version, embedder.dims
+            self.max_input_tokens = embedder.max_input_tokens
+
+        def describe(self):
+            pass
+
+        def embed(self, texts, token_counts=None):
+            self.calls += 1
+            if self.calls > 2:
+                raise RuntimeError("simulated crash")
+            return embedder.embed(texts, token_counts)
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        make_ingestor(CrashingEmbedder(), window_chunks=3).ingest(source, alias)
+    partial = snapshot(es, alias)
+    assert 0 < len({s["doc_id"] for s in partial.values()}) < 12
+
+    rerun = make_ingestor().ingest(source, alias)
+    assert rerun.docs_new + rerun.docs_changed == 12 - rerun.docs_unchanged
+    clean_alias = alias + "-clean"
+    cleanup_alias(clean_alias)
+    make_ingestor().ingest(source, clean_alias)
+
+    crashed, clean = snapshot(es, alias), snapshot(es, clean_alias)
+    assert crashed.keys() == clean.keys()
+    assert {k: v["content_hash"] for k, v in crashed.items()} == \
+        {k: v["content_hash"] for k, v in clean.items()}
+    assert make_ingestor().ingest(source, alias).docs_unchanged == 12
+
+
+def test_crash_in_a_partly_written_document_is_redone(tmp_path, make_ingestor, es, alias):
+    source = LocalSource(write_corpus(tmp_path / "docs"))
+    make_ingestor().ingest(source, alias)
+    # A document whose chunk count says 3 but only chunk 0 made it: a crash mid-document.
+    ids = [h for h, s in snapshot(es, alias).items() if s["doc_id"] == "vpn.md"]
+    es.update(index=alias, id=ids[0], doc={"chunk_count": 3}, refresh=True)
+    summary = make_ingestor().ingest(source, alias)
+    assert summary.docs_changed == 1
+    vpn = [s for s in snapshot(es, alias).values() if s["doc_id"] == "vpn.md"]
+    assert [s["chunk_count"] for s in vpn] == [1]
+
+
+def test_full_rebuild_swaps_the_alias_and_keeps_n_versions(tmp_path, make_ingestor, es,
+                                                            alias):
+    source = LocalSource(write_corpus(tmp_path / "docs"))
+    first = make_ingestor().ingest(source, alias)
+    time.sleep(0.01)
+    second = make_ingestor(full=True, keep_versions=2).ingest(source, alias)
+    assert second.index != first.index
+    assert versions.current_version(es, alias) == second.index
+    assert second.docs_changed == 4 and second.chunks_indexed == 4
+    third = make_ingestor(full=True, keep_versions=2).ingest(source, alias)
+    assert versions.list_versions(es, alias) == [second.index, third.index]
+    assert es.count(index=alias)["count"] == 4
+
+
+def test_embedding_endpoint_429_then_success(tmp_path, make_ingestor, es, alias):
+    behaviour = Behaviour(transient=[(429, {"Retry-After": "1"}), (429, {})])
+    with EmbeddingEndpoint(behaviour) as endpoint:
+        remote = HttpEmbedder(endpoint.eas_url(), token="secret-token", backoff_seconds=0.05)
+        summary = make_ingestor(remote).ingest(LocalSource(write_corpus(tmp_path / "d")), alias)
+    assert summary.docs_new == 4 and summary.docs_quarantined == 0
+    assert summary.model_version == "test-model-v1"
+    assert es.count(index=alias)["count"] == 4
+
+
+def test_wrong_dimension_batch_is_quarantined_and_nothing_else_lost(tmp_path, make_ingestor,
+                                                                     es, alias):
+    files = {**TOPICS, "broken.md": "# Broken\n\nThis text makes the endpoint misbehave: "
+                                    "BROKEN.\n"}
+    folder = write_corpus(tmp_path / "d", files)
+    with EmbeddingEndpoint(Behaviour(wrong_dims_marker="BROKEN")) as endpoint:
+        remote = HttpEmbedder(endpoint.eas_url(), token="secret-token", batch_size=1)
+        summary = make_ingestor(remote).ingest(LocalSource(folder), alias)
+    assert summary.docs_new == 5 and summary.chunks_indexed == 4
+    assert [(q["doc_id"], q["stage"], q["reason"]) for q in summary.quarantined] == \
+        [("broken.md", "embed", "embedding_failed")]
+    assert "wrong embedding dimension" in summary.quarantined[0]["detail"]
+    indexed = {s["doc_id"] for s in snapshot(es, alias).values()}
+    assert indexed == set(TOPICS)
+
+    # An embedding failure is not the file's fault: the next run retries it.
+    with EmbeddingEndpoint() as endpoint:
+        remote = HttpEmbedder(endpoint.eas_url(), token="secret-token")
+        rerun = make_ingestor(remote).ingest(LocalSource(folder), alias)
+    assert rerun.docs_changed == 1 and rerun.docs_quarantined == 0
+    assert "broken.md" in {s["doc_id"] for s in snapshot(es, alias).values()}
+
+
+def test_a_document_elasticsearch_rejects_is_reported_not_lost(tmp_path, make_ingestor, es,
+                                                                alias):
+    """dot_product indices accept only unit vectors; an endpoint that returns one that is
+    not gets that document rejected by Elasticsearch, item by item."""
+    files = {**TOPICS, "odd.md": "# Odd\n\nThe endpoint scales this vector: SCALED.\n"}
+    folder = write_corpus(tmp_path / "d", files)
+    with EmbeddingEndpoint(Behaviour(unnormalised_marker="SCALED")) as endpoint:
+        remote = HttpEmbedder(endpoint.eas_url(), token="secret-token")
+        summary = make_ingestor(remote, vectors=VectorSettings(similarity="dot_product")) \
+            .ingest(LocalSource(folder), alias)
+    assert summary.chunks_indexed == 4
+    (record,) = summary.quarantined
+    assert (record["doc_id"], record["stage"], record["reason"]) == \
+        ("odd.md", "index", "rejected_by_elasticsearch")
+    assert "unit-length" in record["detail"] or "dot_product" in record["detail"]
+    assert {s["doc_id"] for s in snapshot(es, alias).values()} == set(TOPICS)
+
+
+def test_incremental_run_refuses_an_encoder_of_another_model(tmp_path, make_ingestor, alias):
+    from ragrec.sync import IngestError
+
+    folder = write_corpus(tmp_path / "d")
+    make_ingestor().ingest(LocalSource(folder), alias)
+    with EmbeddingEndpoint() as endpoint:
+        remote = HttpEmbedder(endpoint.eas_url(), token="secret-token")
+        with pytest.raises(IngestError, match="rebuild with --full"):
+            make_ingestor(remote).ingest(LocalSource(folder), alias)
