@@ -95,3 +95,28 @@ class LocalNodeSettings:
             distribution=env.get("RAGREC_ES_DIST") or None,
             home=cache_dir(env),
         )
+
+
+@dataclass(frozen=True)
+class OssSettings:
+    """Object Storage Service access. The Airflow Connection ``oss_default`` maps onto it."""
+
+    endpoint: str | None = None
+    access_key_id: str | None = None
+    access_key_secret: str | None = None
+    security_token: str | None = None
+    connect_timeout: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> OssSettings:
+        return cls(
+            endpoint=env.get("OSS_ENDPOINT") or None,
+            access_key_id=env.get("OSS_ACCESS_KEY_ID") or None,
+            access_key_secret=env.get("OSS_ACCESS_KEY_SECRET") or None,
+            security_token=env.get("OSS_SECURITY_TOKEN") or None,
+            connect_timeout=float(env.get("OSS_CONNECT_TIMEOUT") or 30.0),
+        )
+
+    def __repr__(self) -> str:  # never print secrets
+        return (f"OssSettings(endpoint={self.endpoint!r}, access_key_id={self.access_key_id!r}, "
+                f"access_key_secret={'***' if self.access_key_secret else None})")
