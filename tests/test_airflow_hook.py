@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ragrec.airflow.hooks import RagrecElasticsearchHook
+from ragrec.airflow.hooks import RagrecElasticsearchHook, RagrecOssHook
 
 
 def test_connection_fields_map_onto_client_settings(monkeypatch):
@@ -48,3 +48,24 @@ def test_missing_connection_falls_back_to_es_url(monkeypatch, es_url):
     monkeypatch.setenv("ES_URL", es_url)
     client = RagrecElasticsearchHook().get_conn()
     assert client.ping()
+
+
+def test_oss_connection_maps_endpoint_and_keys(monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OSS_DEFAULT",
+        json.dumps({"conn_type": "oss", "host": "oss-cn-hangzhou.aliyuncs.com",
+                    "login": "LTAI-key", "password": "oss-secret",
+                    "extra": {"security_token": "sts-token"}}),
+    )
+    settings = RagrecOssHook().settings()
+    assert settings.endpoint == "https://oss-cn-hangzhou.aliyuncs.com"
+    assert (settings.access_key_id, settings.access_key_secret) == ("LTAI-key", "oss-secret")
+    assert settings.security_token == "sts-token"
+    assert "oss-secret" not in repr(settings)
+
+
+def test_oss_without_connection_uses_the_environment(monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_OSS_DEFAULT", raising=False)
+    monkeypatch.setenv("OSS_ENDPOINT", "http://127.0.0.1:9999")
+    monkeypatch.setenv("OSS_ACCESS_KEY_ID", "ak")
+    assert RagrecOssHook().settings().endpoint == "http://127.0.0.1:9999"

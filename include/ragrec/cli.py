@@ -46,16 +46,24 @@ def _es_command(args: argparse.Namespace) -> int:
 
 
 def _demo_command(args: argparse.Namespace) -> int:
-    from ragrec import quickstart
+    from ragrec import quickstart, retrieval
+    from ragrec.chunking import ModelTokenizer
+    from ragrec.embedding import make_embedder, tokenizer_dir_for
     from ragrec.es_client import connect
+    from ragrec.sources import LocalSource
+    from ragrec.sync import IngestOptions, Ingestor
 
     client = connect()
-    indexed = quickstart.index_samples(client, args.index)
+    embedder = make_embedder()
+    ingestor = Ingestor(client, embedder, ModelTokenizer(tokenizer_dir_for(embedder)),
+                        IngestOptions(show_progress=False))
+    summary = ingestor.ingest(LocalSource(quickstart.samples_dir()), args.index)
     version = client.info()["version"]["number"]
-    _log(f"indexed {indexed} passages from the bundled samples into {args.index!r} "
-         f"on Elasticsearch {version}")
+    _log(f"ingested {summary.docs_seen} sample documents ({summary.docs_new} new, "
+         f"{summary.docs_unchanged} unchanged) into {args.index!r} on Elasticsearch {version}")
     for query in args.query or quickstart.DEMO_QUERIES:
-        print(quickstart.format_hits(query, quickstart.search(client, query, args.index, args.k)))
+        hits = retrieval.search(client, args.index, query, "hybrid", args.k, embedder)
+        print(quickstart.format_hits(query, hits))
         print()
     return 0
 
@@ -70,7 +78,7 @@ def _ingest_command(args: argparse.Namespace) -> int:
     from ragrec.sync import IngestOptions, Ingestor
 
     source = open_source(args.source)
-    embedder = make_embedder(args.embed_url)
+    embedder = make_embedder(args.embed_url, backend=args.backend)
     options = IngestOptions(
         full=args.full,
         keep_versions=args.keep,
@@ -98,7 +106,8 @@ def _search_command(args: argparse.Namespace) -> int:
     from ragrec.embedding import make_embedder
     from ragrec.es_client import connect
 
-    embedder = None if args.mode == "bm25" else make_embedder(args.embed_url)
+    embedder = None if args.mode == "bm25" else make_embedder(args.embed_url,
+                                                                backend=args.backend)
     hits = retrieval.search(connect(), args.index, args.query, args.mode, args.k, embedder)
     if args.json:
         print(json.dumps([hit.__dict__ for hit in hits]))
@@ -133,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--embed-url", default=None,
                         help="EAS (.../api/predict/SERVICE) or OpenAI-compatible endpoint; "
                              "default: the model in process")
+    ingest.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default=None,
+                        help="in-process encoder runtime (default: RAGREC_ENCODER_BACKEND "
+                             "or torch)")
     ingest.add_argument("--json", action="store_true", help="one-line JSON summary")
     ingest.add_argument("--quiet", action="store_true", help="no progress output")
     ingest.add_argument("--chunk-size", type=int, default=512, help="cl100k tokens")
@@ -149,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--mode", choices=["bm25", "dense", "hybrid"], default="hybrid")
     search.add_argument("-k", type=int, default=10)
     search.add_argument("--embed-url", default=None)
+    search.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default=None)
     search.add_argument("--json", action="store_true")
     search.set_defaults(handler=_search_command)
     return parser

@@ -53,7 +53,7 @@ class IngestError(RuntimeError):
 class IngestOptions:
     full: bool = False
     keep_versions: int = 2
-    window_chunks: int = 256
+    window_chunks: int = 512
     parse: ParseSettings = ParseSettings()
     chunking: ChunkSettings = ChunkSettings()
     vectors: VectorSettings = VectorSettings()
@@ -75,6 +75,7 @@ class IngestSummary:
     docs_deleted: int = 0
     docs_quarantined: int = 0
     chunks_indexed: int = 0
+    tokens_indexed: int = 0
     seconds: float = 0.0
     alias: str = ""
     index: str = ""
@@ -397,6 +398,7 @@ class Ingestor:
                                        rejected[work.obj.doc_id]))
             else:
                 summary.chunks_indexed += len(work.chunks)
+                summary.tokens_indexed += sum(c.model_token_count for c in work.chunks)
         released = [w.obj.doc_id for w in good_docs
                     if w.obj.doc_id not in rejected and w.obj.doc_id in self._known_quarantine]
         follow_up = quarantine_actions(alias, bad) + release_actions(alias, released)

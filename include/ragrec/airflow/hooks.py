@@ -20,7 +20,7 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException, AirflowRuntimeError
 from elasticsearch import Elasticsearch
 
-from ragrec.config import ElasticsearchSettings
+from ragrec.config import ElasticsearchSettings, OssSettings
 from ragrec.es_client import client_options, resolve_url
 
 
@@ -75,3 +75,45 @@ class RagrecElasticsearchHook(BaseHook):
             hosts=[resolve_url(settings)], es_conn_args=client_options(settings)
         )
         return provider_hook.get_conn
+
+
+class RagrecOssHook(BaseHook):
+    """OSS settings from the Connection ``oss_default``: host = endpoint (with scheme),
+    login = AccessKey ID, password = AccessKey secret; extra ``security_token`` for STS.
+    Without the Connection, the ``OSS_*`` environment variables apply.
+
+    :param oss_conn_id: Connection id; ``oss_default`` by default.
+    """
+
+    conn_name_attr = "oss_conn_id"
+    default_conn_name = "oss_default"
+    conn_type = "oss"
+    hook_name = "Alibaba Cloud OSS (ragrec)"
+
+    def __init__(self, oss_conn_id: str = default_conn_name) -> None:
+        super().__init__()
+        self.oss_conn_id = oss_conn_id
+
+    def settings(self) -> OssSettings:
+        env_settings = OssSettings.from_env()
+        try:
+            conn = self.get_connection(self.oss_conn_id)
+        except (AirflowNotFoundException, AirflowRuntimeError):
+            return env_settings
+        endpoint = conn.host or env_settings.endpoint
+        if endpoint and "://" not in endpoint:
+            endpoint = f"{conn.schema or 'https'}://{endpoint}"
+        if endpoint and conn.port:
+            endpoint = f"{endpoint}:{conn.port}"
+        return replace(
+            env_settings,
+            endpoint=endpoint,
+            access_key_id=conn.login or env_settings.access_key_id,
+            access_key_secret=conn.password or env_settings.access_key_secret,
+            security_token=conn.extra_dejson.get("security_token")
+            or env_settings.security_token,
+        )
+
+    def get_conn(self):
+        """The configured settings (the SDK client is built per source by OssSource)."""
+        return self.settings()

@@ -29,24 +29,54 @@ def model_version_of(model_dir: Path) -> str:
     return BASE_MODEL_VERSION
 
 
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def model_dims(model_dir: Path) -> int:
+    """Output dimension from the sentence-transformers module configs, without loading
+    weights: the last Dense layer's ``out_features``, else the pooling dimension."""
+    dims = None
+    for module in json.loads((model_dir / "modules.json").read_text()):
+        config = _read_json(model_dir / module.get("path", "") / "config.json")
+        if module["type"].endswith("Pooling"):
+            dims = config.get("word_embedding_dimension", dims)
+        elif module["type"].endswith("Dense"):
+            dims = config.get("out_features", dims)
+    if dims is None:
+        raise ValueError(f"cannot tell the embedding dimension of {model_dir}")
+    return int(dims)
+
+
 class InProcessEmbedder:
+    """Loads the model on the first ``embed`` call, so a run with nothing to embed (a no-op
+    re-run) never pays for importing torch and reading the weights."""
+
     def __init__(self, model_dir: Path | None = None, batch_size: int = 64,
                  device: str | None = None):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        from sentence_transformers import SentenceTransformer
-
         env_dir = os.environ.get("RAGREC_MODEL_DIR")
         self.model_dir = Path(model_dir or env_dir or base_model_dir())
-        self.model = SentenceTransformer(str(self.model_dir), device=device,
-                                         local_files_only=True)
+        if not (self.model_dir / "modules.json").is_file():
+            raise FileNotFoundError(f"{self.model_dir} is not a sentence-transformers model")
         self.batch_size = batch_size
-        dimension = getattr(self.model, "get_embedding_dimension", None) or \
-            self.model.get_sentence_embedding_dimension
-        self.dims = int(dimension())
-        self.max_input_tokens = int(self.model.max_seq_length)
+        self.device = device
+        self.dims = model_dims(self.model_dir)
+        config = _read_json(self.model_dir / "sentence_bert_config.json")
+        self.max_input_tokens = int(config.get("max_seq_length", 512))
         self.model_version = model_version_of(self.model_dir)
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(str(self.model_dir), device=self.device,
+                                              local_files_only=True)
+        return self._model
 
     def describe(self) -> None:
         return None
