@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import SHARED_DATA
 
+from conftest import SHARED_DATA
 from ragrec.evaluation import (
     BeirDataset,
     doc_ranking,

@@ -29,6 +29,24 @@ def write_corpus(folder, files=TOPICS):
     return folder
 
 
+class CrashingEmbedder:
+    """The real model, until the power goes out after ``crash_after`` windows."""
+
+    def __init__(self, embedder, crash_after: int):
+        self.inner, self.crash_after, self.calls = embedder, crash_after, 0
+        self.model_version, self.dims = embedder.model_version, embedder.dims
+        self.max_input_tokens = embedder.max_input_tokens
+
+    def describe(self):
+        pass
+
+    def embed(self, texts, token_counts=None):
+        self.calls += 1
+        if self.calls > self.crash_after:
+            raise RuntimeError("simulated crash")
+        return self.inner.embed(texts, token_counts)
+
+
 def snapshot(es, alias):
     """Everything that defines the index's content, keyed by chunk id."""
     es.indices.refresh(index=alias)
@@ -104,25 +122,9 @@ def test_crash_mid_run_then_rerun_equals_one_clean_run(tmp_path, make_ingestor, 
              for i in range(12)}
     source = LocalSource(write_corpus(tmp_path / "docs", files))
 
-    class CrashingEmbedder:
-        """The real model, until the power goes out after two windows."""
-
-        def __init__(self):
-            self.calls = 0
-            self.model_version, self.dims = embedder.model_version, embedder.dims
-            self.max_input_tokens = embedder.max_input_tokens
-
-        def describe(self):
-            pass
-
-        def embed(self, texts, token_counts=None):
-            self.calls += 1
-            if self.calls > 2:
-                raise RuntimeError("simulated crash")
-            return embedder.embed(texts, token_counts)
-
     with pytest.raises(RuntimeError, match="simulated crash"):
-        make_ingestor(CrashingEmbedder(), window_chunks=3).ingest(source, alias)
+        make_ingestor(CrashingEmbedder(embedder, crash_after=2), window_chunks=3) \
+            .ingest(source, alias)
     partial = snapshot(es, alias)
     assert 0 < len({s["doc_id"] for s in partial.values()}) < 12
 
@@ -225,3 +227,23 @@ def test_incremental_run_refuses_an_encoder_of_another_model(tmp_path, make_inge
         remote = HttpEmbedder(endpoint.eas_url(), token="secret-token")
         with pytest.raises(IngestError, match="rebuild with --full"):
             make_ingestor(remote).ingest(LocalSource(folder), alias)
+
+
+def test_a_crashed_rebuild_never_touches_the_live_alias(tmp_path, make_ingestor, embedder,
+                                                        es, alias):
+    files = {f"doc{i}.md": f"# Doc {i}\n\nText about subject {i}.\n" for i in range(6)}
+    source = LocalSource(write_corpus(tmp_path / "docs", files))
+    live = make_ingestor().ingest(source, alias).index
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        make_ingestor(CrashingEmbedder(embedder, crash_after=1), full=True,
+                      window_chunks=2).ingest(source, alias)
+    assert versions.current_version(es, alias) == live
+    assert len(versions.list_versions(es, alias)) == 2  # the half-built orphan
+    assert es.count(index=alias)["count"] == 6
+
+    make_ingestor().ingest(source, alias)  # an incremental run leaves rebuilds alone
+    assert len(versions.list_versions(es, alias)) == 2
+    rebuilt = make_ingestor(full=True).ingest(source, alias)
+    assert versions.list_versions(es, alias) == [live, rebuilt.index]
+    assert versions.current_version(es, alias) == rebuilt.index
+    assert es.count(index=alias)["count"] == 6

@@ -152,8 +152,11 @@ class Ingestor:
             extra_meta={"chunk_size": self.options.chunking.size,
                         "chunk_overlap": self.options.chunking.overlap},
         )
-        versions.drop_orphans(self.client, alias)
         live = versions.current_version(self.client, alias)
+        if live is None or self.options.full:
+            # Versions newer than the live one are rebuilds that never went live (a crash);
+            # only a rebuild clears them, so an incremental run never races a rebuild.
+            versions.drop_orphans(self.client, alias)
         if live is None:
             name = versions.create_version(self.client, alias, body)
             versions.point_alias(self.client, alias, name)
