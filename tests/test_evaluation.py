@@ -32,6 +32,7 @@ def test_chunk_hits_collapse_to_documents_at_their_best_rank():
     assert doc_ranking(["7.md", "3.md", "7.md", "9.md"]) == ["7", "3", "9"]
 
 
+@pytest.mark.skipif(not (SHARED_DATA / "scifact").is_dir(), reason="SciFact data missing")
 def test_scifact_loads_and_writes_as_a_file_source(tmp_path):
     data = BeirDataset(SHARED_DATA / "scifact")
     qrels = data.qrels("test")
