@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     es.set_defaults(handler=_es_command)
 
     demo = commands.add_parser("demo", help="index the bundled samples and print search hits")
-    demo.add_argument("--index", default="ragrec-demo")
+    demo.add_argument("--index", default="ragrec-demo", help="read alias to (re)build")
     demo.add_argument("--query", action="append", help="query to run (repeatable)")
     demo.add_argument("-k", type=int, default=3, help="hits per query")
     demo.set_defaults(handler=_demo_command)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from ragrec.retrieval import Hit
 
-DEMO_INDEX = "ragrec-demo"
 DEMO_QUERIES = (
     "how do I get reimbursed for a hotel",
     "the VPN keeps disconnecting at the airport",

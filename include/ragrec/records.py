@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 
@@ -76,12 +76,6 @@ class Chunk:
 
 
 @dataclass(frozen=True)
-class EmbeddedChunk:
-    chunk: Chunk
-    vector: tuple[float, ...]
-
-
-@dataclass(frozen=True)
 class Quarantined:
     """A document that could not be indexed, and why. Recorded, never silently dropped."""
 
@@ -91,7 +85,6 @@ class Quarantined:
     stage: str  # read | parse | chunk | embed | index
     reason: str  # short code: empty, encrypted, corrupt, too_large, unsupported_type, ...
     detail: str = ""
-    extra: dict = field(default_factory=dict, compare=False)
 
 
 def doc_hash(doc_id: str) -> str:

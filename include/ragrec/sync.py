@@ -197,9 +197,7 @@ class Ingestor:
         )
         progress = Progress(f"ingest {alias}", len(plan.to_process),
                             enabled=options.show_progress)
-        newly_quarantined: dict[str, Quarantined] = {}
-        self._run_flow(source, plan.to_process, target, target_states, alias,
-                       summary, newly_quarantined, progress)
+        self._run_flow(source, plan.to_process, target, target_states, alias, summary, progress)
         progress.close()
 
         cleanup: list[dict] = []
@@ -232,8 +230,7 @@ class Ingestor:
         summary.seconds = round(time.monotonic() - started, 3)
         return summary
 
-    def _run_flow(self, source, objects, target, states, alias, summary, quarantined,
-                  progress) -> None:
+    def _run_flow(self, source, objects, target, states, alias, summary, progress) -> None:
         docs_queue: queue.Queue = queue.Queue(maxsize=32)
         write_queue: queue.Queue = queue.Queue(maxsize=2)
         failures: list[BaseException] = []
@@ -260,8 +257,7 @@ class Ingestor:
                     if item is _DONE:
                         return
                     window, errors = item
-                    self._write_window(window, errors, target, states, alias, summary,
-                                       quarantined)
+                    self._write_window(window, errors, target, states, alias, summary)
                     done_docs += len(window)
                     progress.update(done_docs, f"{summary.chunks_indexed} chunks")
             except BaseException as exc:  # noqa: BLE001
@@ -339,7 +335,7 @@ class Ingestor:
             position += len(work.chunks)
         return errors
 
-    def _write_window(self, window, errors, target, states, alias, summary, quarantined):
+    def _write_window(self, window, errors, target, states, alias, summary):
         now = datetime.now(UTC).isoformat()
         actions: list[dict] = []
         bad: list[Quarantined] = []
@@ -409,5 +405,3 @@ class Ingestor:
             outcome = run_bulk(self.client, follow_up)
             if outcome.failed:
                 raise IngestError(f"could not record quarantine: {outcome.failed}")
-        for record in bad:
-            quarantined[record.doc_id] = record

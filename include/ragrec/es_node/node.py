@@ -105,7 +105,6 @@ class LocalNode:
     """One named local node. ``start`` is idempotent: a healthy running node is reused."""
 
     def __init__(self, settings: LocalNodeSettings, log: Callable[[str], None] = print):
-        heap_bytes(settings.heap)  # validate early
         if heap_bytes(settings.heap) > MAX_HEAP_BYTES:
             raise NodeError(f"heap {settings.heap} is above the 1g bound for a local node")
         self.settings = settings
