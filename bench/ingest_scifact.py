@@ -25,6 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
 PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
+# Every system is scored the same way: its top 30 chunks for a query, collapsed to
+# documents (best chunk wins), first 10 documents -> nDCG@10 against the qrels.
+CHUNKS_PER_QUERY = 30
 
 
 def run_measured(command: list[str], env: dict | None = None) -> dict:
@@ -66,8 +69,8 @@ def dense_ndcg(alias: str, backend: str) -> float:
     vectors = embedder.embed([queries[q] for q in ids]).vectors
     run = {}
     for qid, vector in zip(ids, vectors, strict=True):
-        hits = retrieval.dense(client, alias, vector, k=10)
-        run[qid] = doc_ranking(h.doc_id for h in hits)
+        hits = retrieval.dense(client, alias, vector, k=CHUNKS_PER_QUERY)
+        run[qid] = doc_ranking(h.doc_id for h in hits)[:10]
     return score_run(run, qrels)["ndcg@10"]
 
 

@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
 from ragrec.evaluation import BeirDataset, doc_ranking, score_run  # noqa: E402
 
 CHUNK_TOKENS, OVERLAP_TOKENS = 256, 32
+CHUNKS_PER_QUERY = 30  # same scoring as bench/ingest_scifact.py: 30 chunks -> 10 documents
 
 
 def model_dir() -> str:
@@ -67,8 +68,8 @@ def langchain_run(folder: Path, index: str, es_url: str):
     store.client.indices.refresh(index=index)
 
     def search(query: str) -> list[str]:
-        hits = store.similarity_search(query, k=10)
-        return doc_ranking(h.metadata["source"] for h in hits)
+        hits = store.similarity_search(query, k=CHUNKS_PER_QUERY)
+        return doc_ranking(h.metadata["source"] for h in hits)[:10]
 
     return result["num_added"], search
 
@@ -94,10 +95,10 @@ def llamaindex_run(folder: Path, index: str, es_url: str):
             for name, text in read_corpus(folder)]
     nodes = pipeline.run(documents=docs)
     retriever = VectorStoreIndex.from_vector_store(store, embed_model=embed) \
-        .as_retriever(similarity_top_k=10)
+        .as_retriever(similarity_top_k=CHUNKS_PER_QUERY)
 
     def search(query: str) -> list[str]:
-        return doc_ranking(n.node.metadata["source"] for n in retriever.retrieve(query))
+        return doc_ranking(n.node.metadata["source"] for n in retriever.retrieve(query))[:10]
 
     return len(nodes), search
 
