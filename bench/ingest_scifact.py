@@ -6,7 +6,7 @@ The 5,183 abstracts of ../shared/data/scifact are written as Markdown files to a
 imports and model loading included; peak RSS from the kernel's rusage of that process).
 
     bench/run                      # everything
-    python -m bench.ingest_scifact --no-peers --backends torch
+    python -m bench.ingest_scifact --no-peers --backends torch,onnx-int8
 """
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ def drop(alias: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backends", default="torch,onnx-int8")
+    parser.add_argument("--backends", default="onnx,torch",
+                        help="in-process encoder runtimes to ingest with (onnx-int8 too)")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark indices")
     args = parser.parse_args()

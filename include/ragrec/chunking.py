@@ -69,8 +69,9 @@ class ModelTokenizer:
     def count(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [len(e.ids) for e in encodings]
+        # One text at a time: encode_batch fans out to a thread pool, which on a small batch
+        # costs more than it saves and competes with the encoder for the same cores.
+        return [len(self._tokenizer.encode(t, add_special_tokens=False).ids) for t in texts]
 
 
 @dataclass
@@ -95,7 +96,7 @@ class Chunker:
     def _measure(self, units: list[_Unit]) -> None:
         texts = [u.text for u in units]
         for unit, tokens, model_tokens in zip(
-            units, map(len, self.encoding.encode_ordinary_batch(texts)), self.model.count(texts),
+            units, [len(self.encoding.encode_ordinary(t)) for t in texts], self.model.count(texts),
             strict=True,
         ):
             unit.tokens, unit.model_tokens = tokens, model_tokens

@@ -119,6 +119,110 @@ def _search_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_model_command(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    from ragrec.serving.app import ServerConfig, create_app
+    from ragrec.serving.loaded_model import LoadedModel
+
+    model = LoadedModel.from_uri(args.model, args.backend)
+    model.warm_up()
+    config = ServerConfig(service=args.service, token=os.environ.get("RAGREC_SERVE_TOKEN"),
+                          admin_token=os.environ.get("RAGREC_ADMIN_TOKEN"),
+                          max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
+    _log(f"serving {model.info.name} {model.info.version} ({model.info.dims}-d, "
+         f"{model.info.backend}, reranker: {model.info.reranker}) on "
+         f"http://{args.host}:{args.port}/api/predict/{args.service} and /v1")
+    uvicorn.run(create_app(model, config), host=args.host, port=args.port,
+                log_level="warning", access_log=False)
+    return 0
+
+
+def _eval_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ragrec.config import cache_dir
+    from ragrec.es_client import connect
+    from ragrec.eval import runner
+    from ragrec.eval.report import write_report
+    from ragrec.evaluation import BeirDataset
+    from ragrec.models.store import load_layout
+
+    modes = runner.MODES if not args.mode or "all" in args.mode else tuple(args.mode)
+    dataset = BeirDataset(Path(args.dataset))
+    if not (dataset.root / "corpus.jsonl").is_file():
+        raise runner.EvalError(f"{dataset.root} is not a BEIR dataset (no corpus.jsonl)")
+    layout = load_layout(args.model)
+    embedder = _embedder_for(layout.embedder_dir, args.backend)
+    reranker, reranker_version = None, None
+    if "hybrid+rerank" in modes:
+        rerank_layout = load_layout(args.reranker) if args.reranker else layout
+        if rerank_layout.reranker_dir is None:
+            _log(f"hybrid+rerank skipped: model {rerank_layout.version} has no reranker "
+                 "(pass --reranker MODEL)")
+            modes = tuple(m for m in modes if m != "hybrid+rerank")
+        else:
+            from ragrec.models.reranker import load_cross_encoder
+
+            reranker = load_cross_encoder(rerank_layout.reranker_dir)
+            reranker_version = rerank_layout.version
+    client = connect()
+    summary = runner.ensure_index(client, args.index, dataset, embedder, layout.embedder_dir,
+                                  cache_dir(), show_progress=not args.json)
+    _log(f"index {args.index}: {summary.docs_seen} documents, {summary.docs_new} new, "
+         f"{summary.chunks_indexed} chunks indexed ({summary.model_version})")
+    settings = runner.EvalSettings(split=args.split, tune_queries=args.tune_queries,
+                                   rerank_top=args.rerank_top)
+    report = runner.evaluate(client, args.index, dataset, embedder, reranker, modes, settings,
+                             reranker_version).to_dict()
+    json_path, html_path = write_report(report, Path(args.report_dir))
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{'mode':<15} {'nDCG@10':>8} {'R@100':>8} {'MRR@10':>8}   "
+          f"model {report['model_version']}"
+          + (f", reranker {reranker_version}" if reranker_version else ""))
+    for mode, metric in report["metrics"].items():
+        print(f"{mode:<15} {metric['ndcg@10']:8.4f} {metric['recall@100']:8.4f} "
+              f"{metric['mrr@10']:8.4f}")
+    _log(f"report: {json_path} and {html_path}")
+    return 0
+
+
+def _train_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ragrec.models.train_job import TrainJob, run
+    from ragrec.models.trainers import TrainSettings
+
+    out = Path(args.out.removeprefix("file://"))
+    settings = TrainSettings(epochs=args.epochs, seed=args.seed, learning_rate=args.lr,
+                             batch_size=args.batch_size or (32 if args.kind == "embedder"
+                                                            else 16))
+    job = TrainJob(kind=args.kind, dataset=Path(args.dataset), base=args.base, out=out,
+                   index=args.index, split=args.split,
+                   clicks=Path(args.clicks) if args.clicks else None,
+                   negatives=args.negatives, eval_split=None if args.no_eval else args.eval_split,
+                   name=args.name, settings=settings)
+    card = run(job)
+    summary = {"version": card["version"], "out": str(out), "kind": args.kind,
+               "seconds": card["seconds"], **card["training"][args.kind]}
+    print(json.dumps(summary) if args.json else json.dumps(summary, indent=2))
+    return 0
+
+
+def _embedder_for(model_dir, backend: str | None):
+    if backend and backend.startswith("onnx"):
+        from ragrec.embedding.onnx_runtime import OnnxEmbedder
+
+        return OnnxEmbedder(model_dir, quantize=backend == "onnx-int8")
+    from ragrec.embedding.in_process import InProcessEmbedder
+
+    return InProcessEmbedder(model_dir)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ragrec", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -144,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "default: the model in process")
     ingest.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default=None,
                         help="in-process encoder runtime (default: RAGREC_ENCODER_BACKEND "
-                             "or torch)")
+                             "or onnx, the float32 graph of the same model)")
     ingest.add_argument("--json", action="store_true", help="one-line JSON summary")
     ingest.add_argument("--quiet", action="store_true", help="no progress output")
     ingest.add_argument("--chunk-size", type=int, default=512, help="cl100k tokens")
@@ -164,6 +268,65 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default=None)
     search.add_argument("--json", action="store_true")
     search.set_defaults(handler=_search_command)
+
+    serve = commands.add_parser(
+        "serve-model", help="serve a model version over HTTP (EAS-style and OpenAI-compatible)",
+        description="Tokens come from the environment: RAGREC_SERVE_TOKEN (callers), "
+                    "RAGREC_ADMIN_TOKEN (model swaps; off when unset).")
+    serve.add_argument("--model", default="base",
+                       help="model directory: path, file://, oss://bucket/prefix, or 'base'")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--service", default="ragrec-embed", help="EAS service name in the path")
+    serve.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default=None)
+    serve.add_argument("--max-batch", type=int, default=64, help="texts per model call")
+    serve.add_argument("--max-wait-ms", type=float, default=4.0,
+                       help="how long a request waits for others to share its batch")
+    serve.set_defaults(handler=_serve_model_command)
+
+    evaluate = commands.add_parser(
+        "eval", help="evaluate a model version on a BEIR dataset (every retrieval mode)")
+    evaluate.add_argument("--dataset", required=True,
+                          help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/*.tsv")
+    evaluate.add_argument("--index", required=True, help="alias holding (or to hold) the corpus")
+    evaluate.add_argument("--mode", action="append",
+                          choices=["all", "bm25", "dense", "hybrid", "hybrid-convex",
+                                   "hybrid+rerank"],
+                          help="repeatable; default all")
+    evaluate.add_argument("--model", default="base", help="model URI or 'base'")
+    evaluate.add_argument("--reranker", default=None,
+                          help="model URI whose reranker to use (default: --model's own)")
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--tune-queries", type=int, default=150,
+                          help="train-split queries used to tune fusion and rerank weights")
+    evaluate.add_argument("--rerank-top", type=int, default=50)
+    evaluate.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default=None)
+    evaluate.add_argument("--report-dir", default="eval-reports",
+                          help="JSON per model version + index.html comparing them")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(handler=_eval_command)
+
+    train = commands.add_parser("train", help="fine-tune the embedder or the reranker")
+    train.add_argument("kind", choices=["embedder", "reranker"])
+    train.add_argument("--dataset", required=True, help="BEIR folder (corpus, queries, qrels)")
+    train.add_argument("--base", default="base", help="model URI to start from, or 'base'")
+    train.add_argument("--out", required=True, help="model version directory (file://)")
+    train.add_argument("--index", default="ragrec-train-corpus",
+                       help="alias holding the corpus; hard negatives are mined from it")
+    train.add_argument("--split", default="train", help="qrels split to learn from")
+    train.add_argument("--clicks", default=None,
+                       help="JSONL of logged {query, doc_id} clicks to learn from instead")
+    train.add_argument("--negatives", type=int, default=3, help="hard negatives per pair")
+    train.add_argument("--epochs", type=int, default=1)
+    train.add_argument("--batch-size", type=int, default=None)
+    train.add_argument("--lr", type=float, default=2e-5)
+    train.add_argument("--seed", type=int, default=13)
+    train.add_argument("--name", default=None, help="model name on the card")
+    train.add_argument("--eval-split", default="test",
+                       help="split for the before/after metrics (never used to select)")
+    train.add_argument("--no-eval", action="store_true")
+    train.add_argument("--json", action="store_true")
+    train.set_defaults(handler=_train_command)
     return parser
 
 
@@ -177,14 +340,17 @@ def main(argv: list[str] | None = None) -> int:
         from ragrec.es_node.distribution import DistributionError
         from ragrec.es_node.java_runtime import JavaNotFound
         from ragrec.es_node.node import NodeError
+        from ragrec.eval.runner import EvalError
         from ragrec.indexing.versions import IndexVersionError
+        from ragrec.models.store import ModelNotFound
         from ragrec.retrieval import EncoderMismatch
         from ragrec.sources.base import SourceError
         from ragrec.sync import IngestError
 
         if isinstance(exc, ElasticsearchNotConfigured | NodeError | DistributionError
                       | JavaNotFound | SourceError | IngestError | EmbeddingError
-                      | EncoderMismatch | IndexVersionError):
+                      | EncoderMismatch | IndexVersionError | ModelNotFound
+                      | EvalError):
             _log(f"ragrec: error: {exc}")
             return 2
         raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from elasticsearch import Elasticsearch
+from elasticsearch.serializer import OrjsonSerializer
 
 from ragrec.config import ElasticsearchSettings, LocalNodeSettings
 
@@ -19,6 +20,9 @@ def client_options(settings: ElasticsearchSettings) -> dict[str, Any]:
         "request_timeout": settings.request_timeout,
         "retry_on_timeout": True,
         "max_retries": 3,
+        # orjson writes float32 vectors straight from numpy, ~20x faster than json.dumps
+        # of Python floats and with shorter numbers (ES stores float32 anyway).
+        "serializer": OrjsonSerializer(),
     }
     if settings.api_key:
         options["api_key"] = settings.api_key

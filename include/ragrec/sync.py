@@ -371,7 +371,7 @@ class Ingestor:
                         "source_sha256": work.source_sha256,
                         "last_modified": obj.last_modified.isoformat(), "indexed_at": now,
                         "model_version": self.embedder.model_version,
-                        "vector": vector.tolist(),
+                        "vector": vector,
                     },
                 })
             if previous is not None and previous.max_chunk_no >= count:

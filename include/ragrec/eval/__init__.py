@@ -1,0 +1,1 @@
+"""Retrieval evaluation of model versions: fusion, tuning on train, reports."""

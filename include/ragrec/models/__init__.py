@@ -1,0 +1,1 @@
+"""Model versions: layout, loading, training, evaluation, registry."""

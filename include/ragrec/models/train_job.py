@@ -1,0 +1,179 @@
+"""``ragrec train embedder|reranker``: data -> hard negatives from the live index -> fine-tune
+-> before/after metrics -> a model version directory with a card (lineage).
+
+Both kinds can be written into the same version directory (``--out``): the embedder goes
+to ``embedder/``, the reranker to ``reranker/``, and ``ragrec-model.json`` records both.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from ragrec.evaluation import BeirDataset, score_run
+from ragrec.models.store import CARD, load_layout, read_layout
+from ragrec.models.trainers import TrainSettings, train_embedder, train_reranker
+from ragrec.models.training_data import TrainingSet, document_text, from_beir, from_clicks
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    kind: str  # "embedder" | "reranker"
+    dataset: Path
+    base: str
+    out: Path
+    index: str
+    split: str = "train"
+    clicks: Path | None = None
+    negatives: int = 3
+    eval_split: str | None = "test"
+    name: str | None = None
+    settings: TrainSettings = TrainSettings()
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def dense_ndcg_in_memory(model_dir: Path, dataset: BeirDataset, split: str) -> dict:
+    """Exact dense retrieval over whole documents (first 256 word pieces), no index needed:
+    a quick before/after check of a bi-encoder."""
+    from ragrec.embedding.in_process import InProcessEmbedder
+
+    encoder = InProcessEmbedder(model_dir, batch_size=32)
+    docs = list(dataset.corpus())
+    doc_vectors = encoder.embed([document_text(d) for d in docs]).vectors
+    queries, qrels = dataset.queries(), dataset.qrels(split)
+    ids = sorted(qrels)
+    query_vectors = encoder.embed([queries[q] for q in ids]).vectors
+    scores = query_vectors @ doc_vectors.T
+    run = {}
+    for row, qid in enumerate(ids):
+        top = np.argsort(-scores[row])[:100]
+        run[qid] = [docs[i]["_id"] for i in top]
+    return {k: (round(v, 4) if isinstance(v, float) else v)
+            for k, v in score_run(run, qrels).items()}
+
+
+def rerank_ndcg(client, alias: str, scorer, dataset: BeirDataset, split: str,
+                top: int = 20, queries_limit: int = 100) -> dict:
+    """BM25 top-``top`` documents for the first ``queries_limit`` judged queries, before
+    (BM25 order) and after reranking."""
+    from ragrec import retrieval
+    from ragrec.eval.fusion import collapse, ranked
+
+    queries, qrels = dataset.queries(), dataset.qrels(split)
+    ids = sorted(qrels)[:queries_limit]
+    documents = {d["_id"]: document_text(d) for d in dataset.corpus()}
+    before, after = {}, {}
+    for qid in ids:
+        hits = retrieval.bm25(client, alias, queries[qid], top * 3)
+        order = ranked(collapse((h.doc_id.removesuffix(".md"), h.score) for h in hits))[:top]
+        before[qid] = order
+        if scorer is not None and order:
+            scores = scorer.score(queries[qid], [documents[d] for d in order])
+            after[qid] = [order[i] for i in np.argsort(-scores, kind="stable")]
+    judged = {q: qrels[q] for q in ids}
+    result = {"bm25_top": top, "queries": len(ids),
+              "ndcg@10_bm25": round(score_run(before, judged)["ndcg@10"], 4)}
+    if after:
+        result["ndcg@10_reranked"] = round(score_run(after, judged)["ndcg@10"], 4)
+    return result
+
+
+def run(job: TrainJob) -> dict:
+    from ragrec.config import cache_dir
+    from ragrec.embedding.in_process import InProcessEmbedder
+    from ragrec.es_client import connect
+    from ragrec.eval.runner import ensure_index
+    from ragrec.models.training_data import mine_hard_negatives
+
+    started = time.monotonic()
+    dataset = BeirDataset(job.dataset)
+    base = load_layout(job.base)
+    training: TrainingSet = from_beir(dataset, job.split)
+    if job.clicks:
+        clicks = from_clicks(job.clicks, training.documents)
+        training = TrainingSet(clicks.examples, training.documents, clicks.source)
+    if not training.examples:
+        raise ValueError(f"no training pairs in {training.source}")
+    _say(f"{len(training.examples)} training pairs from {training.source}")
+
+    client = connect()
+    miner = InProcessEmbedder(base.embedder_dir)
+    ensure_index(client, job.index, dataset, miner, base.embedder_dir, cache_dir(),
+                 show_progress=False)
+    mine_hard_negatives(client, job.index, miner, training, per_query=job.negatives,
+                        seed=job.settings.seed)
+    _say(f"mined hard negatives from {job.index} (BM25 + dense, {job.negatives} per pair)")
+
+    job.out.mkdir(parents=True, exist_ok=True)
+    staging = job.out / f".{job.kind}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    metrics: dict = {}
+    if job.kind == "embedder":
+        if job.eval_split:
+            metrics["before"] = dense_ndcg_in_memory(base.embedder_dir, dataset, job.eval_split)
+        result = train_embedder(base.embedder_dir, training, staging, job.settings)
+        if job.eval_split:
+            metrics["after"] = dense_ndcg_in_memory(staging, dataset, job.eval_split)
+    else:
+        from ragrec.models.reranker import init_cross_encoder, load_cross_encoder
+
+        if base.reranker_dir is not None:
+            init = base.reranker_dir
+        else:
+            init = init_cross_encoder(base.embedder_dir, job.out / ".reranker-init")
+        result = train_reranker(init, training, staging, job.settings)
+        shutil.rmtree(job.out / ".reranker-init", ignore_errors=True)
+        if job.eval_split:
+            metrics = rerank_ndcg(client, job.index, load_cross_encoder(staging), dataset,
+                                  job.eval_split)
+    target = job.out / job.kind
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    metrics["eval_split"] = job.eval_split
+    card = _update_card(job, base, training, result, metrics)
+    (job.out / "metrics.json").write_text(json.dumps(card["training"], indent=2))
+    card["seconds"] = round(time.monotonic() - started, 1)
+    return card
+
+
+def _update_card(job: TrainJob, base, training: TrainingSet, result: dict, metrics: dict):
+    path = job.out / CARD
+    card = json.loads(path.read_text()) if path.is_file() else {}
+    digest = training.digest()
+    name = job.name or card.get("name") or "ragrec-minilm"
+    if "version" not in card:
+        card["version"] = f"{name}-{datetime.now(UTC):%Y%m%d%H%M}-{digest[:8]}"
+    card.update({"name": name, "embedder": card.get("embedder"), "created_at":
+                 datetime.now(UTC).isoformat(timespec="seconds")})
+    if job.kind == "embedder":
+        card["embedder"] = "embedder"
+    else:
+        card["reranker"] = "reranker"
+        if not card.get("embedder"):
+            # A reranker-only version serves queries with the base encoder: copy it so the
+            # version directory is complete on its own.
+            shutil.copytree(base.embedder_dir, job.out / "embedder", dirs_exist_ok=True)
+            card["embedder"] = "embedder"
+            card.setdefault("lineage", {})["embedder"] = {"base_model": base.version,
+                                                          "trained": False}
+    card.setdefault("lineage", {})[job.kind] = {
+        "base_model": base.version, "base_uri": str(job.base),
+        "data": {"source": training.source, "sha256": digest,
+                 "pairs": len(training.examples), "hard_negatives_from": job.index,
+                 "negatives_per_pair": job.negatives},
+        "parameters": job.settings.to_dict(), "result": result, "metrics": metrics,
+    }
+    card.setdefault("training", {})[job.kind] = {"metrics": metrics, "result": result}
+    path.write_text(json.dumps(card, indent=2, sort_keys=True))
+    read_layout(job.out)  # the directory is a complete, loadable version
+    return card

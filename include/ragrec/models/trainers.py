@@ -1,0 +1,186 @@
+"""Fine-tuning loops for the bi-encoder and the cross-encoder (plain PyTorch, CPU or GPU).
+
+* Bi-encoder: multiple-negatives ranking loss - each query against its positive, the
+  other queries' positives (in-batch negatives) and the mined hard negatives; cosine
+  similarity scaled by 20, cross-entropy over the candidates.
+* Cross-encoder: binary cross-entropy on (query, positive) = 1 and (query, hard negative)
+  = 0, starting from the bi-encoder's transformer with a fresh scoring head.
+
+Deterministic for a seed (data order, negatives, weight init; single-threaded data
+handling). AdamW, linear warm-up then linear decay, gradient clipping at 1.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ragrec.models.training_data import TrainingSet
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int = 1
+    batch_size: int = 32
+    learning_rate: float = 2e-5
+    warmup_fraction: float = 0.1
+    max_length: int = 256
+    seed: int = 13
+    scale: float = 20.0  # bi-encoder similarity scale
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _seed_everything(seed: int):
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch
+
+
+def _device() -> str:
+    import torch
+
+    return os.environ.get("RAGREC_TRAIN_DEVICE") or ("cuda" if torch.cuda.is_available()
+                                                     else "cpu")
+
+
+def _schedule(optimizer, total_steps: int, warmup_fraction: float):
+    import torch
+
+    warmup = max(1, int(total_steps * warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _progress(kind: str, step: int, total: int, loss: float, started: float) -> None:
+    if step % 5 == 0 or step == total:
+        elapsed = time.monotonic() - started
+        print(f"  {kind}: step {step}/{total}  loss {loss:.4f}  {elapsed:.0f}s", file=sys.stderr,
+              flush=True)
+
+
+def train_embedder(base_dir: Path, training: TrainingSet, out_dir: Path,
+                   settings: TrainSettings = TrainSettings()) -> dict:
+    torch = _seed_everything(settings.seed)
+    from sentence_transformers import SentenceTransformer
+
+    device = _device()
+    model = SentenceTransformer(str(base_dir), device=device, local_files_only=True)
+    model.max_seq_length = settings.max_length
+    examples = list(training.examples)
+    rng = random.Random(settings.seed)
+    steps_per_epoch = max(1, len(examples) // settings.batch_size)
+    total = steps_per_epoch * settings.epochs
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate,
+                                  weight_decay=0.01)
+    scheduler = _schedule(optimizer, total, settings.warmup_fraction)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    model.train()
+    started, step, last = time.monotonic(), 0, 0.0
+
+    def encode(texts):
+        features = model.tokenize(texts)
+        features = {k: v.to(device) for k, v in features.items()}
+        return torch.nn.functional.normalize(model(features)["sentence_embedding"], dim=-1)
+
+    for _epoch in range(settings.epochs):
+        rng.shuffle(examples)
+        for start in range(0, steps_per_epoch * settings.batch_size, settings.batch_size):
+            batch = _distinct_queries(examples[start:start + settings.batch_size])
+            queries = [e.query for e in batch]
+            documents = [training.documents[e.positive] for e in batch]
+            documents += [training.documents[n] for e in batch for n in e.negatives]
+            scores = encode(queries) @ encode(documents).T * settings.scale
+            # Another query's positive that is also this query's positive is not a negative.
+            for row, example in enumerate(batch):
+                for col, other in enumerate(batch):
+                    if col != row and other.positive == example.positive:
+                        scores[row, col] = -1e4
+            loss = loss_fn(scores, torch.arange(len(batch), device=scores.device))
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            last = float(loss)
+            _progress("embedder", step, total, last, started)
+    model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save(str(out_dir))
+    return {"steps": step, "final_loss": round(last, 4),
+            "seconds": round(time.monotonic() - started, 1), "device": device}
+
+
+def _distinct_queries(batch):
+    """One example per query text in a batch (a query twice would be its own negative)."""
+    seen, kept = set(), []
+    for example in batch:
+        if example.query not in seen:
+            seen.add(example.query)
+            kept.append(example)
+    return kept
+
+
+def train_reranker(init_dir: Path, training: TrainingSet, out_dir: Path,
+                   settings: TrainSettings = TrainSettings(batch_size=16)) -> dict:
+    torch = _seed_everything(settings.seed)
+    from sentence_transformers import CrossEncoder
+
+    device = _device()
+    model = CrossEncoder(str(init_dir), num_labels=1, device=device, local_files_only=True,
+                         max_length=settings.max_length)
+    pairs = []
+    for example in training.examples:
+        pairs.append((example.query, training.documents[example.positive], 1.0))
+        pairs += [(example.query, training.documents[n], 0.0) for n in example.negatives]
+    rng = random.Random(settings.seed)
+    steps_per_epoch = max(1, len(pairs) // settings.batch_size)
+    total = steps_per_epoch * settings.epochs
+    network = model.model if hasattr(model, "model") else model[0].auto_model
+    tokenizer = model.tokenizer
+    network.to(device)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate,
+                                  weight_decay=0.01)
+    scheduler = _schedule(optimizer, total, settings.warmup_fraction)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    network.train()
+    started, step, last = time.monotonic(), 0, 0.0
+    for _epoch in range(settings.epochs):
+        rng.shuffle(pairs)
+        for start in range(0, steps_per_epoch * settings.batch_size, settings.batch_size):
+            batch = pairs[start:start + settings.batch_size]
+            features = tokenizer([q for q, _, _ in batch], [d for _, d, _ in batch],
+                                 padding=True, truncation="only_second",
+                                 max_length=settings.max_length, return_tensors="pt")
+            features = {k: v.to(device) for k, v in features.items()}
+            logits = network(**features).logits.view(-1)
+            labels = torch.tensor([y for _, _, y in batch], device=device)
+            loss = loss_fn(logits, labels)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            last = float(loss)
+            _progress("reranker", step, total, last, started)
+    network.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save(str(out_dir))
+    return {"steps": step, "final_loss": round(last, 4), "pairs": len(pairs),
+            "seconds": round(time.monotonic() - started, 1), "device": device}

@@ -1,0 +1,109 @@
+"""Training examples for the custom models: (query, positive document) pairs from BEIR qrels
+or from logged clicks, plus hard negatives mined from the live index (BM25 and dense)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from elasticsearch import Elasticsearch
+
+from ragrec.evaluation import BeirDataset
+
+
+@dataclass
+class Example:
+    query: str
+    positive: str  # document id
+    negatives: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TrainingSet:
+    examples: list[Example]
+    documents: dict[str, str]  # doc id -> text the models read (title + body)
+    source: str
+
+    def digest(self) -> str:
+        """Content hash of everything the model learns from (for the model card's lineage)."""
+        h = hashlib.sha256()
+        for example in self.examples:
+            h.update(json.dumps([example.query, example.positive, example.negatives]).encode())
+        for doc_id in sorted(self._used_ids()):
+            h.update(doc_id.encode() + b"\0" + self.documents[doc_id].encode() + b"\0")
+        return h.hexdigest()
+
+    def _used_ids(self) -> set[str]:
+        used = set()
+        for example in self.examples:
+            used.add(example.positive)
+            used.update(example.negatives)
+        return used
+
+
+def document_text(doc: dict) -> str:
+    title = (doc.get("title") or "").strip()
+    return f"{title}\n{doc['text']}" if title else doc["text"]
+
+
+def from_beir(dataset: BeirDataset, split: str = "train") -> TrainingSet:
+    queries, qrels = dataset.queries(), dataset.qrels(split)
+    documents = {d["_id"]: document_text(d) for d in dataset.corpus()}
+    examples = [Example(queries[qid], doc_id)
+                for qid in sorted(qrels) for doc_id, grade in sorted(qrels[qid].items())
+                if grade > 0 and doc_id in documents]
+    return TrainingSet(examples, documents, f"beir:{dataset.root.name}/{split}")
+
+
+def from_clicks(path: Path, documents: dict[str, str]) -> TrainingSet:
+    """``{"query": ..., "doc_id": ...}`` per line (``ragrec`` exports clicks this way);
+    duplicates collapse, clicks on unknown documents are skipped."""
+    seen, examples = set(), []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            key = (row["query"].strip(), row["doc_id"])
+            if key in seen or row["doc_id"] not in documents or not key[0]:
+                continue
+            seen.add(key)
+            examples.append(Example(key[0], row["doc_id"]))
+    return TrainingSet(examples, documents, f"clicks:{path.name}")
+
+
+def mine_hard_negatives(client: Elasticsearch, alias: str, embedder, training: TrainingSet,
+                        per_query: int = 3, ranks: tuple[int, int] = (3, 30),
+                        seed: int = 13) -> None:
+    """Fills ``negatives`` with documents the live index ranks high for the query (BM25 and
+    dense, ranks ``ranks[0]..ranks[1]``) that are not judged relevant. Skipping the very top
+    lowers the chance of an unjudged relevant document becoming a negative."""
+    from ragrec import retrieval
+
+    positives: dict[str, set[str]] = {}
+    for example in training.examples:
+        positives.setdefault(example.query, set()).add(example.positive)
+    queries = sorted(positives)
+    vectors = embedder.embed(queries).vectors
+    rng = random.Random(seed)
+    pool: dict[str, list[str]] = {}
+    depth = ranks[1] * 3  # chunk hits; several chunks per document
+    for query, vector in zip(queries, vectors, strict=True):
+        found: list[str] = []
+        for hits in (retrieval.bm25(client, alias, query, depth),
+                     retrieval.dense(client, alias, vector, depth)):
+            ranked = _unique(h.doc_id.removesuffix(".md") for h in hits)
+            found += ranked[ranks[0] - 1: ranks[1]]
+        pool[query] = [d for d in _unique(found)
+                       if d not in positives[query] and d in training.documents]
+    for example in training.examples:
+        candidates = pool[example.query]
+        example.negatives = rng.sample(candidates, min(per_query, len(candidates)))
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))

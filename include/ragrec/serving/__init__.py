@@ -1,0 +1,1 @@
+"""The model server: EAS-style and OpenAI-compatible embedding, rerank, health, metrics."""

@@ -1,0 +1,84 @@
+"""One model version in memory: the bi-encoder (torch or ONNX Runtime), its tokenizer for
+input limits, and the cross-encoder reranker when the version has one."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ragrec.models.store import ModelLayout, load_layout
+
+SERVE_BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    version: str
+    dims: int
+    max_input_tokens: int
+    reranker: bool
+    backend: str
+    root: str
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class LoadedModel:
+    def __init__(self, layout: ModelLayout, backend: str = "torch"):
+        if backend not in SERVE_BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}: use one of {SERVE_BACKENDS}")
+        from tokenizers import Tokenizer
+
+        self.layout = layout
+        if backend == "torch":
+            from ragrec.embedding.in_process import InProcessEmbedder
+
+            self.encoder = InProcessEmbedder(layout.embedder_dir, batch_size=32)
+        else:
+            from ragrec.embedding.onnx_runtime import OnnxEmbedder
+
+            self.encoder = OnnxEmbedder(layout.embedder_dir, quantize=backend == "onnx-int8")
+        self.tokenizer = Tokenizer.from_file(str(layout.embedder_dir / "tokenizer.json"))
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        self.special_tokens = len(self.tokenizer.encode("", add_special_tokens=True).ids)
+        self.reranker = None
+        self._rerank_lock = threading.Lock()
+        version = layout.version if backend == "torch" else self.encoder.model_version
+        self.info = ModelInfo(layout.name, version, self.encoder.dims,
+                              self.encoder.max_input_tokens, layout.reranker_dir is not None,
+                              backend, str(layout.root))
+
+    @classmethod
+    def from_uri(cls, uri: str, backend: str | None = None) -> LoadedModel:
+        return cls(load_layout(uri), backend or os.environ.get("RAGREC_SERVE_BACKEND", "torch"))
+
+    def warm_up(self) -> None:
+        """Load weights now (not on the first request) so a swap only goes live when ready."""
+        self.embed(["warm-up"])
+        if self.info.reranker:
+            self.rerank("warm-up", ["warm-up"])
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces each text occupies in the model's input, special tokens included."""
+        return [len(self.tokenizer.encode(t, add_special_tokens=False).ids) + self.special_tokens
+                for t in texts]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encoder.embed(list(texts)).vectors
+
+    def rerank(self, query: str, documents: Sequence[str]) -> np.ndarray:
+        if self.layout.reranker_dir is None:
+            raise LookupError(f"model {self.info.version} has no reranker")
+        with self._rerank_lock:
+            if self.reranker is None:
+                from ragrec.models.reranker import load_cross_encoder
+
+                self.reranker = load_cross_encoder(self.layout.reranker_dir)
+        return self.reranker.score(query, list(documents))

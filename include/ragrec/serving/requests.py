@@ -1,0 +1,102 @@
+"""Validation of model-server request bodies: every bad input becomes a 4xx with a message
+that says what to fix, never a 500."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_texts: int = 256  # per embedding request
+    max_documents: int = 1000  # per rerank request
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_text_chars: int = 100_000  # before tokenising: cheap guard against huge strings
+
+
+def parse_body(raw: bytes, limits: Limits) -> dict:
+    if len(raw) > limits.max_body_bytes:
+        raise BadRequest(413, f"request body of {len(raw)} bytes is above the "
+                              f"{limits.max_body_bytes}-byte limit")
+    if not raw.strip():
+        raise BadRequest(400, "empty request body: send a JSON object")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(400, f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest(400, f"request body must be a JSON object, not {type(body).__name__}")
+    return body
+
+
+def text_list(body: dict, field: str, limits: Limits, allow_single: bool) -> list[str]:
+    if field not in body:
+        raise BadRequest(400, f"missing field {field!r}: a list of strings")
+    value = body[field]
+    if allow_single and isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise BadRequest(400, f"{field!r} must be a list of strings, not {type(value).__name__}")
+    if not value:
+        raise BadRequest(400, f"{field!r} is empty: send at least one text")
+    if len(value) > limits.max_texts:
+        raise BadRequest(413, f"{len(value)} texts in one request; the limit is "
+                              f"{limits.max_texts}: split the batch")
+    for index, text in enumerate(value):
+        check_text(text, f"{field}[{index}]", limits)
+    return value
+
+
+def check_text(text: object, where: str, limits: Limits) -> None:
+    if not isinstance(text, str):
+        raise BadRequest(400, f"{where} must be a string, not {type(text).__name__}")
+    if not text.strip():
+        raise BadRequest(400, f"{where} is empty or whitespace")
+    if len(text) > limits.max_text_chars:
+        raise BadRequest(413, f"{where} has {len(text)} characters; the limit is "
+                              f"{limits.max_text_chars}")
+
+
+def check_token_limits(counts: list[int], limit: int, field: str) -> None:
+    for index, count in enumerate(counts):
+        if count > limit:
+            raise BadRequest(400, f"{field}[{index}] is {count} word pieces long; the model "
+                                  f"reads at most {limit}: split it (the server never "
+                                  "truncates silently)")
+
+
+def rerank_request(body: dict, limits: Limits) -> tuple[str, list[str], int | None, bool]:
+    query = body.get("query")
+    if query is None:
+        raise BadRequest(400, "missing field 'query'")
+    check_text(query, "query", limits)
+    documents = body.get("documents")
+    if not isinstance(documents, list) or not documents:
+        raise BadRequest(400, "'documents' must be a non-empty list of strings "
+                              "(or objects with a 'text' field)")
+    if len(documents) > limits.max_documents:
+        raise BadRequest(413, f"{len(documents)} documents in one request; the limit is "
+                              f"{limits.max_documents}")
+    texts = []
+    for index, document in enumerate(documents):
+        if isinstance(document, dict):
+            document = document.get("text")
+        check_text(document, f"documents[{index}]", limits)
+        texts.append(document)
+    top_n = body.get("top_n")
+    if top_n is not None and (not isinstance(top_n, int) or isinstance(top_n, bool)
+                              or top_n < 1):
+        raise BadRequest(400, "'top_n' must be a positive integer")
+    return_documents = body.get("return_documents", False)
+    if not isinstance(return_documents, bool):
+        raise BadRequest(400, "'return_documents' must be true or false")
+    return query, texts, top_n, return_documents

@@ -1,0 +1,65 @@
+"""The in-process encoder runtimes agree: ONNX Runtime float32 (the default) gives the
+PyTorch model's vectors under the same model version; int8 is close but versioned apart."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from ragrec.embedding import DEFAULT_BACKEND, make_embedder
+
+TEXTS = [
+    "Aspirin reduces the risk of myocardial infarction in men over fifty.",
+    "Elasticsearch stores dense vectors in HNSW graphs.",
+    "short",
+    "A much longer passage " * 30,
+]
+
+
+@pytest.fixture(scope="module")
+def onnx_float():
+    return make_embedder(backend="onnx")
+
+
+def test_default_backend_is_onnx_float(monkeypatch):
+    monkeypatch.delenv("RAGREC_ENCODER_BACKEND", raising=False)
+    monkeypatch.delenv("RAGREC_EMBED_URL", raising=False)
+    encoder = make_embedder()
+    assert DEFAULT_BACKEND == "onnx" and type(encoder).__name__ == "OnnxEmbedder"
+    assert not encoder.quantize
+
+
+def test_onnx_float_matches_torch(embedder, onnx_float):
+    torch_vectors = embedder.embed(TEXTS).vectors
+    onnx_vectors = onnx_float.embed(TEXTS).vectors
+    assert onnx_float.model_version == embedder.model_version
+    assert onnx_float.dims == embedder.dims == 384
+    assert np.abs(torch_vectors - onnx_vectors).max() < 1e-4
+
+
+def test_int8_is_close_but_versioned_apart(embedder):
+    int8 = make_embedder(backend="onnx-int8")
+    cosines = (int8.embed(TEXTS).vectors * embedder.embed(TEXTS).vectors).sum(axis=1)
+    assert cosines.min() > 0.97
+    assert int8.model_version == embedder.model_version + "+onnx-int8"
+
+
+def test_onnx_process_never_imports_torch(onnx_float):
+    onnx_float.embed(["export the graph first"])  # cached for the child below
+    code = ("import sys; from ragrec.embedding import make_embedder; "
+            "e = make_embedder(backend='onnx'); e.embed(['hello']); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_unknown_backend_is_refused():
+    from ragrec.embedding.base import EmbeddingError
+
+    with pytest.raises(EmbeddingError, match="unknown encoder backend"):
+        make_embedder(backend="tensorflow")

@@ -1,0 +1,259 @@
+"""The model server (``ragrec serve-model``) as a client sees it: API contract of every route,
+bad inputs answered with 4xx and a message, auth, metrics, the embedding client working
+through it, and a model swap under load with no failed request."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from ragrec.embedding.http_client import HttpEmbedder
+from ragrec.embedding.in_process import BASE_MODEL_VERSION, base_model_dir
+
+TOKEN, ADMIN = "serve-token-123", "admin-token-456"
+SERVICE = "kb-embed"
+
+
+def _free_port() -> int:
+    from ragrec.es_node.node import free_port
+
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory) -> dict[str, Path]:
+    """Two model versions in ragrec's layout: v1 (base encoder + a cross-encoder) and v2."""
+    from ragrec.models.reranker import init_cross_encoder
+    from ragrec.models.store import write_bundle
+
+    root = tmp_path_factory.mktemp("models")
+    reranker = init_cross_encoder(base_model_dir(), root / "ce-init")
+    v1 = write_bundle(root / "v1", "kb-minilm", "kb-minilm-v1", base_model_dir(), reranker,
+                      base_model="all-minilm-l6-v2")
+    v2 = write_bundle(root / "v2", "kb-minilm", "kb-minilm-v2", base_model_dir(), None)
+    return {"v1": v1.root, "v2": v2.root}
+
+
+@pytest.fixture(scope="module")
+def server(bundles):
+    port = _free_port()
+    env = {**os.environ, "RAGREC_SERVE_TOKEN": TOKEN, "RAGREC_ADMIN_TOKEN": ADMIN}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ragrec.cli", "serve-model", "--model", str(bundles["v1"]),
+         "--port", str(port), "--service", SERVICE],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"model server exited: {process.stderr.read()[-2000:]}")
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.3)
+    else:
+        process.kill()
+        raise RuntimeError("model server did not come up in 120 s")
+    yield base
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def _post(url: str, body=None, token: str | None = TOKEN, raw: bytes | None = None, **kw):
+    headers = {"Authorization": token} if token else {}
+    if raw is not None:
+        return httpx.post(url, content=raw, headers=headers, timeout=60, **kw)
+    return httpx.post(url, json=body, headers=headers, timeout=60, **kw)
+
+
+def test_health_reports_the_served_version(server):
+    health = httpx.get(f"{server}/health").json()
+    assert health["version"] == "kb-minilm-v1" and health["name"] == "kb-minilm"
+    assert health["dims"] == 384 and health["max_input_tokens"] == 256
+    assert health["reranker"] is True and health["backend"] == "torch"
+
+
+def test_eas_route_matches_in_process_vectors(server, embedder):
+    texts = ["Aspirin lowers the risk of heart attack.", "Elasticsearch builds HNSW graphs."]
+    response = _post(f"{server}/api/predict/{SERVICE}", {"texts": texts})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model_version"] == "kb-minilm-v1" and body["dims"] == 384
+    assert response.headers["X-Model-Version"] == "kb-minilm-v1"
+    local = embedder.embed(texts).vectors
+    assert np.allclose(np.asarray(body["embeddings"]), local, atol=1e-5)
+
+
+def test_openai_route_and_base64(server):
+    url = f"{server}/v1/embeddings"
+    single = _post(url, {"input": "one text"}, token=f"Bearer {TOKEN}").json()
+    assert single["object"] == "list" and len(single["data"]) == 1
+    assert single["usage"]["prompt_tokens"] > 2 and single["model"] == "kb-minilm-v1"
+    packed = _post(url, {"input": ["one text"], "encoding_format": "base64"}).json()
+    vector = np.frombuffer(__import__("base64").b64decode(packed["data"][0]["embedding"]),
+                           dtype="<f4")
+    assert np.allclose(vector, single["data"][0]["embedding"], atol=1e-6)
+    wrong = _post(url, {"input": ["x"], "model": "text-embedding-v3"})
+    assert wrong.status_code == 404 and "kb-minilm" in wrong.json()["error"]["message"]
+
+
+def test_embedding_client_works_through_both_protocols(server):
+    texts = [f"document number {i} about topic {i % 7}" for i in range(70)]
+    eas = HttpEmbedder(f"{server}/api/predict/{SERVICE}", token=TOKEN, batch_size=16)
+    openai = HttpEmbedder(f"{server}/v1", token=TOKEN, batch_size=32)
+    a, b = eas.embed(texts), openai.embed(texts)
+    assert not a.errors and not b.errors
+    assert eas.model_version == "kb-minilm-v1" and eas.dims == 384
+    assert np.allclose(a.vectors, b.vectors, atol=1e-5)
+
+
+def test_rerank_orders_documents_and_honours_top_n(server):
+    documents = ["alpha", "beta gamma", "delta", {"text": "epsilon zeta"}]
+    body = _post(f"{server}/v1/rerank", {"query": "gamma", "documents": documents,
+                                          "top_n": 3, "return_documents": True}).json()
+    results = body["results"]
+    assert len(results) == 3 and body["model"] == "kb-minilm-v1"
+    scores = [r["relevance_score"] for r in results]
+    assert scores == sorted(scores, reverse=True)
+    texts = ["alpha", "beta gamma", "delta", "epsilon zeta"]
+    assert all(r["document"]["text"] == texts[r["index"]] for r in results)
+
+
+@pytest.mark.parametrize("body, raw, status, phrase", [
+    ({}, None, 400, "missing field 'texts'"),
+    ({"texts": []}, None, 400, "is empty"),
+    ({"texts": "just a string"}, None, 400, "must be a list"),
+    ({"texts": ["ok", 7]}, None, 400, "texts[1] must be a string"),
+    ({"texts": ["ok", "   "]}, None, 400, "texts[1] is empty"),
+    ({"texts": ["word " * 400]}, None, 400, "never truncates"),
+    ({"texts": ["t"] * 257}, None, 413, "limit is 256"),
+    (None, b"{not json", 400, "not valid JSON"),
+    (None, b"[1, 2]", 400, "must be a JSON object"),
+    (None, b"", 400, "empty request body"),
+])
+def test_bad_eas_input_is_a_4xx_with_a_reason(server, body, raw, status, phrase):
+    response = _post(f"{server}/api/predict/{SERVICE}", body, raw=raw)
+    assert response.status_code == status, response.text
+    assert phrase in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("body, status, phrase", [
+    ({"documents": ["a"]}, 400, "missing field 'query'"),
+    ({"query": "q", "documents": []}, 400, "non-empty list"),
+    ({"query": "q", "documents": [{"title": "no text"}]}, 400, "documents[0] must be a string"),
+    ({"query": "q", "documents": ["a"], "top_n": 0}, 400, "positive integer"),
+    ({"query": "q", "documents": ["a"] * 1001}, 413, "limit is 1000"),
+])
+def test_bad_rerank_input_is_a_4xx(server, body, status, phrase):
+    response = _post(f"{server}/v1/rerank", body)
+    assert response.status_code == status, response.text
+    assert phrase in response.json()["error"]["message"]
+
+
+def test_auth_and_unknown_service(server):
+    assert _post(f"{server}/api/predict/{SERVICE}", {"texts": ["x"]}, token=None) \
+        .status_code == 401
+    assert _post(f"{server}/v1/embeddings", {"input": "x"}, token="Bearer nope") \
+        .status_code == 401
+    assert _post(f"{server}/admin/model", {"model": "base"}).status_code == 401
+    other = _post(f"{server}/api/predict/other-service", {"texts": ["x"]})
+    assert other.status_code == 404 and SERVICE in other.json()["error"]["message"]
+    bad_model = _post(f"{server}/admin/model", {"model": "/no/such/model"}, token=ADMIN)
+    assert bad_model.status_code == 400 and "not found" in bad_model.json()["error"]["message"]
+    assert httpx.get(f"{server}/health").json()["version"] == "kb-minilm-v1"
+
+
+def test_metrics_count_requests_and_batches(server):
+    _post(f"{server}/api/predict/{SERVICE}", {"texts": ["metrics probe"]})
+    text = httpx.get(f"{server}/metrics").text
+    assert 'ragrec_requests_total{route="/api/predict/{service}",status="200"}' in text
+    assert "ragrec_batch_size_count" in text and "ragrec_texts_embedded_total" in text
+    assert 'ragrec_model_info{name="kb-minilm",version="kb-minilm-v1"} 1' in text
+
+
+def test_openapi_schema_lists_the_routes(server):
+    paths = httpx.get(f"{server}/openapi.json").json()["paths"]
+    assert {"/api/predict/{service}", "/v1/embeddings", "/v1/rerank", "/health",
+            "/admin/model"} <= set(paths)
+
+
+def test_concurrent_requests_share_batches(server):
+    before = _batch_count(server)
+    results = []
+
+    def call(i):
+        response = _post(f"{server}/api/predict/{SERVICE}", {"texts": [f"text {i}"]})
+        results.append(response.status_code)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [200] * 24
+    assert _batch_count(server) - before < 24  # some requests were merged into one call
+
+
+def _batch_count(server) -> int:
+    for line in httpx.get(f"{server}/metrics").text.splitlines():
+        if line.startswith("ragrec_batch_size_count"):
+            return int(float(line.split()[-1]))
+    return 0
+
+
+def test_model_swap_under_load_fails_no_request(server, bundles):
+    """Last in the module: it changes the served version."""
+    seen: dict[int, list[str]] = {}
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def load(worker):
+        client = httpx.Client(timeout=60)
+        versions = seen.setdefault(worker, [])
+        while not stop.is_set():
+            try:
+                response = client.post(f"{server}/api/predict/{SERVICE}",
+                                       json={"texts": ["a steady stream of queries"]},
+                                       headers={"Authorization": TOKEN})
+            except httpx.TransportError as exc:
+                failures.append(repr(exc))
+                continue
+            if response.status_code != 200:
+                failures.append(f"{response.status_code} {response.text[:200]}")
+            else:
+                versions.append(response.json()["model_version"])
+
+    workers = [threading.Thread(target=load, args=(i,)) for i in range(4)]
+    for worker in workers:
+        worker.start()
+    time.sleep(1.0)
+    swap = _post(f"{server}/admin/model", {"model": f"file://{bundles['v2']}"},
+                 token=f"Bearer {ADMIN}")
+    time.sleep(1.0)
+    stop.set()
+    for worker in workers:
+        worker.join()
+    assert swap.status_code == 200, swap.text
+    assert swap.json()["previous"]["version"] == "kb-minilm-v1"
+    assert swap.json()["current"]["version"] == "kb-minilm-v2"
+    assert failures == []
+    for versions in seen.values():
+        assert versions[0] == "kb-minilm-v1" and versions[-1] == "kb-minilm-v2"
+        # the switch is clean: once a client got v2, it never gets v1 again
+        first_v2 = versions.index("kb-minilm-v2")
+        assert set(versions[first_v2:]) == {"kb-minilm-v2"}
+    health = httpx.get(f"{server}/health").json()
+    assert health["version"] == "kb-minilm-v2" and health["reranker"] is False
+    rerank = _post(f"{server}/v1/rerank", {"query": "q", "documents": ["a"]})
+    assert rerank.status_code == 404 and "no reranker" in rerank.json()["error"]["message"]
+    assert BASE_MODEL_VERSION != health["version"]
