@@ -63,3 +63,15 @@ def test_unknown_backend_is_refused():
 
     with pytest.raises(EmbeddingError, match="unknown encoder backend"):
         make_embedder(backend="tensorflow")
+
+
+def test_a_fine_tuned_encoder_never_passes_for_the_base_model(tmp_path):
+    """The version on the card of the version directory reaches every runtime."""
+    from ragrec.embedding import encoder_for
+    from ragrec.embedding.in_process import base_model_dir
+    from ragrec.models.store import write_bundle
+
+    layout = write_bundle(tmp_path / "v7", "kb-minilm", "kb-minilm-v7", base_model_dir())
+    for backend in ("torch", "onnx", "onnx-int8"):
+        version = encoder_for(layout.embedder_dir, backend).model_version
+        assert version.startswith("kb-minilm-v7"), (backend, version)

@@ -144,6 +144,7 @@ def _eval_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ragrec.config import cache_dir
+    from ragrec.embedding import encoder_for
     from ragrec.es_client import connect
     from ragrec.eval import runner
     from ragrec.eval.report import write_report
@@ -155,7 +156,7 @@ def _eval_command(args: argparse.Namespace) -> int:
     if not (dataset.root / "corpus.jsonl").is_file():
         raise runner.EvalError(f"{dataset.root} is not a BEIR dataset (no corpus.jsonl)")
     layout = load_layout(args.model)
-    embedder = _embedder_for(layout.embedder_dir, args.backend)
+    embedder = encoder_for(layout.embedder_dir, args.backend)
     reranker, reranker_version = None, None
     if "hybrid+rerank" in modes:
         rerank_layout = load_layout(args.reranker) if args.reranker else layout
@@ -213,14 +214,45 @@ def _train_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _embedder_for(model_dir, backend: str | None):
-    if backend and backend.startswith("onnx"):
-        from ragrec.embedding.onnx_runtime import OnnxEmbedder
+def _models_command(args: argparse.Namespace) -> int:
+    from ragrec.models.registry import Registry, RegistryError, open_store
 
-        return OnnxEmbedder(model_dir, quantize=backend == "onnx-int8")
-    from ragrec.embedding.in_process import InProcessEmbedder
-
-    return InProcessEmbedder(model_dir)
+    if args.action != "list" and not args.target:
+        raise RegistryError(f"ragrec models {args.action} needs a "
+                            f"{'model URI' if args.action == 'register' else 'model name'}")
+    if args.action == "promote" and not args.version:
+        raise RegistryError("ragrec models promote NAME VERSION [--stage production]")
+    registry = Registry(open_store(args.registry))
+    if args.action == "list":
+        names = [args.name] if args.name else registry.names()
+        rows = []
+        for name in names:
+            data = registry.show(name)
+            stages = {v: s for s, v in data["stages"].items()}
+            for version, entry in sorted(data["versions"].items(),
+                                         key=lambda item: item[1]["registered_at"]):
+                rows.append({"name": name, "version": version, "stage": stages.get(version),
+                             "registered_at": entry["registered_at"],
+                             "reranker": entry["reranker"], "uri": entry["uri"],
+                             "metrics": entry["metrics"]})
+        if args.json:
+            print(json.dumps(rows))
+        else:
+            for row in rows:
+                print(f"{row['name']:<20} {row['version']:<40} {row['stage'] or '-':<11} "
+                      f"{row['registered_at']}  reranker={row['reranker']}")
+        return 0
+    if args.action == "register":
+        entry = registry.register(args.target, stage=None if args.no_stage else args.stage
+                                  or "candidate")
+        print(json.dumps(entry))
+        return 0
+    if args.action == "promote":
+        data = registry.promote(args.target, args.version, args.stage or "production")
+    else:
+        data = registry.rollback(args.target, args.stage or "production")
+    print(json.dumps({"name": args.target, "stages": data["stages"]}))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -327,6 +359,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-eval", action="store_true")
     train.add_argument("--json", action="store_true")
     train.set_defaults(handler=_train_command)
+
+    models = commands.add_parser(
+        "models", help="model registry: list | register URI | promote NAME VERSION | "
+                       "rollback NAME",
+        description="Registry root: --registry or RAGREC_REGISTRY (file:// or oss://).")
+    models.add_argument("action", choices=["list", "register", "promote", "rollback"])
+    models.add_argument("target", nargs="?", help="model URI (register) or model name")
+    models.add_argument("version", nargs="?", help="version (promote)")
+    models.add_argument("--stage", choices=["candidate", "production"], default=None)
+    models.add_argument("--no-stage", action="store_true", help="register without a stage")
+    models.add_argument("--name", default=None, help="list one model name")
+    models.add_argument("--registry", default=None)
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(handler=_models_command)
     return parser
 
 
@@ -342,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         from ragrec.es_node.node import NodeError
         from ragrec.eval.runner import EvalError
         from ragrec.indexing.versions import IndexVersionError
+        from ragrec.models.registry import RegistryError
         from ragrec.models.store import ModelNotFound
         from ragrec.retrieval import EncoderMismatch
         from ragrec.sources.base import SourceError
@@ -350,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, ElasticsearchNotConfigured | NodeError | DistributionError
                       | JavaNotFound | SourceError | IngestError | EmbeddingError
                       | EncoderMismatch | IndexVersionError | ModelNotFound
-                      | EvalError):
+                      | EvalError | RegistryError):
             _log(f"ragrec: error: {exc}")
             return 2
         raise

@@ -4,8 +4,9 @@ It checks what OSS checks: the ``Authorization: OSS <AccessKeyId>:<Signature>`` 
 (HMAC-SHA1 over verb, Content-MD5, Content-Type, Date, canonical ``x-oss-`` headers and the
 canonical resource with its signed sub-resources), clock skew of the ``Date`` header, bucket
 and key existence; it answers in OSS's XML, error documents included, and supports
-ListObjectsV2 paging with continuation tokens, GetObject and HeadObject (with the CRC-64
-header the SDK verifies). Failures can be injected per key for retry tests.
+ListObjectsV2 paging with continuation tokens, GetObject, HeadObject and PutObject (with
+the CRC-64 header the SDK verifies, and Content-MD5 checked when sent). Failures can be
+injected per key for retry tests.
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ class OssServer:
             def do_HEAD(self):  # noqa: N802
                 server._handle(self, "HEAD")
 
+            def do_PUT(self):  # noqa: N802
+                server._handle(self, "PUT")
+
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -116,6 +120,19 @@ class OssServer:
         ).encode()
         self._send(handler, status, body, {"Content-Type": "application/xml"}, method)
 
+    def _put(self, handler, bucket: str, key: str, payload: bytes) -> None:
+        sent_md5 = handler.headers.get("Content-MD5")
+        if sent_md5 and sent_md5 != base64.b64encode(hashlib.md5(payload).digest()).decode():
+            return self._error(handler, "PUT", 400, "InvalidDigest",
+                               "The Content-MD5 you specified is not valid.")
+        if not key:
+            return self._error(handler, "PUT", 400, "InvalidObjectName", "empty object key")
+        self.put(bucket, key, payload)
+        self._send(handler, 200, b"", {
+            "ETag": f'"{hashlib.md5(payload).hexdigest().upper()}"',
+            "x-oss-hash-crc64ecma": str(crc64_ecma(payload)),
+        }, "PUT")
+
     # -- signature ---------------------------------------------------------------------------
     def _check_signature(self, handler, method, bucket, key, params) -> str | None:
         date = handler.headers.get("Date")
@@ -152,6 +169,8 @@ class OssServer:
 
     # -- operations --------------------------------------------------------------------------
     def _handle(self, handler, method: str) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        payload = handler.rfile.read(length) if length else b""
         url = urlsplit(handler.path)
         params = parse_qsl(url.query, keep_blank_values=True)
         bucket, _, raw_key = url.path.lstrip("/").partition("/")
@@ -180,6 +199,8 @@ class OssServer:
         if injected:
             return self._error(handler, method, injected, "ServiceUnavailable" if injected == 503
                                else "InternalError", "Please try again.")
+        if method == "PUT":
+            return self._put(handler, bucket, key, payload)
         if not key:
             if dict(params).get("list-type") != "2":
                 return self._error(handler, method, 400, "InvalidArgument",

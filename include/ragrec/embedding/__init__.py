@@ -36,6 +36,20 @@ def make_embedder(url: str | None = None, protocol: str | None = None,
     return InProcessEmbedder()
 
 
+def encoder_for(model_dir, backend: str | None = None) -> Embedder:
+    """The in-process encoder of a given model directory on the default runtime."""
+    backend = backend or os.environ.get("RAGREC_ENCODER_BACKEND") or DEFAULT_BACKEND
+    if backend not in BACKENDS:
+        raise EmbeddingError(f"unknown encoder backend {backend!r}: use one of {BACKENDS}")
+    if backend.startswith("onnx"):
+        from ragrec.embedding.onnx_runtime import OnnxEmbedder
+
+        return OnnxEmbedder(model_dir, quantize=backend == "onnx-int8", batch_size=16)
+    from ragrec.embedding.in_process import InProcessEmbedder
+
+    return InProcessEmbedder(model_dir)
+
+
 def tokenizer_dir_for(embedder: Embedder):
     """Where the encoder's tokenizer lives: the in-process model's own directory; for an
     endpoint, ``RAGREC_TOKENIZER_DIR`` or the base model (same tokenizer family)."""
@@ -49,4 +63,5 @@ def tokenizer_dir_for(embedder: Embedder):
     return Path(os.environ.get("RAGREC_TOKENIZER_DIR") or base_model_dir())
 
 
-__all__ = ["EmbedResult", "Embedder", "EmbeddingError", "make_embedder", "tokenizer_dir_for"]
+__all__ = ["EmbedResult", "Embedder", "EmbeddingError", "encoder_for", "make_embedder",
+           "tokenizer_dir_for"]

@@ -22,10 +22,19 @@ def base_model_dir() -> Path:
 
 
 def model_version_of(model_dir: Path) -> str:
-    """``ragrec-model.json``'s version for models ragrec trained, else the base model's."""
+    """The version on the model card: in the directory itself, or in the version directory
+    above it when this is that version's ``embedder/``; else the base model's. Index and
+    query encoder are matched on this string, so a fine-tuned encoder must never pass for
+    the base model."""
+    model_dir = Path(model_dir)
     card = model_dir / "ragrec-model.json"
     if card.is_file():
         return json.loads(card.read_text())["version"]
+    parent = model_dir.parent / "ragrec-model.json"
+    if parent.is_file():
+        data = json.loads(parent.read_text())
+        if data.get("embedder") == model_dir.name:
+            return data["version"]
     return BASE_MODEL_VERSION
 
 
@@ -40,7 +49,8 @@ def model_dims(model_dir: Path) -> int:
     for module in json.loads((model_dir / "modules.json").read_text()):
         config = _read_json(model_dir / module.get("path", "") / "config.json")
         if module["type"].endswith("Pooling"):
-            dims = config.get("word_embedding_dimension", dims)
+            # sentence-transformers < 6 writes word_embedding_dimension, 6 embedding_dimension
+            dims = config.get("word_embedding_dimension", config.get("embedding_dimension", dims))
         elif module["type"].endswith("Dense"):
             dims = config.get("out_features", dims)
     if dims is None:

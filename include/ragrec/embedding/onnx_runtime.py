@@ -29,8 +29,11 @@ def _pooling_mode(model_dir: Path) -> str:
     for module in json.loads((model_dir / "modules.json").read_text()):
         if module["type"].endswith("Pooling"):
             config = json.loads((model_dir / module["path"] / "config.json").read_text())
-            if config.get("pooling_mode_cls_token"):
+            if config.get("pooling_mode_cls_token") or config.get("pooling_mode") == "cls":
                 return "cls"
+            if config.get("pooling_mode") not in (None, "mean"):
+                raise ValueError(f"pooling {config['pooling_mode']!r} is not supported by the "
+                                 "ONNX backend (mean and cls are)")
     return "mean"
 
 

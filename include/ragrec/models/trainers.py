@@ -94,7 +94,7 @@ def train_embedder(base_dir: Path, training: TrainingSet, out_dir: Path,
 
     def encode(texts):
         features = model.tokenize(texts)
-        features = {k: v.to(device) for k, v in features.items()}
+        features = {k: v.to(device) if hasattr(v, "to") else v for k, v in features.items()}
         return torch.nn.functional.normalize(model(features)["sentence_embedding"], dim=-1)
 
     for _epoch in range(settings.epochs):

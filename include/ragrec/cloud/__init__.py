@@ -1,0 +1,1 @@
+"""Alibaba Cloud control planes through their official SDKs (PAI-EAS, ...)."""
