@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--out", default="/var/tmp/ragrec-models/scifact-ft")
     parser.add_argument("--epochs", default="1")
     parser.add_argument("--report-dir", default=str(ROOT / "eval-reports" / "scifact"))
+    parser.add_argument("--tune-queries", default="100",
+                        help="train queries for fusion/rerank tuning (rerank is the slow part)")
     args = parser.parse_args()
     out = Path(args.out)
     data = ["--dataset", str(SCIFACT)]
@@ -52,10 +54,10 @@ def main() -> None:
     print(f"reranker: {json.dumps(reranker)}", flush=True)
     base, timings["eval base"] = ragrec(
         "eval", *data, "--index", base_index, "--model", "base", "--reranker", str(out),
-        "--report-dir", args.report_dir)
+        "--report-dir", args.report_dir, "--tune-queries", args.tune_queries)
     tuned, timings["eval fine-tuned"] = ragrec(
         "eval", *data, "--index", tuned_index, "--model", str(out),
-        "--report-dir", args.report_dir)
+        "--report-dir", args.report_dir, "--tune-queries", args.tune_queries)
 
     print("\n=== SciFact test split, nDCG@10 / Recall@100 / MRR@10 ===")
     print(f"{'mode':<15} {'base encoder':>26}   {'fine-tuned ' + tuned['model_version']:>26}")

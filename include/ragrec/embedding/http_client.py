@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
+import orjson
 
 from ragrec.embedding.base import EmbeddingError, EmbedResult, check_vectors
 
@@ -143,13 +144,13 @@ class HttpEmbedder:
         while True:
             self.limiter.acquire()
             try:
-                response = self.client.post(self.url, json=self._body(texts))
+                response = self.client.post(self.url, content=orjson.dumps(self._body(texts)))
             except httpx.TransportError as exc:
                 problem, wait = f"{type(exc).__name__}: {exc}", None
             else:
                 if response.status_code == 200:
                     try:
-                        payload = response.json()
+                        payload = orjson.loads(response.content)  # ~5x faster than json
                     except ValueError as exc:
                         raise EmbeddingError(f"embedding response is not JSON: {exc}") from exc
                     vectors, version = self._parse(payload, len(texts))

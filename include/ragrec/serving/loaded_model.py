@@ -39,7 +39,7 @@ class LoadedModel:
         if backend == "torch":
             from ragrec.embedding.in_process import InProcessEmbedder
 
-            self.encoder = InProcessEmbedder(layout.embedder_dir, batch_size=32)
+            self.encoder = InProcessEmbedder(layout.embedder_dir)  # batch 16: measured best
         else:
             from ragrec.embedding.onnx_runtime import OnnxEmbedder
 
