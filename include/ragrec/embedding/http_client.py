@@ -18,6 +18,7 @@ that fails for good is reported per text in ``EmbedResult.errors``, never raised
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import random
 import threading
@@ -73,6 +74,15 @@ def retry_after_seconds(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _decode(content: bytes):
+    """orjson (~5x faster than json); stdlib json for bodies orjson refuses, such as the
+    NaN/Infinity tokens Python servers emit, so the vector check can name the problem."""
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return json.loads(content)
 
 
 def detect_protocol(url: str) -> str:
@@ -150,7 +160,7 @@ class HttpEmbedder:
             else:
                 if response.status_code == 200:
                     try:
-                        payload = orjson.loads(response.content)  # ~5x faster than json
+                        payload = _decode(response.content)
                     except ValueError as exc:
                         raise EmbeddingError(f"embedding response is not JSON: {exc}") from exc
                     vectors, version = self._parse(payload, len(texts))

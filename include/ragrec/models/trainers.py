@@ -93,7 +93,9 @@ def train_embedder(base_dir: Path, training: TrainingSet, out_dir: Path,
     started, step, last = time.monotonic(), 0, 0.0
 
     def encode(texts):
-        features = model.tokenize(texts)
+        # sentence-transformers 6 renamed tokenize() to preprocess(inputs=...)
+        features = (model.preprocess(inputs=texts) if hasattr(model, "preprocess")
+                    else model.tokenize(texts))
         features = {k: v.to(device) if hasattr(v, "to") else v for k, v in features.items()}
         return torch.nn.functional.normalize(model(features)["sentence_embedding"], dim=-1)
 
@@ -117,7 +119,7 @@ def train_embedder(base_dir: Path, training: TrainingSet, out_dir: Path,
             optimizer.step()
             scheduler.step()
             step += 1
-            last = float(loss)
+            last = loss.item()
             _progress("embedder", step, total, last, started)
     model.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -177,7 +179,7 @@ def train_reranker(init_dir: Path, training: TrainingSet, out_dir: Path,
             optimizer.step()
             scheduler.step()
             step += 1
-            last = float(loss)
+            last = loss.item()
             _progress("reranker", step, total, last, started)
     network.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
