@@ -16,6 +16,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ragrec.cloud.sdk_errors import sdk_call
+
 log = logging.getLogger(__name__)
 FAILED_STATES = {"Failed", "Stopped", "DeleteFailed"}
 
@@ -69,12 +71,6 @@ class ServiceState:
         return (self.config.get("labels") or {}).get("ragrec_model_version")
 
 
-def _describe_error(exc: Exception) -> str:
-    code = getattr(exc, "code", None)
-    message = getattr(exc, "message", None) or str(exc)
-    return f"{code}: {message}" if code else message
-
-
 class EasDeployer:
     def __init__(self, settings: EasSettings, poll_seconds: float = 5.0,
                  timeout_seconds: float = 900.0):
@@ -96,10 +92,7 @@ class EasDeployer:
             read_timeout=30000, connect_timeout=10000))
 
     def _call(self, what: str, function):
-        try:
-            return function()
-        except Exception as exc:  # noqa: BLE001 - SDK errors carry code + message
-            raise DeployError(f"EAS {what} failed: {_describe_error(exc)}") from exc
+        return sdk_call(DeployError, f"EAS {what}", function)
 
     def describe(self) -> ServiceState:
         s = self.settings

@@ -16,6 +16,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ragrec.cloud.sdk_errors import sdk_call
 from ragrec.models.store import ModelLayout
 
 
@@ -49,12 +50,6 @@ class PaiSettings:
                 f"workspace_id={self.workspace_id!r})")
 
 
-def _problem(exc: Exception) -> str:
-    code = getattr(exc, "code", None)
-    message = getattr(exc, "message", None) or str(exc)
-    return f"{code}: {message}" if code else message
-
-
 class PaiModelRegistry:
     def __init__(self, settings: PaiSettings):
         missing = [n for n in ("endpoint", "access_key_id", "access_key_secret", "workspace_id")
@@ -71,10 +66,7 @@ class PaiModelRegistry:
             protocol=settings.protocol, read_timeout=30000, connect_timeout=10000))
 
     def _call(self, what: str, function):
-        try:
-            return function()
-        except Exception as exc:  # noqa: BLE001 - SDK errors carry code + message
-            raise PaiRegistryError(f"PAI {what} failed: {_problem(exc)}") from exc
+        return sdk_call(PaiRegistryError, f"PAI {what}", function)
 
     def model_id(self, name: str, create: bool = True, description: str = "") -> str | None:
         from alibabacloud_aiworkspace20210204 import models

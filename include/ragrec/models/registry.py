@@ -48,8 +48,7 @@ class LocalStore:
         path = self.root / key
         if not path.is_file():
             return None, None
-        text = path.read_text()
-        return json.loads(text), str(hash(text))
+        return json.loads(path.read_text()), None  # writers are serialised by ``locked``
 
     def write(self, key: str, data: dict, expected_tag: str | None) -> None:
         path = self.root / key
@@ -82,18 +81,16 @@ class LocalStore:
 
 class OssStore:
     def __init__(self, bucket: str, prefix: str):
-        import oss2
-
         from ragrec.config import OssSettings
+        from ragrec.sources.base import SourceError
+        from ragrec.sources.oss import OssSource
 
-        settings = OssSettings.from_env()
-        if not (settings.endpoint and settings.access_key_id and settings.access_key_secret):
-            raise RegistryError("an oss:// registry needs OSS_ENDPOINT, OSS_ACCESS_KEY_ID and "
-                                "OSS_ACCESS_KEY_SECRET (or the oss_default connection)")
-        auth = oss2.Auth(settings.access_key_id, settings.access_key_secret)
+        try:  # the source's client: same settings checks, STS tokens, timeouts
+            source = OssSource(bucket, prefix, OssSettings.from_env())
+        except SourceError as exc:
+            raise RegistryError(f"an oss:// registry needs OSS access: {exc}") from exc
         self.bucket_name, self.prefix = bucket, prefix.strip("/")
-        self.bucket = oss2.Bucket(auth, settings.endpoint, bucket,
-                                  connect_timeout=settings.connect_timeout)
+        self.bucket = source.bucket
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key

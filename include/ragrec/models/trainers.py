@@ -66,6 +66,18 @@ def _schedule(optimizer, total_steps: int, warmup_fraction: float):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def _update(loss, parameters, optimizer, scheduler) -> float:
+    """One optimiser step: backward, clip at 1, step, schedule; returns the loss."""
+    import torch
+
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+    optimizer.step()
+    scheduler.step()
+    return loss.item()
+
+
 def _progress(kind: str, step: int, total: int, loss: float, started: float) -> None:
     if step % 5 == 0 or step == total:
         elapsed = time.monotonic() - started
@@ -113,13 +125,8 @@ def train_embedder(base_dir: Path, training: TrainingSet, out_dir: Path,
                     if col != row and other.positive == example.positive:
                         scores[row, col] = -1e4
             loss = loss_fn(scores, torch.arange(len(batch), device=scores.device))
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
             step += 1
-            last = loss.item()
+            last = _update(loss, model.parameters(), optimizer, scheduler)
             _progress("embedder", step, total, last, started)
     model.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -173,13 +180,8 @@ def train_reranker(init_dir: Path, training: TrainingSet, out_dir: Path,
             logits = network(**features).logits.view(-1)
             labels = torch.tensor([y for _, _, y in batch], device=device)
             loss = loss_fn(logits, labels)
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
             step += 1
-            last = loss.item()
+            last = _update(loss, network.parameters(), optimizer, scheduler)
             _progress("reranker", step, total, last, started)
     network.eval()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ class LoadedModel:
     def __init__(self, layout: ModelLayout, backend: str = "torch"):
         if backend not in SERVE_BACKENDS:
             raise ValueError(f"unknown backend {backend!r}: use one of {SERVE_BACKENDS}")
-        from tokenizers import Tokenizer
+        from ragrec.chunking import ModelTokenizer
 
         self.layout = layout
         if backend == "torch":
@@ -44,10 +44,8 @@ class LoadedModel:
             from ragrec.embedding.onnx_runtime import OnnxEmbedder
 
             self.encoder = OnnxEmbedder(layout.embedder_dir, quantize=backend == "onnx-int8")
-        self.tokenizer = Tokenizer.from_file(str(layout.embedder_dir / "tokenizer.json"))
-        self.tokenizer.no_truncation()
-        self.tokenizer.no_padding()
-        self.special_tokens = len(self.tokenizer.encode("", add_special_tokens=True).ids)
+        self.tokenizer = ModelTokenizer(layout.embedder_dir)
+        self.special_tokens = self.tokenizer.max_input_tokens - self.tokenizer.max_content_tokens
         self.reranker = None
         self._rerank_lock = threading.Lock()
         version = layout.version if backend == "torch" else self.encoder.model_version
@@ -67,8 +65,7 @@ class LoadedModel:
 
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """Word pieces each text occupies in the model's input, special tokens included."""
-        return [len(self.tokenizer.encode(t, add_special_tokens=False).ids) + self.special_tokens
-                for t in texts]
+        return [count + self.special_tokens for count in self.tokenizer.count(texts)]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self.encoder.embed(list(texts)).vectors
