@@ -47,6 +47,25 @@ class CrashingEmbedder:
         return self.inner.embed(texts, token_counts)
 
 
+class CountingEmbedder(CrashingEmbedder):
+    """The real model, counting the texts it is asked to encode."""
+
+    def __init__(self, embedder):
+        super().__init__(embedder, crash_after=10**9)
+        self.texts = 0
+
+    def embed(self, texts, token_counts=None):
+        self.texts += len(texts)
+        return super().embed(texts, token_counts)
+
+
+def vectors_of(es, alias):
+    es.indices.refresh(index=alias)
+    hits = es.search(index=alias, size=1000, query={"match_all": {}},
+                     source=["content_hash", "vector"])["hits"]["hits"]
+    return {h["_id"]: (h["_source"]["content_hash"], h["_source"]["vector"]) for h in hits}
+
+
 def snapshot(es, alias):
     """Everything that defines the index's content, keyed by chunk id."""
     es.indices.refresh(index=alias)
@@ -165,6 +184,47 @@ def test_full_rebuild_swaps_the_alias_and_keeps_n_versions(tmp_path, make_ingest
     third = make_ingestor(full=True, keep_versions=2).ingest(source, alias)
     assert versions.list_versions(es, alias) == [second.index, third.index]
     assert es.count(index=alias)["count"] == 4
+
+
+def test_unchanged_chunk_text_keeps_its_vector_without_encoding(tmp_path, make_ingestor,
+                                                                embedder, es, alias):
+    folder = write_corpus(tmp_path / "docs")
+    sections = [f"## Part {i}\n\n" + f"Rule {i}: expenses of kind {i} need a receipt. " * 20
+                for i in range(6)]
+    (folder / "policy.md").write_text("# Policy\n\n" + "\n\n".join(sections))
+    source = LocalSource(folder)
+    settings = ChunkSettings(size=128, overlap=0)
+    first = make_ingestor(chunking=settings).ingest(source, alias)
+    before = vectors_of(es, alias)
+    policy_chunks = first.chunks_indexed - 4
+    assert policy_chunks >= 4 and first.chunks_reused == 0
+
+    # A touched file (same bytes) and one edited section of a long document.
+    bump(folder / "vpn.md")
+    sections[5] = "## Part 5\n\nThis part was rewritten: receipts are now digital only."
+    bump(folder / "policy.md", "# Policy\n\n" + "\n\n".join(sections))
+    counting = CountingEmbedder(embedder)
+    second = make_ingestor(counting, chunking=settings).ingest(source, alias)
+    assert second.docs_changed == 2
+    assert 1 <= counting.texts < policy_chunks  # only the edited section's chunks
+    assert second.chunks_reused == second.chunks_indexed - counting.texts
+    after = vectors_of(es, alias)
+    reused = [i for i, (digest, _) in after.items() if before.get(i, ("",))[0] == digest]
+    assert len(reused) >= second.chunks_reused
+    for chunk in reused:
+        assert after[chunk][1] == pytest.approx(before[chunk][1], abs=1e-7)
+    hits = es.search(index=alias, query={"match": {"text": "receipts digital"}})["hits"]
+    assert hits["hits"][0]["_source"]["doc_id"] == "policy.md"
+
+    # A rebuild with the same model copies every vector; --reencode encodes them all.
+    counting.texts = 0
+    rebuilt = make_ingestor(counting, chunking=settings, full=True).ingest(source, alias)
+    assert counting.texts == 0 and rebuilt.chunks_reused == rebuilt.chunks_indexed
+    assert sorted(v for _, v in vectors_of(es, alias).values()) == sorted(
+        v for _, v in after.values())
+    make_ingestor(counting, chunking=settings, full=True,
+                  reuse_vectors=False).ingest(source, alias)
+    assert counting.texts == rebuilt.chunks_indexed
 
 
 def test_embedding_endpoint_429_then_success(tmp_path, make_ingestor, es, alias):

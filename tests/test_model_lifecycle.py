@@ -79,6 +79,21 @@ def _ragrec(env, *args):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def test_training_holds_out_the_queries_eval_tunes_on(tiny_beir):
+    from ragrec.evaluation import BeirDataset, tuning_sample
+    from ragrec.models.training_data import from_beir
+
+    dataset = BeirDataset(tiny_beir)
+    train = dataset.qrels("train")
+    tuned_on = tuning_sample(train, 2)
+    assert len(tuned_on) == 2 and set(tuned_on) <= set(train)
+    assert set(tuned_on) <= set(tuning_sample(train, 4))  # a smaller sample stays inside
+    queries = dataset.queries()
+    learned = {e.query for e in from_beir(dataset, "train", holdout=4).examples}
+    assert learned and not learned & {queries[q] for q in tuning_sample(train, 4)}
+    assert len(from_beir(dataset, "train").examples) == len(train)
+
+
 def _weights_digest(folder) -> str:
     return hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
 
@@ -89,7 +104,8 @@ def test_train_evaluate_register(tiny_beir, tmp_path, project_env, es_url, index
     cleanup_alias(index_name)
     out = tmp_path / "kb-v1"
     common = ["--dataset", str(tiny_beir), "--index", index_name, "--epochs", "1",
-              "--batch-size", "4", "--negatives", "1", "--name", "kb-minilm", "--json"]
+              "--batch-size", "4", "--negatives", "1", "--holdout", "2", "--name", "kb-minilm",
+              "--json"]
     embedder = _ragrec(env, "train", "embedder", "--out", str(out), *common)
     metrics = embedder["metrics"]
     assert embedder["kind"] == "embedder" and embedder["result"]["steps"] >= 1
@@ -101,7 +117,8 @@ def test_train_evaluate_register(tiny_beir, tmp_path, project_env, es_url, index
     card = json.loads((out / "ragrec-model.json").read_text())
     lineage = card["lineage"]["embedder"]
     assert lineage["base_model"] == "all-minilm-l6-v2-base"
-    assert lineage["data"]["pairs"] == 6 and len(lineage["data"]["sha256"]) == 64
+    assert lineage["data"]["pairs"] == 4 and lineage["data"]["held_out_queries"] == 2
+    assert len(lineage["data"]["sha256"]) == 64
     assert lineage["data"]["hard_negatives_from"] == index_name
     assert card["reranker"] == "reranker" and (out / "metrics.json").is_file()
 
@@ -112,7 +129,7 @@ def test_train_evaluate_register(tiny_beir, tmp_path, project_env, es_url, index
 
     reports = tmp_path / "reports"
     report = _ragrec(env, "eval", "--dataset", str(tiny_beir), "--index", f"{index_name}-ft",
-                     "--model", str(out), "--report-dir", str(reports), "--tune-queries", "6",
+                     "--model", str(out), "--report-dir", str(reports), "--tune-queries", "2",
                      "--json")
     cleanup_alias(f"{index_name}-ft")
     assert set(report["metrics"]) == {"bm25", "dense", "hybrid", "hybrid-convex",
@@ -127,4 +144,4 @@ def test_train_evaluate_register(tiny_beir, tmp_path, project_env, es_url, index
     registered = _ragrec(env, "models", "register", str(out), "--registry",
                          f"file://{tmp_path / 'registry'}")
     assert registered["version"] == card["version"] and registered["reranker"] is True
-    assert registered["lineage"]["embedder"]["data"]["pairs"] == 6
+    assert registered["lineage"]["embedder"]["data"]["pairs"] == 4

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import replace
 
@@ -87,6 +88,7 @@ def _ingest_command(args: argparse.Namespace) -> int:
         chunking=ChunkSettings(size=args.chunk_size, overlap=args.chunk_overlap),
         vectors=VectorSettings(int8=args.int8),
         show_progress=not args.quiet,
+        reuse_vectors=not args.reencode,
     )
     ingestor = Ingestor(connect(), embedder, ModelTokenizer(tokenizer_dir_for(embedder)), options)
     summary = ingestor.ingest(source, args.index)
@@ -200,12 +202,15 @@ def _train_command(args: argparse.Namespace) -> int:
 
     out = Path(args.out.removeprefix("file://"))
     settings = TrainSettings(epochs=args.epochs, seed=args.seed, learning_rate=args.lr,
+                             precision=args.precision,
                              batch_size=args.batch_size or (32 if args.kind == "embedder"
                                                             else 16))
     job = TrainJob(kind=args.kind, dataset=Path(args.dataset), base=args.base, out=out,
                    index=args.index, split=args.split,
                    clicks=Path(args.clicks) if args.clicks else None,
-                   negatives=args.negatives, eval_split=None if args.no_eval else args.eval_split,
+                   negatives=args.negatives if args.negatives is not None
+                   else (1 if args.kind == "embedder" else 2),
+                   holdout=args.holdout, eval_split=None if args.no_eval else args.eval_split,
                    name=args.name, settings=settings)
     card = run(job)
     summary = {"version": card["version"], "out": str(out), "kind": args.kind,
@@ -275,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("source", help="file:///dir, a local path, or oss://bucket/prefix")
     ingest.add_argument("--index", required=True, help="read alias of the index")
     ingest.add_argument("--full", action="store_true", help="rebuild a new index version")
+    ingest.add_argument("--reencode", action="store_true",
+                        help="encode every chunk again instead of reusing the vectors the "
+                             "index holds for unchanged chunk text (same model only)")
     ingest.add_argument("--embed-url", default=None,
                         help="EAS (.../api/predict/SERVICE) or OpenAI-compatible endpoint; "
                              "default: the model in process")
@@ -348,9 +356,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--split", default="train", help="qrels split to learn from")
     train.add_argument("--clicks", default=None,
                        help="JSONL of logged {query, doc_id} clicks to learn from instead")
-    train.add_argument("--negatives", type=int, default=3, help="hard negatives per pair")
+    train.add_argument("--negatives", type=int, default=None,
+                       help="hard negatives per pair (default: embedder 1, reranker 2)")
+    train.add_argument("--holdout", type=int, default=150,
+                       help="train queries kept out of training: the sample 'ragrec eval "
+                            "--tune-queries N' (N <= this) tunes fusion weights on")
     train.add_argument("--epochs", type=int, default=1)
     train.add_argument("--batch-size", type=int, default=None)
+    train.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                       default=os.environ.get("RAGREC_TRAIN_PRECISION", "auto"),
+                       help="auto: bfloat16 autocast where the CPU/GPU has bf16 arithmetic")
     train.add_argument("--lr", type=float, default=2e-5)
     train.add_argument("--seed", type=int, default=13)
     train.add_argument("--name", default=None, help="model name on the card")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,19 @@ class BeirDataset:
             for row in csv.DictReader(handle, delimiter="\t"):
                 judged.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
         return judged
+
+
+TUNING_SEED = 13
+
+
+def tuning_sample(query_ids: Iterable[str], size: int, seed: int = TUNING_SEED) -> list[str]:
+    """A fixed, seeded sample of train-split query ids that ``ragrec eval`` tunes fusion and
+    rerank weights on, and that ``ragrec train`` holds out of training (the same ids for the
+    same seed, and the first ``size`` of a larger sample), so the tuning never looks at
+    queries a model was trained on."""
+    order = sorted(query_ids)
+    random.Random(seed).shuffle(order)
+    return sorted(order[:size])
 
 
 def write_corpus_as_files(dataset: BeirDataset, folder: Path, every: int = 1) -> int:

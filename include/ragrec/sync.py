@@ -7,7 +7,8 @@ bulk-index, with stages overlapping in threads.
   version and swaps the alias only when the build has finished.
 * **Flow**: a reader thread reads, parses and chunks; the calling thread embeds windows of
   chunks; a writer thread bulk-indexes them, removes stale chunks and records quarantine.
-  Memory is bounded by the queues, not by the corpus.
+  Memory is bounded by the queues, not by the corpus. Chunks whose text the index already
+  holds with this model keep their stored vector (``indexing.vector_reuse``).
 * **Idempotence**: chunk ids are ``hash(doc_id)-chunk_no``; a rerun overwrites; a document
   left half-written by a crash is incomplete and gets redone.
 """
@@ -21,6 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
 from elasticsearch import Elasticsearch
 
 from ragrec.chunking import Chunker, ChunkSettings, ChunkTooLong, ModelTokenizer
@@ -36,6 +38,7 @@ from ragrec.indexing.quarantine_store import (
     read_quarantine,
     release_actions,
 )
+from ragrec.indexing.vector_reuse import VectorReuse
 from ragrec.parsing import ParseSettings, parse_document
 from ragrec.progress import Progress
 from ragrec.records import Chunk, Quarantined, SourceObject, chunk_id
@@ -60,6 +63,7 @@ class IngestOptions:
     modified_since: datetime | None = None
     modified_before: datetime | None = None
     show_progress: bool = True
+    reuse_vectors: bool = True  # unchanged chunk text -> the vector the index already has
 
     @property
     def windowed(self) -> bool:
@@ -75,6 +79,7 @@ class IngestSummary:
     docs_deleted: int = 0
     docs_quarantined: int = 0
     chunks_indexed: int = 0
+    chunks_reused: int = 0  # of chunks_indexed: vector taken from the index, not encoded
     tokens_indexed: int = 0
     seconds: float = 0.0
     alias: str = ""
@@ -129,6 +134,7 @@ class _DocWork:
     quarantined: Quarantined | None = None
     source_sha256: str = ""
     vectors: object = None  # (n_chunks, dims) array once embedded
+    reused: int = 0  # chunks whose vector came from the index
 
 
 class Ingestor:
@@ -138,6 +144,7 @@ class Ingestor:
         self.embedder = embedder
         self.options = options
         self.chunker = Chunker(model_tokenizer, options.chunking)
+        self._reuse: VectorReuse | None = None
         embedder_limit = getattr(embedder, "max_input_tokens", None)
         if embedder_limit:
             # The tighter of tokenizer config and what the encoder will actually read.
@@ -188,6 +195,9 @@ class Ingestor:
         listing = list(source.list(options.modified_since, options.modified_before))
         plan = plan_sync(listing, live_states, quarantine, options.full, options.windowed)
         self._known_quarantine = set(quarantine)
+        self._reuse = VectorReuse.from_live(
+            self.client, live, live_states, self.embedder.model_version, self.embedder.dims
+        ) if options.reuse_vectors else None
 
         summary = IngestSummary(
             docs_seen=len(listing), docs_new=len(plan.new), docs_changed=len(plan.changed),
@@ -325,14 +335,25 @@ class Ingestor:
                 owners.append(work)
         if not texts:
             return {}
-        result = self.embedder.embed(texts, counts)
+        stored = self._reuse.lookup(w.obj.doc_id for w in window) if self._reuse else {}
+        hashes = [c.content_hash for w in window for c in w.chunks] if stored else []
+        todo = [i for i in range(len(texts)) if not stored or hashes[i] not in stored]
+        vectors = np.empty((len(texts), self.embedder.dims), dtype=np.float32)
         errors: dict[str, str] = {}
-        for index, message in result.errors.items():
-            errors.setdefault(owners[index].obj.doc_id, message)
+        if todo:
+            result = self.embedder.embed([texts[i] for i in todo], [counts[i] for i in todo])
+            vectors[todo] = result.vectors
+            for index, message in result.errors.items():
+                errors.setdefault(owners[todo[index]].obj.doc_id, message)
+        for i in set(range(len(texts))).difference(todo):
+            vectors[i] = stored[hashes[i]]
+        encoded = set(todo)
         position = 0
         for work in window:
-            work.vectors = result.vectors[position: position + len(work.chunks)]
-            position += len(work.chunks)
+            end = position + len(work.chunks)
+            work.vectors = vectors[position:end]
+            work.reused = sum(1 for i in range(position, end) if i not in encoded)
+            position = end
         return errors
 
     def _write_window(self, window, errors, target, states, alias, summary):
@@ -397,6 +418,7 @@ class Ingestor:
                                        rejected[work.obj.doc_id]))
             else:
                 summary.chunks_indexed += len(work.chunks)
+                summary.chunks_reused += work.reused
                 summary.tokens_indexed += sum(c.model_token_count for c in work.chunks)
         released = [w.obj.doc_id for w in good_docs
                     if w.obj.doc_id not in rejected and w.obj.doc_id in self._known_quarantine]

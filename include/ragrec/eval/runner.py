@@ -7,13 +7,13 @@
    and ``hybrid+rerank`` (top ``rerank_top`` documents of the better hybrid re-scored by the
    cross-encoder, blended with the first-stage score).
 4. The convex weight, the first stage for reranking and the rerank blend are chosen on a
-   fixed sample of the **train** split; the evaluated split is never looked at for that.
+   fixed sample of the **train** split (``evaluation.tuning_sample``, the same queries
+   ``ragrec train`` holds out of training); the evaluated split is never looked at for that.
 """
 
 from __future__ import annotations
 
 import hashlib
-import random
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,7 +22,7 @@ from pathlib import Path
 from elasticsearch import Elasticsearch
 
 from ragrec.eval import fusion
-from ragrec.evaluation import BeirDataset, score_run
+from ragrec.evaluation import BeirDataset, score_run, tuning_sample
 
 MODES = ("bm25", "dense", "hybrid", "hybrid-convex", "hybrid+rerank")
 WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
@@ -152,9 +152,7 @@ def evaluate(client: Elasticsearch, alias: str, dataset: BeirDataset, embedder,
     if needs_tuning:
         started = time.monotonic()
         train = dataset.qrels(settings.tune_split)
-        sample = sorted(train)
-        random.Random(settings.seed).shuffle(sample)
-        sample = sorted(sample[: settings.tune_queries])
+        sample = tuning_sample(train, settings.tune_queries, settings.seed)
         _say(f"tuning on {len(sample)} {settings.tune_split} queries")
         found = gather(client, alias, embedder, {q: queries[q] for q in sample}, settings.depth)
         tuned = tune(found, queries, {q: train[q] for q in sample},

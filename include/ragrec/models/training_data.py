@@ -12,7 +12,7 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
-from ragrec.evaluation import BeirDataset
+from ragrec.evaluation import BeirDataset, tuning_sample
 
 
 @dataclass
@@ -50,13 +50,19 @@ def document_text(doc: dict) -> str:
     return f"{title}\n{doc['text']}" if title else doc["text"]
 
 
-def from_beir(dataset: BeirDataset, split: str = "train") -> TrainingSet:
+def from_beir(dataset: BeirDataset, split: str = "train", holdout: int = 0) -> TrainingSet:
+    """Judged (query, document) pairs of ``split``, minus the ``holdout`` queries of the
+    tuning sample (``evaluation.tuning_sample``) that ``ragrec eval`` tunes weights on."""
     queries, qrels = dataset.queries(), dataset.qrels(split)
+    held = set(tuning_sample(qrels, holdout)) if holdout else set()
     documents = {d["_id"]: document_text(d) for d in dataset.corpus()}
     examples = [Example(queries[qid], doc_id)
-                for qid in sorted(qrels) for doc_id, grade in sorted(qrels[qid].items())
+                for qid in sorted(qrels) if qid not in held
+                for doc_id, grade in sorted(qrels[qid].items())
                 if grade > 0 and doc_id in documents]
-    return TrainingSet(examples, documents, f"beir:{dataset.root.name}/{split}")
+    source = f"beir:{dataset.root.name}/{split}" + (f" minus {len(held)} held-out queries"
+                                                     if held else "")
+    return TrainingSet(examples, documents, source)
 
 
 def from_clicks(path: Path, documents: dict[str, str]) -> TrainingSet:
