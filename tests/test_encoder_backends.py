@@ -75,3 +75,23 @@ def test_a_fine_tuned_encoder_never_passes_for_the_base_model(tmp_path):
     for backend in ("torch", "onnx", "onnx-int8"):
         version = encoder_for(layout.embedder_dir, backend).model_version
         assert version.startswith("kb-minilm-v7"), (backend, version)
+
+
+def test_a_model_saved_by_sentence_transformers_6_keeps_its_input_limit(tmp_path):
+    """sentence-transformers 6 no longer writes max_seq_length into its own config (only the
+    tokenizer's model_max_length): every runtime and the chunker must still read 256, not
+    fall back to 512 (slower, and text the model never learned to read)."""
+    from sentence_transformers import SentenceTransformer
+
+    from ragrec.chunking import ModelTokenizer
+    from ragrec.embedding import encoder_for
+    from ragrec.embedding.in_process import base_model_dir
+
+    saved = tmp_path / "st6"
+    model = SentenceTransformer(str(base_model_dir()), device="cpu", local_files_only=True)
+    model.max_seq_length = 256
+    model.save(str(saved))
+    assert "max_seq_length" not in (saved / "sentence_bert_config.json").read_text()
+    assert ModelTokenizer(saved).max_input_tokens == 256
+    for backend in ("torch", "onnx"):
+        assert encoder_for(saved, backend).max_input_tokens == 256, backend

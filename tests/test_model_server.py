@@ -4,9 +4,6 @@ through it, and a model swap under load with no failed request."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -14,19 +11,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from servers.model_server_process import ModelServerProcess
 
-from conftest import ROOT
 from ragrec.embedding.http_client import HttpEmbedder
 from ragrec.embedding.in_process import BASE_MODEL_VERSION, base_model_dir
 
 TOKEN, ADMIN = "serve-token-123", "admin-token-456"
 SERVICE = "kb-embed"
-
-
-def _free_port() -> int:
-    from ragrec.es_node.node import free_port
-
-    return free_port()
 
 
 @pytest.fixture(scope="module")
@@ -45,28 +36,8 @@ def bundles(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def server(bundles):
-    port = _free_port()
-    env = {**os.environ, "RAGREC_SERVE_TOKEN": TOKEN, "RAGREC_ADMIN_TOKEN": ADMIN}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ragrec.cli", "serve-model", "--model", str(bundles["v1"]),
-         "--port", str(port), "--service", SERVICE],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"model server exited: {process.stderr.read()[-2000:]}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        raise RuntimeError("model server did not come up in 120 s")
-    yield base
-    process.terminate()
-    process.wait(timeout=20)
+    with ModelServerProcess(str(bundles["v1"]), TOKEN, ADMIN, SERVICE) as process:
+        yield process.base
 
 
 def _post(url: str, body=None, token: str | None = TOKEN, raw: bytes | None = None, **kw):

@@ -12,7 +12,6 @@ never splits inside a word.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -59,9 +58,9 @@ class ModelTokenizer:
         self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
-        config = model_dir / "sentence_bert_config.json"
-        max_seq = json.loads(config.read_text()).get("max_seq_length", 512) if config.is_file() \
-            else 512
+        from ragrec.embedding.in_process import model_max_tokens
+
+        max_seq = model_max_tokens(model_dir)
         special = len(self._tokenizer.encode("", add_special_tokens=True).ids)
         self.max_input_tokens = int(max_seq)
         self.max_content_tokens = int(max_seq) - special

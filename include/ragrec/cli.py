@@ -48,20 +48,27 @@ def _es_command(args: argparse.Namespace) -> int:
 
 def _demo_command(args: argparse.Namespace) -> int:
     from ragrec import quickstart, retrieval
-    from ragrec.chunking import ModelTokenizer
-    from ragrec.embedding import make_embedder, tokenizer_dir_for
+    from ragrec.config import cache_dir
+    from ragrec.embedding import make_embedder
     from ragrec.es_client import connect
-    from ragrec.sources import LocalSource
-    from ragrec.sync import IngestOptions, Ingestor
 
     client = connect()
-    embedder = make_embedder()
-    ingestor = Ingestor(client, embedder, ModelTokenizer(tokenizer_dir_for(embedder)),
-                        IngestOptions(show_progress=False))
-    summary = ingestor.ingest(LocalSource(quickstart.samples_dir()), args.index)
     version = client.info()["version"]["number"]
-    _log(f"ingested {summary.docs_seen} sample documents ({summary.docs_new} new, "
-         f"{summary.docs_unchanged} unchanged) into {args.index!r} on Elasticsearch {version}")
+    log_path = cache_dir() / "demo" / "kb_ingest.log"
+    _log(f"running the kb_ingest DAG (Airflow dag.test) on the bundled samples; log: {log_path}")
+    try:
+        outcome = quickstart.run_kb_ingest(args.index, log_path)
+    except quickstart.DemoError as exc:
+        _log(f"error: {exc}")
+        return 1
+    summary = outcome["published"]
+    tasks = ", ".join(f"{task} {'/'.join(sorted(set(states)))}"
+                      for task, states in outcome["tasks"].items())
+    _log(f"kb_ingest {outcome['state']} ({tasks})")
+    _log(f"ingested {summary['docs_seen']} sample documents ({summary['docs_new']} new, "
+         f"{summary['docs_unchanged']} unchanged) into {args.index!r} on Elasticsearch "
+         f"{version}, model {summary['model_version']}")
+    embedder = make_embedder()  # search refuses it if the index holds another model
     for query in args.query or quickstart.DEMO_QUERIES:
         hits = retrieval.search(client, args.index, query, "hybrid", args.k, embedder)
         print(quickstart.format_hits(query, hits))

@@ -19,7 +19,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -64,10 +64,13 @@ class IngestOptions:
     modified_before: datetime | None = None
     show_progress: bool = True
     reuse_vectors: bool = True  # unchanged chunk text -> the vector the index already has
+    partial_listing: bool = False  # the source lists a subset (a batch): never delete
+    swap_alias: bool = True  # False: a full rebuild is left for the caller to gate and swap
 
     @property
     def windowed(self) -> bool:
-        return self.modified_since is not None or self.modified_before is not None
+        return (self.partial_listing or self.modified_since is not None
+                or self.modified_before is not None)
 
 
 @dataclass
@@ -139,10 +142,15 @@ class _DocWork:
 
 class Ingestor:
     def __init__(self, client: Elasticsearch, embedder: Embedder,
-                 model_tokenizer: ModelTokenizer, options: IngestOptions = IngestOptions()):
+                 model_tokenizer: ModelTokenizer, options: IngestOptions = IngestOptions(),
+                 validator=None):
+        """``validator(window, model_version) -> {doc_id: reason}`` (for instance
+        ``quality.batch_check.BatchValidator``) checks each window of embedded chunks before
+        it is written; the documents it names are quarantined at stage ``validate``."""
         self.client = client
         self.embedder = embedder
         self.options = options
+        self.validator = validator
         self.chunker = Chunker(model_tokenizer, options.chunking)
         self._reuse: VectorReuse | None = None
         embedder_limit = getattr(embedder, "max_input_tokens", None)
@@ -182,6 +190,11 @@ class Ingestor:
                               f"gives {self.embedder.dims}-d: rebuild with --full")
         return live, False
 
+    def prepare(self, alias: str) -> str:
+        """The index an incremental run of ``alias`` writes to, created when the alias has
+        none yet; refuses an encoder of another model (as ``ingest`` would)."""
+        return self._target(alias)[0]
+
     # -- the run ---------------------------------------------------------------------------
     def ingest(self, source: Source, alias: str) -> IngestSummary:
         started = time.monotonic()
@@ -189,10 +202,11 @@ class Ingestor:
         target, goes_live = self._target(alias)
         ensure_quarantine_index(self.client, alias)
         live = versions.current_version(self.client, alias)
-        live_states = read_doc_states(self.client, live) if live else {}
+        listing = list(source.list(options.modified_since, options.modified_before))
+        only = [obj.doc_id for obj in listing] if options.partial_listing else None
+        live_states = read_doc_states(self.client, live, doc_ids=only) if live else {}
         target_states = {} if goes_live else live_states
         quarantine = read_quarantine(self.client, alias)
-        listing = list(source.list(options.modified_since, options.modified_before))
         plan = plan_sync(listing, live_states, quarantine, options.full, options.windowed)
         self._known_quarantine = set(quarantine)
         self._reuse = VectorReuse.from_live(
@@ -210,21 +224,9 @@ class Ingestor:
         self._run_flow(source, plan.to_process, target, target_states, alias, summary, progress)
         progress.close()
 
-        cleanup: list[dict] = []
-        if not goes_live:
-            for state in plan.deleted:
-                cleanup.extend({"_op_type": "delete", "_index": target,
-                                "_id": chunk_id(state.doc_id, n)}
-                               for n in range(state.max_chunk_no + 1))
-        cleanup.extend(release_actions(alias, plan.released))
-        if cleanup:
-            outcome = run_bulk(self.client, cleanup)
-            if outcome.failed:
-                raise IngestError(f"could not delete {len(outcome.failed)} stale chunks: "
-                                  f"{next(iter(outcome.failed.values()))}")
-        self.client.indices.refresh(index=[target, f"{alias}--quarantine"])
+        self._remove(plan if not goes_live else replace(plan, deleted=[]), target, alias)
 
-        if goes_live:
+        if goes_live and options.swap_alias:
             versions.point_alias(self.client, alias, target)
             versions.prune_versions(self.client, alias, options.keep_versions)
 
@@ -237,6 +239,41 @@ class Ingestor:
              "detail": r["detail"][:200]}
             for r in sorted(in_quarantine, key=lambda r: r["doc_id"])
         ][:200]
+        summary.seconds = round(time.monotonic() - started, 3)
+        return summary
+
+    def _remove(self, plan: SyncPlan, target: str, alias: str) -> None:
+        """Deletes the chunks of documents gone from the source and releases their
+        quarantine records."""
+        cleanup: list[dict] = []
+        for state in plan.deleted:
+            cleanup.extend({"_op_type": "delete", "_index": target,
+                            "_id": chunk_id(state.doc_id, n)}
+                           for n in range(state.max_chunk_no + 1))
+        cleanup.extend(release_actions(alias, plan.released))
+        if cleanup:
+            outcome = run_bulk(self.client, cleanup)
+            if outcome.failed:
+                raise IngestError(f"could not delete {len(outcome.failed)} stale chunks: "
+                                  f"{next(iter(outcome.failed.values()))}")
+        self.client.indices.refresh(index=[target, f"{alias}--quarantine"])
+
+    def prune(self, source: Source, alias: str) -> IngestSummary:
+        """Only the deletion half of a sync: documents the full listing no longer has leave
+        the live index (and quarantine). For runs that ingest partial listings (time
+        windows, batches); reads nothing but the listing."""
+        started = time.monotonic()
+        live = versions.current_version(self.client, alias)
+        summary = IngestSummary(alias=alias, index=live or "",
+                                model_version=self.embedder.model_version)
+        if live is None:
+            return summary
+        ensure_quarantine_index(self.client, alias)
+        listing = list(source.list())
+        plan = plan_sync(listing, read_doc_states(self.client, live),
+                         read_quarantine(self.client, alias), full=False, windowed=False)
+        self._remove(replace(plan, new=[], changed=[]), live, alias)
+        summary.docs_seen, summary.docs_deleted = len(listing), len(plan.deleted)
         summary.seconds = round(time.monotonic() - started, 3)
         return summary
 
@@ -361,13 +398,20 @@ class Ingestor:
         actions: list[dict] = []
         bad: list[Quarantined] = []
         good_docs: list[_DocWork] = []
+        invalid: dict[str, str] = {}
+        ready = [w for w in window if w.quarantined is None and w.obj.doc_id not in errors]
+        if self.validator is not None and ready:
+            invalid = self.validator(ready, self.embedder.model_version)
         for work in window:
             obj = work.obj
             previous = states.get(obj.doc_id)
-            if work.quarantined is not None or obj.doc_id in errors:
-                record = work.quarantined or Quarantined(
-                    obj.doc_id, obj.uri, obj.fingerprint, "embed", "embedding_failed",
-                    errors[obj.doc_id][:500])
+            if work.quarantined is not None or obj.doc_id in errors or obj.doc_id in invalid:
+                record = work.quarantined or (
+                    Quarantined(obj.doc_id, obj.uri, obj.fingerprint, "embed",
+                                "embedding_failed", errors[obj.doc_id][:500])
+                    if obj.doc_id in errors else
+                    Quarantined(obj.doc_id, obj.uri, obj.fingerprint, "validate",
+                                "quality_check_failed", invalid[obj.doc_id][:500]))
                 bad.append(record)
                 if previous is not None and record.stage in STICKY_STAGES:
                     # The file itself changed into something unparseable: its old text no

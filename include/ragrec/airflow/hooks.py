@@ -117,3 +117,73 @@ class RagrecOssHook(BaseHook):
     def get_conn(self):
         """The configured settings (the SDK client is built per source by OssSource)."""
         return self.settings()
+
+
+class RagrecModelEndpointHook(BaseHook):
+    """The model endpoint from the Connection ``eas_default``.
+
+    host: the inference URL (PAI-EAS ``https://<id>.<region>.pai-eas.aliyuncs.com/api/predict/
+    <service>``, or the local model server's ``http://host:port/api/predict/<service>``);
+    password: the service token. extra: ``protocol`` (eas/openai), ``admin_token`` (local
+    server's model swap), and for the EAS control plane ``access_key_id``,
+    ``access_key_secret``, ``region_id``, ``service_name``, ``control_endpoint``.
+    Without the Connection, ``RAGREC_EMBED_URL`` or the in-process model applies.
+
+    :param eas_conn_id: Connection id; ``eas_default`` by default.
+    """
+
+    conn_name_attr = "eas_conn_id"
+    default_conn_name = "eas_default"
+    conn_type = "http"
+    hook_name = "Model endpoint / PAI-EAS (ragrec)"
+
+    def __init__(self, eas_conn_id: str = default_conn_name) -> None:
+        super().__init__()
+        self.eas_conn_id = eas_conn_id
+
+    def connection(self):
+        try:
+            return self.get_connection(self.eas_conn_id)
+        except (AirflowNotFoundException, AirflowRuntimeError):
+            return None
+
+    def endpoint(self) -> tuple[str | None, str | None, dict]:
+        """(inference URL, token, extra); URL None means the in-process model."""
+        conn = self.connection()
+        if conn is None or not conn.host:
+            return None, None, {}
+        from urllib.parse import urlsplit, urlunsplit
+
+        host = conn.host if "://" in conn.host else f"{conn.schema or 'http'}://{conn.host}"
+        parts = urlsplit(host)
+        if conn.port and parts.port is None:
+            parts = parts._replace(netloc=f"{parts.netloc}:{conn.port}")
+        return urlunsplit(parts).rstrip("/"), conn.password or None, conn.extra_dejson
+
+    def embedder(self, backend: str | None = None):
+        from ragrec.embedding import make_embedder
+        from ragrec.embedding.http_client import HttpEmbedder
+
+        url, token, extra = self.endpoint()
+        if url is None:
+            return make_embedder(None, backend=backend)
+        return HttpEmbedder(url, protocol=extra.get("protocol"), token=token)
+
+    def eas_settings(self):
+        from ragrec.cloud.eas import EasSettings
+
+        env = EasSettings.from_env()
+        conn = self.connection()
+        if conn is None:
+            return env
+        extra = conn.extra_dejson
+        region = extra.get("region_id") or env.region_id
+        return replace(
+            env,
+            endpoint=extra.get("control_endpoint") or env.endpoint,
+            access_key_id=extra.get("access_key_id") or env.access_key_id,
+            access_key_secret=extra.get("access_key_secret") or env.access_key_secret,
+            security_token=extra.get("security_token") or env.security_token,
+            region_id=region, cluster_id=extra.get("cluster_id") or region or env.cluster_id,
+            service_name=extra.get("service_name") or env.service_name,
+        )

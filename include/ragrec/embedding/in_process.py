@@ -42,6 +42,20 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def model_max_tokens(model_dir: Path) -> int:
+    """Word pieces the encoder reads: ``max_seq_length`` of the sentence-transformers config
+    (< 6), else the tokenizer's ``model_max_length`` (sentence-transformers 6 keeps it only
+    there), else the transformer's position limit."""
+    config = _read_json(model_dir / "sentence_bert_config.json")
+    if config.get("max_seq_length"):
+        return int(config["max_seq_length"])
+    tokenizer = _read_json(model_dir / "tokenizer_config.json")
+    limit = tokenizer.get("model_max_length")
+    if isinstance(limit, int | float) and 0 < limit < 100_000:
+        return int(limit)
+    return int(_read_json(model_dir / "config.json").get("max_position_embeddings", 512))
+
+
 def model_dims(model_dir: Path) -> int:
     """Output dimension from the sentence-transformers module configs, without loading
     weights: the last Dense layer's ``out_features``, else the pooling dimension."""
@@ -72,8 +86,7 @@ class InProcessEmbedder:
         self.batch_size = batch_size
         self.device = device
         self.dims = model_dims(self.model_dir)
-        config = _read_json(self.model_dir / "sentence_bert_config.json")
-        self.max_input_tokens = int(config.get("max_seq_length", 512))
+        self.max_input_tokens = model_max_tokens(self.model_dir)
         self.model_version = model_version_of(self.model_dir)
         self._model = None
 

@@ -20,7 +20,12 @@ import numpy as np
 
 from ragrec.config import cache_dir
 from ragrec.embedding.base import EmbedResult, check_vectors
-from ragrec.embedding.in_process import base_model_dir, model_dims, model_version_of
+from ragrec.embedding.in_process import (
+    base_model_dir,
+    model_dims,
+    model_max_tokens,
+    model_version_of,
+)
 
 INT8_SUFFIX = "+onnx-int8"
 
@@ -106,8 +111,7 @@ class OnnxEmbedder:
         self.batch_size = batch_size
         self.threads = threads or os.cpu_count() or 1
         self.dims = model_dims(self.model_dir)
-        config = json.loads((self.model_dir / "sentence_bert_config.json").read_text())
-        self.max_input_tokens = int(config.get("max_seq_length", 512))
+        self.max_input_tokens = model_max_tokens(self.model_dir)
         self.model_version = model_version_of(self.model_dir) + (INT8_SUFFIX if quantize else "")
         self.pooling = _pooling_mode(self.model_dir)
         self.normalise = _normalises(self.model_dir)

@@ -34,8 +34,10 @@ class DocState:
         return next(iter(self.fingerprints)) if len(self.fingerprints) == 1 else None
 
 
-def iter_doc_states(client: Elasticsearch, index: str, page_size: int = 1000
-                    ) -> Iterator[DocState]:
+def iter_doc_states(client: Elasticsearch, index: str, page_size: int = 1000,
+                    doc_ids: list[str] | None = None) -> Iterator[DocState]:
+    """Every document's state, or only ``doc_ids``' (a batch of a partial listing)."""
+    query = {"terms": {"doc_id": doc_ids}} if doc_ids is not None else {"match_all": {}}
     after = None
     while True:
         composite = {"size": page_size, "sources": [{"doc": {"terms": {"field": "doc_id"}}}]}
@@ -44,6 +46,7 @@ def iter_doc_states(client: Elasticsearch, index: str, page_size: int = 1000
         response = client.search(
             index=index,
             size=0,
+            query=query,
             aggs={
                 "docs": {
                     "composite": composite,
@@ -69,5 +72,9 @@ def iter_doc_states(client: Elasticsearch, index: str, page_size: int = 1000
             return
 
 
-def read_doc_states(client: Elasticsearch, index: str) -> dict[str, DocState]:
-    return {state.doc_id: state for state in iter_doc_states(client, index)}
+def read_doc_states(client: Elasticsearch, index: str,
+                    doc_ids: list[str] | None = None) -> dict[str, DocState]:
+    if doc_ids is not None and not doc_ids:
+        return {}
+    return {state.doc_id: state for state in iter_doc_states(client, index,
+                                                                doc_ids=doc_ids)}

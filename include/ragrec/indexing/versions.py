@@ -88,3 +88,14 @@ def index_meta(client: Elasticsearch, index_or_alias: str) -> dict:
     mappings = client.indices.get_mapping(index=index_or_alias)
     (body,) = mappings.values()
     return body["mappings"].get("_meta", {}).get("ragrec", {})
+
+
+def update_meta(client: Elasticsearch, index: str, **fields) -> dict:
+    """Merges ``fields`` into ragrec's ``_meta`` of one physical index (``_meta`` is
+    replaced as a whole by Elasticsearch, so the rest is carried over)."""
+    mappings = client.indices.get_mapping(index=index)
+    (body,) = mappings.values()
+    meta = dict(body["mappings"].get("_meta", {}))
+    meta["ragrec"] = {**meta.get("ragrec", {}), **fields}
+    client.indices.put_mapping(index=index, meta=meta)
+    return meta["ragrec"]

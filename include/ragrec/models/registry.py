@@ -225,6 +225,14 @@ class Registry:
             self.store.write(f"{name}/registry.json", data, tag)
         return data
 
+    def find_version(self, version: str) -> str | None:
+        """The artifact URI of ``version`` under any name, or None."""
+        for name in self.names():
+            data, _ = self._load(name)
+            if version in data["versions"]:
+                return data["versions"][version]["uri"]
+        return None
+
     def resolve(self, reference: str) -> str:
         """``name@stage`` or ``name:version`` -> the artifact URI."""
         if "@" in reference:

@@ -3,8 +3,8 @@
 * Bi-encoder: multiple-negatives ranking loss - each query against its positive, the
   other queries' positives (in-batch negatives) and the mined hard negatives; cosine
   similarity scaled by 20, cross-entropy over the candidates.
-* Cross-encoder: binary cross-entropy on (query, positive) = 1 and (query, hard negative)
-  = 0, starting from the bi-encoder's transformer with a fresh scoring head.
+* Cross-encoder: listwise softmax cross-entropy over each query's positive and its hard
+  negatives, starting from the bi-encoder's transformer with a fresh scoring head.
 
 Deterministic for a seed on a given machine (data order, negatives, weight init;
 single-threaded data handling). AdamW, linear warm-up then linear decay, gradient clipping
@@ -178,18 +178,24 @@ def _distinct_queries(batch):
 
 def train_reranker(init_dir: Path, training: TrainingSet, out_dir: Path,
                    settings: TrainSettings = TrainSettings(batch_size=16)) -> dict:
+    """Listwise: each query's positive against its mined negatives in one softmax (the
+    score only has to rank, so a fresh scoring head cannot settle on the class prior the way
+    pointwise BCE does); ``settings.batch_size`` counts (query, document) pairs."""
     torch = _seed_everything(settings.seed)
     from sentence_transformers import CrossEncoder
 
     device = _device()
     model = CrossEncoder(str(init_dir), num_labels=1, device=device, local_files_only=True,
                          max_length=settings.max_length)
-    pairs = []
-    for example in training.examples:
-        pairs.append((example.query, training.documents[example.positive], 1.0))
-        pairs += [(example.query, training.documents[n], 0.0) for n in example.negatives]
+    groups = [(e.query, [training.documents[e.positive]]
+               + [training.documents[n] for n in e.negatives])
+              for e in training.examples if e.negatives]
+    if not groups:
+        raise ValueError("no training example has a hard negative to rank against")
+    per_group = max(len(docs) for _, docs in groups)
+    group_batch = max(1, settings.batch_size // per_group)
     rng = random.Random(settings.seed)
-    steps_per_epoch = max(1, len(pairs) // settings.batch_size)
+    steps_per_epoch = max(1, len(groups) // group_batch)
     total = steps_per_epoch * settings.epochs
     network = model.model if hasattr(model, "model") else model[0].auto_model
     tokenizer = model.tokenizer
@@ -197,28 +203,34 @@ def train_reranker(init_dir: Path, training: TrainingSet, out_dir: Path,
     optimizer = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate,
                                   weight_decay=0.01)
     scheduler = _schedule(optimizer, total, settings.warmup_fraction)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
     autocast, precision = _autocast(settings, device)
     network.train()
     started, step, last = time.monotonic(), 0, 0.0
     for _epoch in range(settings.epochs):
-        rng.shuffle(pairs)
-        for start in range(0, steps_per_epoch * settings.batch_size, settings.batch_size):
-            batch = pairs[start:start + settings.batch_size]
-            features = tokenizer([q for q, _, _ in batch], [d for _, d, _ in batch],
-                                 padding=True, truncation="only_second",
+        rng.shuffle(groups)
+        for start in range(0, steps_per_epoch * group_batch, group_batch):
+            batch = groups[start:start + group_batch]
+            queries = [q for q, docs in batch for _ in docs]
+            documents = [d for _, docs in batch for d in docs]
+            features = tokenizer(queries, documents, padding=True, truncation="only_second",
                                  max_length=settings.max_length, return_tensors="pt")
             features = {k: v.to(device) for k, v in features.items()}
             with autocast:
                 logits = network(**features).logits.view(-1).float()
-            labels = torch.tensor([y for _, _, y in batch], device=device)
-            loss = loss_fn(logits, labels)
+            losses, position = [], 0
+            for _, docs in batch:
+                group = logits[position:position + len(docs)]
+                losses.append(torch.nn.functional.cross_entropy(
+                    group.unsqueeze(0), torch.zeros(1, dtype=torch.long, device=device)))
+                position += len(docs)
+            loss = torch.stack(losses).mean()
             step += 1
             last = _update(loss, network.parameters(), optimizer, scheduler)
             _progress("reranker", step, total, last, started)
     network.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(out_dir))
-    return {"steps": step, "final_loss": round(last, 4), "pairs": len(pairs),
+    return {"steps": step, "final_loss": round(last, 4), "groups": len(groups),
+            "pairs": sum(len(d) for _, d in groups),
             "seconds": round(time.monotonic() - started, 1), "device": device,
-            "precision": precision}
+            "precision": precision, "loss": "listwise softmax"}

@@ -24,3 +24,8 @@ class Source(Protocol):
 
     def read(self, obj: SourceObject) -> bytes:
         ...
+
+    def stat(self, key: str) -> SourceObject | None:
+        """The object at ``key`` (relative to the root) as a listing would show it, or None
+        when it no longer exists."""
+        ...

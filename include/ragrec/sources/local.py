@@ -33,23 +33,35 @@ class LocalSource:
             for name in sorted(filenames):
                 if name.startswith("."):
                     continue
-                path = Path(dirpath) / name
-                try:
-                    stat = path.stat()
-                except OSError:
+                obj = self._object(Path(dirpath) / name)
+                if obj is None:
                     continue  # vanished between listing and stat
-                modified = datetime.fromtimestamp(stat.st_mtime, UTC)
-                if modified_since and modified < modified_since:
+                if modified_since and obj.last_modified < modified_since:
                     continue
-                if modified_before and modified >= modified_before:
+                if modified_before and obj.last_modified >= modified_before:
                     continue
-                yield SourceObject(
-                    uri=path.as_uri(),
-                    key=path.relative_to(self.root).as_posix(),
-                    size=stat.st_size,
-                    fingerprint=f"{stat.st_size:x}-{stat.st_mtime_ns:x}",
-                    last_modified=modified,
-                )
+                yield obj
+
+    def _object(self, path: Path) -> SourceObject | None:
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        if not path.is_file():
+            return None
+        return SourceObject(
+            uri=path.as_uri(),
+            key=path.relative_to(self.root).as_posix(),
+            size=stat.st_size,
+            fingerprint=f"{stat.st_size:x}-{stat.st_mtime_ns:x}",
+            last_modified=datetime.fromtimestamp(stat.st_mtime, UTC),
+        )
+
+    def stat(self, key: str) -> SourceObject | None:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root):
+            raise SourceError(f"key {key!r} points outside {self.root}")
+        return self._object(self.root / key)
 
     def read(self, obj: SourceObject) -> bytes:
         return (self.root / obj.key).read_bytes()

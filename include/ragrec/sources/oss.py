@@ -122,6 +122,29 @@ class OssSource:
         key = self._object_key(obj)
         return self._with_retries(f"read of {obj.uri}", lambda: self.bucket.get_object(key).read())
 
+    def stat(self, key: str) -> SourceObject | None:
+        import oss2
+
+        if not self.prefix or self.prefix.endswith("/"):
+            full_key = f"{self.prefix}{key}"
+        else:
+            full_key = f"{self.prefix}/{key}"
+
+        def head():
+            try:
+                return self.bucket.head_object(full_key)
+            except oss2.exceptions.NotFound:
+                return None
+
+        meta = self._with_retries(f"head of oss://{self.bucket_name}/{full_key}", head)
+        if meta is None:
+            return None
+        return SourceObject(
+            uri=f"oss://{self.bucket_name}/{full_key}", key=key, size=meta.content_length,
+            fingerprint=meta.etag.strip('"'),
+            last_modified=datetime.fromtimestamp(meta.last_modified, UTC),
+        )
+
     def head(self, obj: SourceObject) -> dict:
         key = self._object_key(obj)
         meta = self._with_retries(f"head of {obj.uri}", lambda: self.bucket.head_object(key))

@@ -1,0 +1,91 @@
+"""airec_sync's task bodies: the feature table in Elasticsearch, then AIRec when configured.
+
+Connection ``airec_default``: host = the AIRec endpoint (``http://`` allowed for local
+servers), login/password = AccessKey; extra ``instance_id``, ``ranking_model_id``,
+``region_id``, ``scene_id``. Without it, the ``AIREC_*`` variables; without those, only the
+feature table is written (the embedded default).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException, AirflowRuntimeError
+
+from ragrec.airflow import runtime
+from ragrec.cloud.airec import AirecClient, AirecSettings, delete_document, item_document
+
+log = logging.getLogger(__name__)
+
+
+def airec_settings() -> AirecSettings:
+    env = AirecSettings.from_env()
+    try:
+        conn = BaseHook.get_connection("airec_default")
+    except (AirflowNotFoundException, AirflowRuntimeError):
+        return env
+    extra = conn.extra_dejson
+    endpoint = conn.host or env.endpoint
+    protocol = extra.get("protocol") or env.protocol
+    if endpoint and "://" in endpoint:
+        protocol, endpoint = endpoint.split("://", 1)
+    if endpoint and conn.port:
+        endpoint = f"{endpoint}:{conn.port}"
+    return replace(env, endpoint=endpoint, protocol=protocol,
+                   access_key_id=conn.login or env.access_key_id,
+                   access_key_secret=conn.password or env.access_key_secret,
+                   region_id=extra.get("region_id") or env.region_id,
+                   instance_id=extra.get("instance_id") or env.instance_id,
+                   ranking_model_id=extra.get("ranking_model_id") or env.ranking_model_id,
+                   scene_id=extra.get("scene_id") or env.scene_id)
+
+
+def alias_of(params: dict, triggering_events) -> str:
+    """The alias the triggering index Asset event names, else the ``index`` Param."""
+    for events in (triggering_events or {}).values():
+        for event in events:
+            alias = (event.extra or {}).get("alias")
+            if alias:
+                return alias
+    return params["index"]
+
+
+def feature_table(alias: str) -> dict:
+    from ragrec.recsync import sync_feature_table
+
+    result = sync_feature_table(runtime.es_client(), alias)
+    log.info("feature table %s: %d items, %d changed, %d deleted", result["table"],
+             result["items"], result["changed"], result["deleted"])
+    return result
+
+
+def push_to_airec(alias: str, table: dict) -> dict:
+    from ragrec.recsync import mark_pushed, pending_for_airec
+
+    settings = airec_settings()
+    if not settings.configured:
+        log.info("AIRec is not configured: the feature table in Elasticsearch is the output")
+        return {"airec": False}
+    client = runtime.es_client()
+    rows = pending_for_airec(client, alias)
+    documents = [item_document(r, settings.scene_id) for r in rows]
+    documents += [delete_document(i) for i in table.get("deleted_ids", [])]
+    airec = AirecClient(settings)
+    pushed = airec.push(documents) if documents else 0
+    mark_pushed(client, alias, rows)
+    ranker = None
+    if settings.ranking_model_id:
+        from ragrec.airflow.hooks import RagrecModelEndpointHook
+
+        url, _, _ = RagrecModelEndpointHook().endpoint()
+        if url:
+            base = url.split("/api/predict/")[0]
+            embedder, _ = runtime.encoder()
+            airec.point_ranker_at(f"{base}/v1/rerank", embedder.model_version)
+            ranker = f"{base}/v1/rerank"
+    log.info("AIRec: pushed %d documents (%d items, %d deletions)", pushed, len(rows),
+             len(table.get("deleted_ids", [])))
+    return {"airec": True, "pushed": pushed, "items": len(rows),
+            "deleted": len(table.get("deleted_ids", [])), "custom_ranker_url": ranker}

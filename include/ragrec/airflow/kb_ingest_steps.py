@@ -1,0 +1,93 @@
+"""kb_ingest's task bodies: Connections in, ``ragrec.batch_ingest`` does the work."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from ragrec.airflow import runtime
+from ragrec.batch_ingest import (
+    ingest_batch,
+    plan_interval,
+    prepare_index,
+    prune_deleted,
+    validate_index,
+)
+
+log = logging.getLogger(__name__)
+
+
+class QualityGateFailed(RuntimeError):
+    pass
+
+
+def source_uri(params: dict) -> str:
+    return params.get("source") or runtime.default_source_uri()
+
+
+def plan(params: dict, since: datetime | None, before: datetime | None) -> dict:
+    result = plan_interval(runtime.es_client(), runtime.source(source_uri(params)),
+                           params["index"], since, before, int(params["batch_size"]),
+                           all_documents=bool(params.get("all_documents")))
+    log.info("%d documents modified in [%s, %s) -> %d batches", result["documents"],
+             result["since"], result["before"], len(result["batches"]))
+    return result
+
+
+def prepare(params: dict) -> dict:
+    client = runtime.es_client()
+    embedder, tokenizer = runtime.encoder_for_index(client, params["index"])
+    return prepare_index(client, embedder, tokenizer, params["index"])
+
+
+def batch_validator(embedder=None):
+    from ragrec.chunking import ChunkSettings
+    from ragrec.quality.batch_check import BatchValidator
+    from ragrec.quality.expectations import ChunkRules
+
+    embedder = embedder or runtime.encoder()[0]
+    limit = getattr(embedder, "max_input_tokens", None) or 512
+    return BatchValidator(ChunkRules(dims=embedder.dims, model_version=embedder.model_version,
+                                     max_tokens=ChunkSettings().size, max_model_tokens=limit))
+
+
+def ingest(params: dict, keys: list[str]) -> dict:
+    client = runtime.es_client()
+    embedder, tokenizer = runtime.encoder_for_index(client, params["index"])
+    summary = ingest_batch(client, embedder, tokenizer, runtime.source(source_uri(params)),
+                           keys, params["index"], validator=batch_validator(embedder))
+    log.info("batch of %d keys: %d new, %d changed, %d unchanged, %d quarantined, "
+             "%d chunks (%d reused vectors)", len(keys), summary["docs_new"],
+             summary["docs_changed"], summary["docs_unchanged"], summary["docs_quarantined"],
+             summary["chunks_indexed"], summary["chunks_reused"])
+    summary.pop("quarantined", None)
+    return summary
+
+
+def prune(params: dict) -> dict:
+    client = runtime.es_client()
+    embedder, tokenizer = runtime.encoder_for_index(client, params["index"])
+    summary = prune_deleted(client, embedder, tokenizer,
+                            runtime.source(source_uri(params)), params["index"])
+    log.info("pruned %d documents gone from the source", summary["docs_deleted"])
+    return {k: summary[k] for k in ("docs_seen", "docs_deleted", "index")}
+
+
+def validate(params: dict, summaries: list[dict] | None,
+             before: datetime | None = None) -> dict:
+    from ragrec.indexing import versions
+    from ragrec.quality.runner import QualityRunner
+
+    client = runtime.es_client()
+    report = validate_index(client, runtime.source(source_uri(params)), params["index"],
+                            QualityRunner(runtime.quality_docs_dir()), before=before)
+    log.info("%s", report.summary())
+    if not report.success:
+        raise QualityGateFailed(report.summary())
+    totals = {k: sum(s.get(k, 0) for s in summaries or [])
+              for k in ("docs_seen", "docs_new", "docs_changed", "docs_unchanged",
+                        "docs_quarantined", "chunks_indexed", "chunks_reused")}
+    index = versions.current_version(client, params["index"])
+    return {"alias": params["index"], "index": index,
+            "model_version": versions.index_meta(client, index).get("model_version"),
+            "documents": report.rows, **totals}

@@ -1,0 +1,163 @@
+"""AIRec (Alibaba Cloud AI Recommendation) through its official SDK,
+``alibabacloud-airec20201126``: push item documents, point the ranking model at ragrec's
+model endpoint.
+
+The SDK's generated ``push_document`` sends no body (a gap in 1.0.x), so pushes go through
+the same client's ``call_api`` with the SDK's own operation parameters (action
+``PushDocument``, version 2020-11-26, ROA, AK auth): the SDK still signs and sends them.
+Service rules enforced before sending: at most 800 documents and 1 MB per request, 10 KB per
+document, 5 KB per field; ``cmd`` is ``add`` or ``delete``; items keyed by ``item_id`` +
+``item_type``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from ragrec.cloud.sdk_errors import sdk_call
+
+MAX_DOCS, MAX_REQUEST_BYTES, MAX_DOC_BYTES, MAX_FIELD_BYTES = 800, 1_000_000, 10_000, 5_000
+ITEM_TYPE = "article"
+
+
+class AirecError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class AirecSettings:
+    endpoint: str | None = None
+    access_key_id: str | None = None
+    access_key_secret: str | None = None
+    security_token: str | None = None
+    region_id: str | None = None
+    instance_id: str | None = None
+    ranking_model_id: str | None = None
+    scene_id: str = "ragrec"
+    protocol: str = "https"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> AirecSettings:
+        return cls(
+            endpoint=env.get("AIREC_ENDPOINT") or None,
+            access_key_id=env.get("AIREC_ACCESS_KEY_ID")
+            or env.get("ALIBABA_CLOUD_ACCESS_KEY_ID") or None,
+            access_key_secret=env.get("AIREC_ACCESS_KEY_SECRET")
+            or env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET") or None,
+            region_id=env.get("AIREC_REGION_ID") or None,
+            instance_id=env.get("AIREC_INSTANCE_ID") or None,
+            ranking_model_id=env.get("AIREC_RANKING_MODEL_ID") or None,
+            scene_id=env.get("AIREC_SCENE_ID") or "ragrec",
+            protocol=env.get("AIREC_PROTOCOL") or "https",
+        )
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.endpoint and self.instance_id and self.access_key_id
+                    and self.access_key_secret)
+
+    def __repr__(self) -> str:  # never print the secret
+        return (f"AirecSettings(endpoint={self.endpoint!r}, instance_id={self.instance_id!r}, "
+                f"access_key_id={self.access_key_id!r}, access_key_secret="
+                f"{'***' if self.access_key_secret else None})")
+
+
+def _fit(value: str, limit: int) -> str:
+    data = value.encode("utf-8")[:limit]
+    return data.decode("utf-8", errors="ignore")
+
+
+def item_document(row: dict, scene_id: str) -> dict:
+    """An item-table document for one feature-table row (fields within the size rules)."""
+    from datetime import datetime
+
+    modified = row.get("last_modified")
+    pub_time = int(datetime.fromisoformat(modified).timestamp()) if modified else 0
+    return {"cmd": "add", "fields": {
+        "item_id": row["item_id"], "item_type": ITEM_TYPE, "scene_id": scene_id,
+        "title": _fit(row.get("title") or row["doc_id"], 1000),
+        "content": _fit(row.get("excerpt") or "", 4000),
+        "pub_time": str(pub_time), "status": "1",
+        "tags": _fit(row.get("model_version") or "", 200),
+    }}
+
+
+def delete_document(item: str) -> dict:
+    return {"cmd": "delete", "fields": {"item_id": item, "item_type": ITEM_TYPE}}
+
+
+def batches(documents: Iterable[dict]) -> Iterable[list[dict]]:
+    """Requests within 800 documents and 1 MB; a document over 10 KB is an error."""
+    batch, size = [], 2
+    for doc in documents:
+        encoded = len(json.dumps(doc, ensure_ascii=False).encode("utf-8"))
+        if encoded > MAX_DOC_BYTES:
+            raise AirecError(f"item {doc['fields'].get('item_id')} is {encoded} bytes, over "
+                             f"AIRec's {MAX_DOC_BYTES}")
+        if batch and (len(batch) == MAX_DOCS or size + encoded + 1 > MAX_REQUEST_BYTES):
+            yield batch
+            batch, size = [], 2
+        batch.append(doc)
+        size += encoded + 1
+    if batch:
+        yield batch
+
+
+class AirecClient:
+    def __init__(self, settings: AirecSettings):
+        if not settings.configured:
+            raise AirecError("AIRec settings missing: endpoint, instance id and AccessKey "
+                             "(AIREC_* variables or the airec_default connection)")
+        from alibabacloud_airec20201126.client import Client
+        from alibabacloud_tea_openapi import models as open_api_models
+
+        self.settings = settings
+        self.client = Client(open_api_models.Config(
+            access_key_id=settings.access_key_id, access_key_secret=settings.access_key_secret,
+            security_token=settings.security_token, endpoint=settings.endpoint,
+            region_id=settings.region_id, protocol=settings.protocol,
+            read_timeout=30000, connect_timeout=10000))
+
+    def _call(self, action: str, method: str, path: str, body) -> dict:
+        from alibabacloud_tea_openapi import models as open_api_models
+        from alibabacloud_tea_util import models as util_models
+
+        params = open_api_models.Params(
+            action=action, version="2020-11-26", protocol=self.settings.protocol.upper(),
+            pathname=path, method=method, auth_type="AK", style="ROA", req_body_type="json",
+            body_type="json")
+        request = open_api_models.OpenApiRequest(headers={}, body=body)
+        response = sdk_call(AirecError, f"AIRec {action}", lambda: self.client.call_api(
+            params, request, util_models.RuntimeOptions(autoretry=True, max_attempts=3)))
+        payload = response.get("body") or {}
+        if isinstance(payload, dict) and payload.get("result") is False:
+            raise AirecError(f"AIRec {action} rejected: {payload.get('code')}: "
+                             f"{payload.get('message')}")
+        return payload
+
+    def push(self, documents: Iterable[dict], table: str = "item") -> int:
+        from alibabacloud_openapi_util.client import Client as Util
+
+        path = (f"/v2/openapi/instances/{Util.get_encode_param(self.settings.instance_id)}"
+                f"/tables/{Util.get_encode_param(table)}/actions/bulk")
+        pushed = 0
+        for batch in batches(documents):
+            self._call("PushDocument", "POST", path, batch)
+            pushed += len(batch)
+        return pushed
+
+    def point_ranker_at(self, ranker_url: str, model_version: str) -> dict:
+        """The instance's custom ranking model calls ``ranker_url`` (the model endpoint's
+        rerank route) and is labelled with the model version."""
+        from alibabacloud_openapi_util.client import Client as Util
+
+        if not self.settings.ranking_model_id:
+            raise AirecError("no ranking model id (AIREC_RANKING_MODEL_ID or the connection's "
+                             "extra 'ranking_model_id')")
+        path = (f"/v2/openapi/instances/{Util.get_encode_param(self.settings.instance_id)}"
+                f"/ranking-models/{Util.get_encode_param(self.settings.ranking_model_id)}")
+        return self._call("ModifyRankingModel", "PUT", path, {"meta": {
+            "type": "custom", "custom_ranker_url": ranker_url, "model_version": model_version}})

@@ -1,0 +1,143 @@
+"""The recommendation side of the index (``airec_sync``): one item per document, with a
+document vector (normalised mean of its chunk vectors), written as a feature table into
+Elasticsearch (``<alias>-rec-items``, the embedded default) and, when AIRec is configured,
+pushed to its item table through the official SDK.
+
+The feature table is also the sync state: each row keeps the content hash last pushed to
+AIRec, so a re-run pushes only new and changed items (``cmd: add``) and deletes items whose
+document is gone (``cmd: delete``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+from elasticsearch import Elasticsearch, helpers
+
+from ragrec.indexing import versions
+from ragrec.indexing.bulk_writer import run_bulk
+
+EXCERPT_CHARS = 1000
+
+
+@dataclass
+class Item:
+    item_id: str
+    title: str
+    excerpt: str
+    vector: np.ndarray
+    chunks: int
+    last_modified: str
+    model_version: str
+    content_sha: str
+
+
+def feature_table(alias: str) -> str:
+    return f"{alias}-rec-items"
+
+
+def item_id(doc_id: str) -> str:
+    """AIRec ids are short strings: a stable hash of the document id."""
+    return hashlib.sha256(doc_id.encode("utf-8")).hexdigest()[:32]
+
+
+def collect_items(client: Elasticsearch, alias: str) -> Iterator[tuple[str, Item]]:
+    """(doc_id, Item) for every document behind ``alias`` (chunks scanned in doc order)."""
+    model_version = versions.index_meta(client, alias).get("model_version", "")
+    fields = ["doc_id", "chunk_no", "title", "text", "vector", "content_hash", "last_modified"]
+    current, parts = None, []
+    for hit in helpers.scan(client, index=alias, _source=fields, size=500, preserve_order=True,
+                            query={"match_all": {}}, sort=["doc_id", "chunk_no"]):
+        source = hit["_source"]
+        if current is not None and source["doc_id"] != current:
+            yield current, _item(current, parts, model_version)
+            parts = []
+        current = source["doc_id"]
+        parts.append(source)
+    if current is not None:
+        yield current, _item(current, parts, model_version)
+
+
+def _item(doc_id: str, chunks: list[dict], model_version: str) -> Item:
+    vectors = np.asarray([c["vector"] for c in chunks], dtype=np.float32)
+    mean = vectors.mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    digest = hashlib.sha256("".join(c["content_hash"] for c in chunks).encode()).hexdigest()
+    title = next((c["title"] for c in chunks if c.get("title")), "") or doc_id
+    return Item(item_id(doc_id), title[:200], chunks[0]["text"][:EXCERPT_CHARS],
+                mean / norm if norm > 0 else mean, len(chunks),
+                max(c.get("last_modified") or "" for c in chunks), model_version, digest)
+
+
+def ensure_feature_table(client: Elasticsearch, alias: str, dims: int) -> str:
+    name = feature_table(alias)
+    if not client.indices.exists(index=name):
+        client.indices.create(index=name, mappings={"dynamic": "strict", "properties": {
+            "doc_id": {"type": "keyword"}, "item_id": {"type": "keyword"},
+            "title": {"type": "text"}, "excerpt": {"type": "text", "index": False},
+            "vector": {"type": "dense_vector", "dims": dims, "index": True,
+                       "similarity": "cosine"},
+            "chunks": {"type": "integer"}, "last_modified": {"type": "date"},
+            "model_version": {"type": "keyword"}, "content_sha": {"type": "keyword"},
+            "updated_at": {"type": "date"}, "airec_sha": {"type": "keyword"},
+        }})
+    return name
+
+
+def sync_feature_table(client: Elasticsearch, alias: str) -> dict:
+    """Rewrites changed rows and deletes rows of vanished documents; returns what changed
+    and the rows AIRec still has to receive."""
+    meta = versions.index_meta(client, alias)
+    table = ensure_feature_table(client, alias, int(meta["dims"]))
+    existing = {h["_id"]: h["_source"] for h in helpers.scan(
+        client, index=table, _source=["content_sha", "model_version", "airec_sha"],
+        query={"match_all": {}})}
+    now = datetime.now(UTC).isoformat()
+    actions, seen, changed = [], set(), 0
+    for doc_id, item in collect_items(client, alias):
+        seen.add(item.item_id)
+        old = existing.get(item.item_id, {})
+        if old.get("content_sha") == item.content_sha and \
+                old.get("model_version") == item.model_version:
+            continue
+        changed += 1
+        actions.append({"_op_type": "index", "_index": table, "_id": item.item_id, "_source": {
+            "doc_id": doc_id, "item_id": item.item_id, "title": item.title,
+            "excerpt": item.excerpt, "vector": item.vector, "chunks": item.chunks,
+            "last_modified": item.last_modified or None, "model_version": item.model_version,
+            "content_sha": item.content_sha, "updated_at": now,
+            "airec_sha": old.get("airec_sha")}})
+    gone = sorted(set(existing) - seen)
+    actions += [{"_op_type": "delete", "_index": table, "_id": i} for i in gone]
+    if actions:
+        outcome = run_bulk(client, actions)
+        if outcome.failed:
+            raise RuntimeError(f"feature table write failed: {next(iter(outcome.failed.values()))}")
+    client.indices.refresh(index=table)
+    return {"table": table, "items": len(seen), "changed": changed, "deleted": len(gone),
+            "deleted_ids": gone}
+
+
+def pending_for_airec(client: Elasticsearch, alias: str) -> list[dict]:
+    """Rows whose content AIRec has not received yet."""
+    table = feature_table(alias)
+    rows = []
+    for hit in helpers.scan(client, index=table, query={"match_all": {}},
+                            _source=["doc_id", "item_id", "title", "excerpt", "last_modified",
+                                     "content_sha", "airec_sha", "model_version"]):
+        if hit["_source"].get("airec_sha") != hit["_source"]["content_sha"]:
+            rows.append(hit["_source"])
+    return rows
+
+
+def mark_pushed(client: Elasticsearch, alias: str, rows: list[dict]) -> None:
+    actions = [{"_op_type": "update", "_index": feature_table(alias), "_id": r["item_id"],
+                "doc": {"airec_sha": r["content_sha"]}} for r in rows]
+    if actions:
+        outcome = run_bulk(client, actions)
+        if outcome.failed:
+            raise RuntimeError(f"could not record the AIRec push: {outcome.failed}")

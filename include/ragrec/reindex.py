@@ -1,0 +1,106 @@
+"""Zero-downtime rebuilds behind an alias, with a retrieval gate (``kb_reindex``).
+
+1. ``build``: a new physical version from the whole source with the chosen encoder
+   (vectors of unchanged chunks reused when the model is the same); the alias is untouched.
+2. ``gate``: the golden set on the candidate vs the live index; refused when nDCG@10 drops
+   more than ``margin`` below it. Scores are recorded in each version's ``_meta``, so the
+   live baseline is measured once per golden set.
+3. ``swap``: one atomic alias action, older versions beyond ``keep`` deleted, then a
+   catch-up sync of changes written to the old version while the new one was built.
+4. ``discard``: a refused or failed candidate is deleted; the live version never is.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from elasticsearch import Elasticsearch
+
+from ragrec.golden import GoldenScore, evaluate_golden, golden_digest
+from ragrec.indexing import versions
+from ragrec.sync import IngestOptions, Ingestor
+
+log = logging.getLogger(__name__)
+
+
+class GateRefused(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    golden_dir: Path | None
+    mode: str = "hybrid"
+    margin: float = 0.02
+    split: str = "test"
+
+
+def build(client: Elasticsearch, embedder, tokenizer, source, alias: str,
+          validator=None) -> dict:
+    options = IngestOptions(full=True, swap_alias=False, show_progress=False)
+    summary = Ingestor(client, embedder, tokenizer, options, validator).ingest(source, alias)
+    result = summary.to_dict()
+    result.pop("quarantined", None)
+    return result
+
+
+def _recorded(client: Elasticsearch, index: str, settings: GateSettings, digest: str):
+    golden = versions.index_meta(client, index).get("golden") or {}
+    if golden.get("golden_sha256") == digest and golden.get("mode") == settings.mode:
+        return golden
+    return None
+
+
+def score(client: Elasticsearch, index: str, embedder, settings: GateSettings) -> dict:
+    """The golden score of one version (recorded in its ``_meta``; measured if missing)."""
+    digest = golden_digest(settings.golden_dir, settings.split)
+    recorded = _recorded(client, index, settings, digest)
+    if recorded is not None:
+        return recorded
+    meta = versions.index_meta(client, index)
+    if meta.get("model_version") != embedder.model_version:
+        raise GateRefused(f"{index} was built with {meta.get('model_version')!r}; its queries "
+                          f"cannot be encoded with {embedder.model_version!r}")
+    result: GoldenScore = evaluate_golden(client, index, embedder, settings.golden_dir,
+                                          settings.mode, settings.split)
+    versions.update_meta(client, index, golden=result.to_dict())
+    return result.to_dict()
+
+
+def gate(candidate: dict, live: dict | None, margin: float) -> dict:
+    """Pass/fail of a candidate's golden score against the live one (None: no live index,
+    or no comparable baseline, which passes and says so)."""
+    if live is None:
+        return {"passed": True, "reason": "no live baseline", "candidate": candidate,
+                "live": None, "margin": margin}
+    drop = round(live["ndcg_at_10"] - candidate["ndcg_at_10"], 4)
+    passed = drop <= margin
+    reason = (f"nDCG@10 {candidate['ndcg_at_10']:.4f} vs live {live['ndcg_at_10']:.4f} "
+              f"(drop {drop:+.4f}, allowed {margin:.4f})")
+    return {"passed": passed, "reason": reason, "candidate": candidate, "live": live,
+            "margin": margin}
+
+
+def swap(client: Elasticsearch, alias: str, candidate: str, keep: int) -> dict:
+    if candidate not in versions.list_versions(client, alias):
+        raise versions.IndexVersionError(f"{candidate} is not a version of {alias}")
+    previous = versions.point_alias(client, alias, candidate)
+    pruned = versions.prune_versions(client, alias, keep)
+    log.info("%s: %s -> %s (pruned %s)", alias, previous, candidate, pruned)
+    return {"alias": alias, "previous": previous, "live": candidate, "pruned": pruned}
+
+
+def discard(client: Elasticsearch, alias: str, candidate: str) -> bool:
+    if candidate == versions.current_version(client, alias):
+        return False
+    client.indices.delete(index=candidate, ignore_unavailable=True)
+    return True
+
+
+def catch_up(client: Elasticsearch, embedder, tokenizer, source, alias: str) -> dict:
+    summary = Ingestor(client, embedder, tokenizer,
+                       IngestOptions(show_progress=False)).ingest(source, alias).to_dict()
+    summary.pop("quarantined", None)
+    return summary

@@ -1,0 +1,137 @@
+"""A local AIRec OpenAPI (2020-11-26, ROA) for the SDK adapter: PushDocument and
+ModifyRankingModel.
+
+It checks what the service checks: the V3 signature, action/version headers, the instance,
+a JSON array body of at most 800 documents and 1 MB, documents of at most 10 KB and fields
+of at most 5 KB, ``cmd`` in add/update/delete, and the item table's key (``item_id`` +
+``item_type``). It keeps the item table and the ranking models, and answers like the service
+(``{"requestId", "result", "code", "message"}``) with an HTTP status.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlsplit
+
+from servers.acs_signature import SignatureProblem, verify
+
+API_VERSION = "2020-11-26"
+PUSH = re.compile(r"^/v2/openapi/instances/(?P<instance>[^/]+)/tables/(?P<table>[^/]+)"
+                  r"/actions/bulk$")
+RANKER = re.compile(r"^/v2/openapi/instances/(?P<instance>[^/]+)/ranking-models/(?P<model>[^/]+)$")
+
+
+class AirecServer:
+    def __init__(self, instance_id: str = "airec-cn-test", access_key_id: str = "airec-ak",
+                 access_key_secret: str = "airec-secret", ranking_model_id: str = "rm-1"):
+        self.instance_id = instance_id
+        self.credentials = {access_key_id: access_key_secret}
+        self.items: dict[tuple[str, str], dict] = {}
+        self.rankers: dict[str, dict] = {ranking_model_id: {"meta": {}}}
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _answer(self, status: int, code: str = "0", message: str = "success",
+                        **extra) -> None:
+                body = json.dumps({"requestId": str(uuid.uuid4()), "result": status == 200,
+                                   "code": code, "message": message, **extra}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _handle(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                parts = urlsplit(self.path)
+                push, ranker = PUSH.match(parts.path), RANKER.match(parts.path)
+                if push and self.command == "POST":
+                    action, match = "PushDocument", push
+                elif ranker and self.command == "PUT":
+                    action, match = "ModifyRankingModel", ranker
+                else:
+                    return self._answer(404, "InvalidAction.NotFound", f"no API at {parts.path}")
+                try:
+                    verify(self.command, parts.path, parts.query, self.headers, body,
+                           server.credentials, action, API_VERSION)
+                except SignatureProblem as problem:
+                    return self._answer(problem.status, problem.code, problem.message)
+                if unquote(match["instance"]) != server.instance_id:
+                    return self._answer(404, "InstanceNotExist",
+                                        f"instance {match['instance']} does not exist")
+                try:
+                    payload = json.loads(body or b"null")
+                except ValueError:
+                    return self._answer(400, "InvalidParameter", "body is not JSON")
+                with server.lock:
+                    server.requests.append({"action": action, "bytes": len(body),
+                                            "body": payload})
+                    if action == "PushDocument":
+                        status, code, message = server._push(unquote(match["table"]), payload,
+                                                              len(body))
+                    else:
+                        status, code, message = server._ranker(unquote(match["model"]), payload)
+                self._answer(status, code, message)
+
+            do_POST = do_PUT = _handle
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"127.0.0.1:{self.httpd.server_address[1]}"
+
+    def _push(self, table: str, docs, size: int) -> tuple[int, str, str]:
+        if table not in ("user", "item", "behavior"):
+            return 400, "InvalidParameter", f"unknown table {table}"
+        if not isinstance(docs, list) or not docs:
+            return 400, "InvalidParameter", "body must be a non-empty JSON array of documents"
+        if len(docs) > 800 or size > 1_000_000:
+            return 400, "DocumentsTooMany", "at most 800 documents and 1 MB per request"
+        for doc in docs:
+            if not isinstance(doc, dict) or doc.get("cmd") not in ("add", "update", "delete"):
+                return 400, "InvalidParameter", "each document needs cmd add/update/delete"
+            fields = doc.get("fields")
+            if not isinstance(fields, dict):
+                return 400, "InvalidParameter", "each document needs a fields object"
+            if len(json.dumps(doc, ensure_ascii=False).encode()) > 10_000:
+                return 400, "DocumentTooLarge", "a document is over 10 KB"
+            if any(len(str(v).encode()) > 5_000 for v in fields.values()):
+                return 400, "FieldTooLarge", "a field is over 5 KB"
+            if table == "item" and not (fields.get("item_id") and fields.get("item_type")):
+                return 400, "InvalidParameter", "item documents need item_id and item_type"
+        for doc in docs:
+            fields = doc["fields"]
+            key = (fields["item_id"], fields["item_type"])
+            if doc["cmd"] == "delete":
+                self.items.pop(key, None)
+            elif doc["cmd"] == "update":
+                self.items.setdefault(key, {}).update(fields)
+            else:
+                self.items[key] = dict(fields)
+        return 200, "0", "success"
+
+    def _ranker(self, model: str, payload) -> tuple[int, str, str]:
+        if model not in self.rankers:
+            return 404, "RankingModelNotExist", f"ranking model {model} does not exist"
+        if not isinstance(payload, dict) or not isinstance(payload.get("meta"), dict):
+            return 400, "InvalidParameter", "body needs a meta object"
+        self.rankers[model] = payload
+        return 200, "0", "success"
+
+    def __enter__(self):
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
