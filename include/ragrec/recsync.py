@@ -51,7 +51,8 @@ def collect_items(client: Elasticsearch, alias: str) -> Iterator[tuple[str, Item
     fields = ["doc_id", "chunk_no", "title", "text", "vector", "content_hash", "last_modified"]
     current, parts = None, []
     for hit in helpers.scan(client, index=alias, _source=fields, size=500, preserve_order=True,
-                            query={"match_all": {}}, sort=["doc_id", "chunk_no"]):
+                            query={"query": {"match_all": {}},
+                                   "sort": [{"doc_id": "asc"}, {"chunk_no": "asc"}]}):
         source = hit["_source"]
         if current is not None and source["doc_id"] != current:
             yield current, _item(current, parts, model_version)
@@ -95,7 +96,7 @@ def sync_feature_table(client: Elasticsearch, alias: str) -> dict:
     table = ensure_feature_table(client, alias, int(meta["dims"]))
     existing = {h["_id"]: h["_source"] for h in helpers.scan(
         client, index=table, _source=["content_sha", "model_version", "airec_sha"],
-        query={"match_all": {}})}
+        query={"query": {"match_all": {}}})}
     now = datetime.now(UTC).isoformat()
     actions, seen, changed = [], set(), 0
     for doc_id, item in collect_items(client, alias):
@@ -126,7 +127,7 @@ def pending_for_airec(client: Elasticsearch, alias: str) -> list[dict]:
     """Rows whose content AIRec has not received yet."""
     table = feature_table(alias)
     rows = []
-    for hit in helpers.scan(client, index=table, query={"match_all": {}},
+    for hit in helpers.scan(client, index=table, query={"query": {"match_all": {}}},
                             _source=["doc_id", "item_id", "title", "excerpt", "last_modified",
                                      "content_sha", "airec_sha", "model_version"]):
         if hit["_source"].get("airec_sha") != hit["_source"]["content_sha"]:

@@ -67,7 +67,7 @@ def test_a_failed_smoke_test_rolls_the_endpoint_back(endpoint, versions_to_roll)
         task.retries = 0
     # A latency budget no server meets: the smoke test must fail after the deploy.
     run = dag.test(run_conf={"model_uri": str(versions_to_roll["v3"]), "reindex": False,
-                             "max_p99_ms": 0.001})
+                             "max_p99_ms": 1})
     states = _states(run)
     assert run.state == "failed"
     assert states["deploy"] == "success" and states["smoke_test"] == "failed"

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = os.environ.get("AIRFLOW__CORE__DAGS_FOLDER") or str(
         Path(__file__).resolve().parents[3] / "dags")
-    bag = DagBag(dag_folder=folder, include_examples=False)
+    bag = DagBag(dag_folder=folder)
     if bag.import_errors or "kb_ingest" not in bag.dags:
         Path(args.out).write_text(json.dumps({"state": "failed",
                                               "error": str(bag.import_errors)[:2000]}))

@@ -32,8 +32,15 @@ def _airflow(*args: str, env: dict, check: bool = True) -> str:
 
 
 def _json_rows(text: str) -> list[dict]:
-    start = text.find("[")
-    return json.loads(text[start:]) if start >= 0 else []
+    """The JSON array an ``airflow ... -o json`` command prints (after any log lines)."""
+    lines = text.splitlines()
+    for number, line in enumerate(lines):
+        if line.lstrip().startswith(("[{", "[]")):
+            try:
+                return json.loads("\n".join(lines[number:]))
+            except ValueError:
+                continue
+    return []
 
 
 def _free_port() -> int:

@@ -40,7 +40,7 @@ def index_frames(client: Elasticsearch, alias: str):
 
     rows = []
     for hit in helpers.scan(client, index=alias, _source=CHUNK_FIELDS, size=1000,
-                            query={"match_all": {}}):
+                            query={"query": {"match_all": {}}}):
         source = hit["_source"]
         rows.append({"chunk_id": hit["_id"], **{k: source.get(k) for k in CHUNK_FIELDS}})
     chunks = chunk_frame(rows)
