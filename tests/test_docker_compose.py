@@ -38,7 +38,12 @@ def test_airflow_3_components_on_postgres_with_local_executor():
             mounts = {v.split(":")[1] for v in service["volumes"] if ":" in v}
             assert {"/opt/airflow/dags", "/opt/ragrec/include"} <= mounts
     assert AIRFLOW_COMMANDS <= commands.keys()
-    assert "db" in commands  # migration runs before the components start
+    # Migration, then the model-endpoint pool, before the components start.
+    init = " ".join(SERVICES["airflow-init"]["command"])
+    assert init.index("airflow db migrate") < init.index("airflow pools set model_endpoint")
+    for component in AIRFLOW_COMMANDS:
+        depends = SERVICES[commands[component]]["depends_on"]
+        assert depends["airflow-init"]["condition"] == "service_completed_successfully"
     assert "apache/airflow:3." in (ROOT / "Dockerfile").read_text()
 
 

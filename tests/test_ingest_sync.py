@@ -295,8 +295,10 @@ def test_a_crashed_rebuild_never_touches_the_live_alias(tmp_path, make_ingestor,
     source = LocalSource(write_corpus(tmp_path / "docs", files))
     live = make_ingestor().ingest(source, alias).index
     with pytest.raises(RuntimeError, match="simulated crash"):
+        # --reencode: with the same model a rebuild would copy every vector and never
+        # call the (crashing) encoder.
         make_ingestor(CrashingEmbedder(embedder, crash_after=1), full=True,
-                      window_chunks=2).ingest(source, alias)
+                      window_chunks=2, reuse_vectors=False).ingest(source, alias)
     assert versions.current_version(es, alias) == live
     assert len(versions.list_versions(es, alias)) == 2  # the half-built orphan
     assert es.count(index=alias)["count"] == 6

@@ -11,6 +11,21 @@ from servers.model_server_process import ModelServerProcess
 from conftest import ROOT
 
 MODEL_TOKEN, MODEL_ADMIN = "dag-model-token", "dag-model-admin"
+SMALL_KB = {
+    "travel.md": "# Travel\n\nHotel and flight costs are reimbursed within thirty days.\n",
+    "vpn.md": "# VPN\n\nThe VPN client drops at airports; switch to the TCP gateway.\n",
+    "leave.txt": "Parental leave lasts twenty weeks and is fully paid.\n",
+}
+
+
+@pytest.fixture
+def small_kb(tmp_path):
+    """A folder of three short documents (a fresh copy per test)."""
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    for name, text in SMALL_KB.items():
+        (folder / name).write_text(text)
+    return folder
 
 
 @pytest.fixture(scope="session")

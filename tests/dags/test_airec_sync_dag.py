@@ -8,26 +8,18 @@ from __future__ import annotations
 import numpy as np
 from servers.airec_server import AirecServer
 
+from dags.conftest import SMALL_KB as DOCS
 from dags.conftest import load_dag, set_connection
-
-DOCS = {
-    "travel.md": "# Travel\n\nHotel and flight costs are reimbursed within thirty days.\n",
-    "vpn.md": "# VPN\n\nThe VPN client drops at airports; switch to the TCP gateway.\n",
-    "leave.txt": "Parental leave lasts twenty weeks and is fully paid.\n",
-}
 
 
 def test_feature_table_and_airec_push_follow_the_index(dag_connections, make_ingestor, es,
                                                        index_name, cleanup_alias, model_server,
-                                                       monkeypatch, tmp_path):
+                                                       small_kb, monkeypatch):
     from ragrec.recsync import feature_table, item_id
     from ragrec.sources import LocalSource
 
     cleanup_alias(index_name)
-    source = tmp_path / "kb"
-    source.mkdir()
-    for name, text in DOCS.items():
-        (source / name).write_text(text)
+    source = small_kb
     make_ingestor().ingest(LocalSource(source), index_name)
     dag = load_dag("airec_sync")
 

@@ -10,20 +10,12 @@ import sys
 
 from conftest import ROOT
 
-DOCS = {
-    "travel.md": "# Travel\n\nHotel and flight costs are reimbursed within thirty days.\n",
-    "vpn.md": "# VPN\n\nThe VPN client drops at airports; switch to the TCP gateway.\n",
-    "leave.txt": "Parental leave lasts twenty weeks and is fully paid.\n",
-}
-
 
 def test_kb_ingest_runs_once_under_the_scheduler(airflow_db, es_url, es, index_name,
-                                                 cleanup_alias, project_env, tmp_path):
+                                                 cleanup_alias, project_env, small_kb,
+                                                 tmp_path):
     cleanup_alias(index_name)
-    source = tmp_path / "kb"
-    source.mkdir()
-    for name, text in DOCS.items():
-        (source / name).write_text(text)
+    source = small_kb
     host, port = es_url.removeprefix("http://").split(":")
     env = {**project_env, "AIRFLOW_CONN_ELASTICSEARCH_DEFAULT": json.dumps(
         {"conn_type": "elasticsearch", "host": host, "port": int(port), "schema": "http"}),

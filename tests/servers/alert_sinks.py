@@ -12,7 +12,21 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-class WebhookSink:
+class _InBackground:
+    """Serves ``self.server`` on a daemon thread inside a ``with`` block."""
+
+    server: socketserver.BaseServer
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class WebhookSink(_InBackground):
     def __init__(self, token: str | None = None, fail_first: int = 0):
         self.token, self.fail_first = token, fail_first
         self.received: list[dict] = []
@@ -49,16 +63,8 @@ class WebhookSink:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/alerts"
 
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
 
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class SmtpSink:
+class SmtpSink(_InBackground):
     def __init__(self, fail_first: int = 0):
         self.messages: list[email.message.Message] = []
         self.envelopes: list[tuple[str, list[str]]] = []
@@ -115,11 +121,3 @@ class SmtpSink:
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
