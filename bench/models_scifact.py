@@ -2,7 +2,7 @@
 train split (hard negatives from the live index), then ``ragrec eval`` the base model and the
 fine-tuned version on the test split in every mode, and print one table.
 
-    bench/run models_scifact            # ~45 min on 2 CPU cores
+    bench/run models_scifact            # ~1-1.5 h on 2 CPU cores (rerank eval is most)
     python -m bench.models_scifact --out /var/tmp/ragrec-models/scifact-ft
 
 Everything goes through the CLI a user runs (``ragrec train``, ``ragrec eval``); fusion and
