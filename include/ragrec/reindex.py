@@ -46,7 +46,9 @@ def build(client: Elasticsearch, embedder, tokenizer, source, alias: str,
     return result
 
 
-def _recorded(client: Elasticsearch, index: str, settings: GateSettings, digest: str):
+def recorded_score(client: Elasticsearch, index: str, settings: GateSettings) -> dict | None:
+    """The golden score recorded on ``index`` for this golden set and mode, if any."""
+    digest = golden_digest(settings.golden_dir, settings.split)
     golden = versions.index_meta(client, index).get("golden") or {}
     if golden.get("golden_sha256") == digest and golden.get("mode") == settings.mode:
         return golden
@@ -55,8 +57,7 @@ def _recorded(client: Elasticsearch, index: str, settings: GateSettings, digest:
 
 def score(client: Elasticsearch, index: str, embedder, settings: GateSettings) -> dict:
     """The golden score of one version (recorded in its ``_meta``; measured if missing)."""
-    digest = golden_digest(settings.golden_dir, settings.split)
-    recorded = _recorded(client, index, settings, digest)
+    recorded = recorded_score(client, index, settings)
     if recorded is not None:
         return recorded
     meta = versions.index_meta(client, index)

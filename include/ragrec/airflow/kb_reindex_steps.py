@@ -9,7 +9,17 @@ from pathlib import Path
 from ragrec.airflow import runtime
 from ragrec.airflow.kb_ingest_steps import QualityGateFailed, batch_validator, source_uri
 from ragrec.indexing import versions
-from ragrec.reindex import GateRefused, GateSettings, build, catch_up, discard, gate, score, swap
+from ragrec.reindex import (
+    GateRefused,
+    GateSettings,
+    build,
+    catch_up,
+    discard,
+    gate,
+    recorded_score,
+    score,
+    swap,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +41,14 @@ def baseline(params: dict) -> dict | None:
         log.info("no %s: nothing to compare against", "golden set" if live else "live index")
         return None
     model_version = versions.index_meta(client, live).get("model_version")
-    recorded = versions.index_meta(client, live).get("golden")
     embedder = runtime.encoder_for_version(model_version)
     if embedder is None:
-        if recorded:
-            return recorded
-        log.warning("live %s (model %s): no encoder for its queries and no recorded score",
-                    live, model_version)
-        return None
+        # Only a score recorded for this very golden set and mode compares.
+        recorded = recorded_score(client, live, settings)
+        if recorded is None:
+            log.warning("live %s (model %s): no encoder for its queries and no comparable "
+                        "recorded score", live, model_version)
+        return recorded
     return score(client, live, embedder, settings)
 
 
