@@ -11,10 +11,8 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from airflow.sdk import BaseHook
-from airflow.sdk.exceptions import AirflowNotFoundException, AirflowRuntimeError
-
 from ragrec.airflow import runtime
+from ragrec.airflow.hooks import optional_connection
 from ragrec.cloud.airec import AirecClient, AirecSettings, delete_document, item_document
 
 log = logging.getLogger(__name__)
@@ -22,9 +20,8 @@ log = logging.getLogger(__name__)
 
 def airec_settings() -> AirecSettings:
     env = AirecSettings.from_env()
-    try:
-        conn = BaseHook.get_connection("airec_default")
-    except (AirflowNotFoundException, AirflowRuntimeError):
+    conn = optional_connection("airec_default")
+    if conn is None:
         return env
     extra = conn.extra_dejson
     endpoint = conn.host or env.endpoint

@@ -24,6 +24,14 @@ from ragrec.config import ElasticsearchSettings, OssSettings
 from ragrec.es_client import client_options, resolve_url
 
 
+def optional_connection(conn_id: str):
+    """The Airflow Connection ``conn_id``, or None when it is not defined."""
+    try:
+        return BaseHook.get_connection(conn_id)
+    except (AirflowNotFoundException, AirflowRuntimeError):
+        return None
+
+
 def _connection_url(conn: Any) -> str:
     host = conn.host or "127.0.0.1"
     if "://" in host:
@@ -50,9 +58,8 @@ class RagrecElasticsearchHook(BaseHook):
 
     def settings(self) -> ElasticsearchSettings:
         env_settings = ElasticsearchSettings.from_env()
-        try:
-            conn = self.get_connection(self.elasticsearch_conn_id)
-        except (AirflowNotFoundException, AirflowRuntimeError):
+        conn = optional_connection(self.elasticsearch_conn_id)
+        if conn is None:
             self.log.info("no connection %r: using ES_URL / the local node",
                           self.elasticsearch_conn_id)
             return env_settings
@@ -96,9 +103,8 @@ class RagrecOssHook(BaseHook):
 
     def settings(self) -> OssSettings:
         env_settings = OssSettings.from_env()
-        try:
-            conn = self.get_connection(self.oss_conn_id)
-        except (AirflowNotFoundException, AirflowRuntimeError):
+        conn = optional_connection(self.oss_conn_id)
+        if conn is None:
             return env_settings
         endpoint = conn.host or env_settings.endpoint
         if endpoint and "://" not in endpoint:
@@ -142,10 +148,7 @@ class RagrecModelEndpointHook(BaseHook):
         self.eas_conn_id = eas_conn_id
 
     def connection(self):
-        try:
-            return self.get_connection(self.eas_conn_id)
-        except (AirflowNotFoundException, AirflowRuntimeError):
-            return None
+        return optional_connection(self.eas_conn_id)
 
     def endpoint(self) -> tuple[str | None, str | None, dict]:
         """(inference URL, token, extra); URL None means the in-process model."""

@@ -12,24 +12,17 @@ from __future__ import annotations
 import logging
 import os
 
-from airflow.sdk import BaseHook, BaseNotifier
-from airflow.sdk.exceptions import AirflowNotFoundException, AirflowRuntimeError
+from airflow.sdk import BaseNotifier
 
+from ragrec.airflow.hooks import optional_connection
 from ragrec.quality.alerts import Alert, SmtpSettings, send_email, send_webhook
 
 log = logging.getLogger(__name__)
 WEBHOOK_CONN, SMTP_CONN = "alerts_webhook", "alerts_smtp"
 
 
-def _connection(conn_id: str):
-    try:
-        return BaseHook.get_connection(conn_id)
-    except (AirflowNotFoundException, AirflowRuntimeError):
-        return None
-
-
 def webhook_target() -> tuple[str, str | None] | None:
-    conn = _connection(WEBHOOK_CONN)
+    conn = optional_connection(WEBHOOK_CONN)
     if conn is not None and conn.host:
         url = conn.host if "://" in conn.host else f"{conn.schema or 'https'}://{conn.host}"
         if conn.port and url.count(":") < 2:
@@ -40,7 +33,7 @@ def webhook_target() -> tuple[str, str | None] | None:
 
 
 def smtp_settings() -> SmtpSettings | None:
-    conn = _connection(SMTP_CONN)
+    conn = optional_connection(SMTP_CONN)
     if conn is not None and conn.host:
         extra = conn.extra_dejson
         recipients = tuple(r.strip() for r in str(extra.get("to", "")).split(",") if r.strip())
