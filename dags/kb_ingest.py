@@ -7,7 +7,9 @@ most `model_endpoint` pool slots at a time), checked by the chunk suite and inde
 the alias `index`; documents gone from the source are pruned; the index suite validates
 the result and the `ragrec_kb_index` Asset is published.
 
-* First run of an index, or `all_documents`: every document up to the interval's end.
+* First run of an index: every document up to the interval's end.
+* `all_documents` (the demo, a manual run after a retrain): every document in the source
+  when the run lists it, whatever the run's data interval.
 * Backfill: `airflow backfill create --dag-id kb_ingest --from-date ... --to-date ...`
   re-processes the documents modified in each past interval; unchanged documents are
   skipped, so re-runs are idempotent.
@@ -42,7 +44,7 @@ from ragrec.airflow.runtime import MODEL_POOL
         "batch_size": Param(64, type="integer", minimum=1, maximum=5000,
                             title="Documents per mapped batch"),
         "all_documents": Param(False, type="boolean",
-                               title="Ignore the data interval's start (full listing)"),
+                               title="Full listing: every document in the source now"),
     },
 )
 def kb_ingest():

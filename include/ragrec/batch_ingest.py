@@ -2,8 +2,8 @@
 wires them together.
 
 1. ``plan_interval``: the keys modified in a data interval, split into batches (keys, not
-   content, travel between tasks). The first run of an index, or ``all_documents``, has
-   no lower bound, so nothing older than the first interval is missed.
+   content, travel between tasks). The first run of an index has no lower bound, so
+   nothing older than the first interval is missed; ``all_documents`` has no bounds at all.
 2. ``prepare_index``: the alias exists (first version created) and was built with this
    model, before batches run in parallel.
 3. ``ingest_batch``: one batch through the normal incremental path (parse, chunk, embed,
@@ -37,6 +37,9 @@ def plan_interval(client: Elasticsearch, source: Source, alias: str,
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     first_run = versions.current_version(client, alias) is None
     lower = None if (all_documents or first_run) else since
+    # A full listing is "everything in the source now": a manual run's inferred interval
+    # ends at the last full hour and would miss documents added since.
+    before = None if all_documents else before
     keys = [obj.key for obj in source.list(lower, before)]
     batches = [keys[i:i + batch_size] for i in range(0, len(keys), batch_size)]
     return {"alias": alias, "source": source.uri, "documents": len(keys),

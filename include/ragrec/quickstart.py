@@ -58,4 +58,7 @@ def run_kb_ingest(index: str, log_path: Path, source: Path | None = None) -> dic
     if outcome.get("state") != "success":
         raise DemoError(f"kb_ingest ended {outcome.get('state')}: {outcome.get('tasks')}; "
                         f"see {log_path}")
+    if not (outcome.get("published") or {}).get("documents"):
+        raise DemoError(f"kb_ingest succeeded but the index holds no documents "
+                        f"(source {(source or samples_dir())}); see {log_path}")
     return outcome

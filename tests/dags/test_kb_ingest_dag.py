@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from conftest import ROOT
+from dags.conftest import SMALL_KB
 from dags.conftest import load_dag as _load_dag
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -158,3 +159,25 @@ def test_a_deleted_document_is_pruned_and_an_empty_interval_still_validates(
     assert _xcom(run, "prune_deleted")["docs_deleted"] == 1
     assert {r[1] for r in _content(es, index_name)} == {"simple-table.md", "fake-text.txt"}
     assert _xcom(run, "validate_and_publish")["documents"] == 2
+
+
+def test_a_full_listing_indexes_documents_newer_than_the_runs_interval(
+        connections, small_kb, es, index_name, cleanup_alias):
+    """A manual run's interval is inferred as the last full hour; documents written since
+    (a fresh checkout, an upload minutes ago) are left to the next interval unless the run
+    asks for the full listing, which takes them now."""
+    dag = _load_dag("kb_ingest")
+    cleanup_alias(index_name)
+    now = datetime.now(UTC)
+    for path in small_kb.iterdir():
+        _set_mtime(path, now)
+    run, states = _run(dag, small_kb, index_name, now)
+    assert run.state == "success", states
+    assert _xcom(run, "plan", "plan")["documents"] == 0
+    assert _xcom(run, "validate_and_publish")["documents"] == 0
+
+    run, states = _run(dag, small_kb, index_name, now, all_documents=True)
+    assert run.state == "success", states
+    assert _xcom(run, "plan", "plan")["before"] is None
+    assert {r[1] for r in _content(es, index_name)} == set(SMALL_KB)
+    assert _xcom(run, "validate_and_publish")["documents"] == len(SMALL_KB)

@@ -80,7 +80,8 @@ def validate(params: dict, summaries: list[dict] | None,
 
     client = runtime.es_client()
     report = validate_index(client, runtime.source(source_uri(params)), params["index"],
-                            QualityRunner(runtime.quality_docs_dir()), before=before)
+                            QualityRunner(runtime.quality_docs_dir()),
+                            before=None if params.get("all_documents") else before)
     log.info("%s", report.summary())
     if not report.success:
         raise QualityGateFailed(report.summary())
