@@ -69,3 +69,23 @@ def test_oss_without_connection_uses_the_environment(monkeypatch):
     monkeypatch.setenv("OSS_ENDPOINT", "http://127.0.0.1:9999")
     monkeypatch.setenv("OSS_ACCESS_KEY_ID", "ak")
     assert RagrecOssHook().settings().endpoint == "http://127.0.0.1:9999"
+
+
+def test_endpoint_and_webhook_urls_keep_their_path_and_take_the_port(monkeypatch):
+    """A bare host with a path gets the Connection's port after the host, not after the
+    path; a full URL with its own port is kept as written."""
+    from ragrec.airflow.hooks import RagrecModelEndpointHook
+    from ragrec.airflow.notifiers import webhook_target
+
+    monkeypatch.setenv("AIRFLOW_CONN_ALERTS_WEBHOOK", json.dumps(
+        {"conn_type": "http", "host": "hooks.example.com/services/T1/B2", "port": 8443,
+         "password": "hook-token"}))
+    assert webhook_target() == ("https://hooks.example.com:8443/services/T1/B2", "hook-token")
+    monkeypatch.setenv("AIRFLOW_CONN_EAS_DEFAULT", json.dumps(
+        {"conn_type": "http", "host": "http://10.0.0.5:8000/api/predict/kb/", "port": 9000,
+         "password": "eas-token"}))
+    url, token, _ = RagrecModelEndpointHook().endpoint()
+    assert (url, token) == ("http://10.0.0.5:8000/api/predict/kb", "eas-token")
+    monkeypatch.delenv("AIRFLOW_CONN_ALERTS_WEBHOOK")
+    monkeypatch.setenv("RAGREC_ALERT_WEBHOOK", "http://127.0.0.1:9/hook")
+    assert webhook_target() == ("http://127.0.0.1:9/hook", None)

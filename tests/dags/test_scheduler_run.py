@@ -1,38 +1,146 @@
-"""kb_ingest under a real Airflow 3 deployment (``airflow standalone``: API server, scheduler
-with the LocalExecutor, DAG processor, triggerer), triggered from the CLI as an operator
-would, through ``python -m ragrec.airflow.scheduler_run`` (the documented script)."""
+"""The DAGs under a real Airflow 3 deployment (``airflow standalone``: API server, scheduler
+with the LocalExecutor, DAG processor, triggerer), driven from the CLI as an operator would,
+through ``python -m ragrec.airflow.scheduler_run`` (the documented script): an ``airflow
+backfill create`` over two hourly intervals; and in one deployment a triggered ``kb_ingest``
+then a ``model_rollout`` whose reindex hand-off (TriggerDagRunOperator, wait for completion)
+runs ``kb_reindex`` for real. (Each deployment costs minutes on 2 cores: two, not more.)"""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from servers.model_server_process import ModelServerProcess
 
 from conftest import ROOT
+from dags.conftest import MODEL_ADMIN, MODEL_TOKEN, SMALL_KB
 
 
-def test_kb_ingest_runs_once_under_the_scheduler(airflow_db, es_url, es, index_name,
-                                                 cleanup_alias, project_env, small_kb,
-                                                 tmp_path):
-    cleanup_alias(index_name)
-    source = small_kb
+def _env(es_url: str, tmp_path, model_server=None) -> dict:
     host, port = es_url.removeprefix("http://").split(":")
-    env = {**project_env, "AIRFLOW_CONN_ELASTICSEARCH_DEFAULT": json.dumps(
-        {"conn_type": "elasticsearch", "host": host, "port": int(port), "schema": "http"}),
-        "RAGREC_QUALITY_DOCS": str(tmp_path / "data-docs")}
+    env = os.environ.copy()
+    env["PATH"] = f"{os.path.dirname(sys.executable)}:{env.get('PATH', '')}"
     env.pop("ES_URL", None)
-    conf = {"source": source.as_uri(), "index": index_name, "all_documents": True,
-            "batch_size": 2}
+    env["AIRFLOW_CONN_ELASTICSEARCH_DEFAULT"] = json.dumps(
+        {"conn_type": "elasticsearch", "host": host, "port": int(port), "schema": "http"})
+    env["RAGREC_QUALITY_DOCS"] = str(tmp_path / "data-docs")
+    if model_server is not None:
+        env["AIRFLOW_CONN_EAS_DEFAULT"] = json.dumps(
+            {"conn_type": "http", "host": model_server.predict_url, "password": MODEL_TOKEN,
+             "extra": {"admin_token": MODEL_ADMIN}})
+    return env
+
+
+def _scheduler_run(env: dict, *args: str) -> list[dict]:
     result = subprocess.run(
-        [sys.executable, "-m", "ragrec.airflow.scheduler_run", "kb_ingest", "--conf",
-         json.dumps(conf), "--timeout", "600", "--json"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        [sys.executable, "-m", "ragrec.airflow.scheduler_run", *args, "--timeout", "780",
+         "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-2000:]
-    outcome = json.loads(result.stdout.strip().splitlines()[-1])
-    assert outcome["state"] == "success"
-    states = {(t["task_id"], t["map_index"]): t["state"] for t in outcome["tasks"]}
-    assert set(states.values()) == {"success"}, states
-    mapped = [k for k in states if k[0] == "ingest_batch"]
-    assert len(mapped) == 2  # 3 documents in batches of 2
-    es.indices.refresh(index=index_name)
-    assert es.count(index=index_name)["count"] == 3
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _states(outcome: dict) -> dict:
+    """(task_id, map index) -> state; -1 for an unmapped task."""
+    return {(t["task_id"], int(t["map_index"] if t["map_index"] not in (None, "") else -1)):
+            t["state"] for t in outcome["tasks"]}
+
+
+def _doc_ids(es, alias: str) -> set[str]:
+    es.indices.refresh(index=alias)
+    hits = es.search(index=alias, size=100, _source=["doc_id"])["hits"]["hits"]
+    return {h["_source"]["doc_id"] for h in hits}
+
+
+def test_a_backfill_over_two_intervals_ingests_each_intervals_documents(
+        airflow_db, es_url, es, index_name, cleanup_alias, small_kb, tmp_path):
+    """``airflow backfill create`` for 00:00 and 01:00: the 00:00 run (the index's first)
+    takes the documents modified before 01:00, the 01:00 run only the one modified in
+    [01:00, 02:00)."""
+    cleanup_alias(index_name)
+    hours = {"travel.md": 0, "vpn.md": 0, "leave.txt": 1}
+    for name, hour in hours.items():
+        stamp = datetime(2026, 3, 1, hour, 30, tzinfo=UTC).timestamp()
+        os.utime(small_kb / name, (stamp, stamp))
+    conf = {"source": small_kb.as_uri(), "index": index_name, "batch_size": 1}
+    outcomes = _scheduler_run(_env(es_url, tmp_path), "kb_ingest", "--conf", json.dumps(conf),
+                              "--backfill", "2026-03-01T00:00:00+00:00",
+                              "2026-03-01T01:00:00+00:00")
+    assert len(outcomes) == 2
+    assert all(o["state"] == "success" for o in outcomes), outcomes
+    batches = sorted(len([k for k in _states(o) if k[0] == "ingest_batch"]) for o in outcomes)
+    assert batches == [1, 2]
+    assert _doc_ids(es, index_name) == set(SMALL_KB)
+
+
+@pytest.fixture
+def rollout_versions(tmp_path):
+    from ragrec.embedding.in_process import base_model_dir
+    from ragrec.models.store import write_bundle
+
+    return {v: write_bundle(tmp_path / "models" / v, "kb-minilm", f"kb-minilm-{v}",
+                            base_model_dir()).root for v in ("v1", "v2")}
+
+
+@pytest.fixture
+def golden_set(tmp_path):
+    """Three questions judged on SMALL_KB (BEIR layout; ids are the file stems)."""
+    folder = tmp_path / "golden"
+    (folder / "qrels").mkdir(parents=True)
+    queries = {"q1": ("who pays for my hotel", "travel"),
+               "q2": ("vpn disconnects at the airport", "vpn"),
+               "q3": ("how long is parental leave", "leave")}
+    (folder / "queries.jsonl").write_text("".join(
+        json.dumps({"_id": q, "text": text}) + "\n" for q, (text, _) in queries.items()))
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"{q}\t{doc}\t1\n" for q, (_, doc) in queries.items()))
+    return folder
+
+
+def test_a_rollout_hands_off_to_kb_reindex_and_waits_for_it(
+        airflow_db, es_url, es, index_name, cleanup_alias, small_kb, tmp_path,
+        rollout_versions, golden_set):
+    """kb_ingest, triggered, builds the live index with v1 (served by the endpoint) in mapped
+    batches; rolling out v2 deploys it,
+    triggers kb_reindex with it and waits; once the gate passed and the alias swapped, v2 is
+    promoted: the index behind the alias records v2, the endpoint serves v2."""
+    from ragrec.indexing import versions
+    from ragrec.models.registry import Registry, open_store
+
+    cleanup_alias(index_name)
+    registry = (tmp_path / "registry").as_uri()
+    with ModelServerProcess(str(rollout_versions["v1"]), MODEL_TOKEN, MODEL_ADMIN) as server:
+        env = {**_env(es_url, tmp_path, server), "RAGREC_REGISTRY": registry}
+        ingest = {"source": small_kb.as_uri(), "index": index_name, "all_documents": True,
+                  "batch_size": 2}
+        rollout = {"model_uri": str(rollout_versions["v2"]), "reindex": True,
+                   "eval_dataset": str(golden_set), "index": index_name,
+                   "source": small_kb.as_uri()}
+        outcomes = _scheduler_run(env, "kb_ingest", "model_rollout",
+                                  "--conf", json.dumps(ingest), "--conf", json.dumps(rollout),
+                                  "--report", "kb_reindex")
+        serving = httpx.get(f"{server.base}/health").json()["version"]
+    by_dag = {o["dag_id"]: o for o in outcomes}
+    assert by_dag["kb_ingest"]["state"] == "success"
+    ingest_states = _states(by_dag["kb_ingest"])
+    assert set(ingest_states.values()) == {"success"}, ingest_states
+    assert len([k for k in ingest_states if k[0] == "ingest_batch"]) == 2  # 3 docs, 2 a batch
+    rollout_states = _states(by_dag["model_rollout"])
+    assert by_dag["model_rollout"]["state"] == "success", rollout_states
+    assert rollout_states[("reindex_with_new_model", -1)] == "success"
+    assert rollout_states[("promote", -1)] == "success"
+    assert rollout_states[("roll_back_endpoint", -1)] == "skipped"
+    reindex = by_dag["kb_reindex"]
+    assert reindex["run_id"] == f"rollout__{by_dag['model_rollout']['run_id']}"
+    assert reindex["state"] == "success"
+    assert _states(reindex)[("swap_alias", -1)] == "success"
+    live = versions.current_version(es, index_name)
+    assert versions.index_meta(es, live)["model_version"] == "kb-minilm-v2"
+    assert serving == "kb-minilm-v2"
+    assert _doc_ids(es, index_name) == set(SMALL_KB)
+    stages = Registry(open_store(registry)).show("kb-minilm")["stages"]
+    assert stages["production"] == "kb-minilm-v2"

@@ -32,6 +32,18 @@ def optional_connection(conn_id: str):
         return None
 
 
+def host_url(conn: Any, scheme: str) -> str:
+    """A Connection's host as a URL: a full URL is kept (its port wins), a bare host gets
+    the Connection's schema (else ``scheme``) and its port, if any."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    host = conn.host if "://" in conn.host else f"{conn.schema or scheme}://{conn.host}"
+    parts = urlsplit(host)
+    if conn.port and parts.port is None:
+        parts = parts._replace(netloc=f"{parts.netloc}:{conn.port}")
+    return urlunsplit(parts).rstrip("/")
+
+
 def _connection_url(conn: Any) -> str:
     host = conn.host or "127.0.0.1"
     if "://" in host:
@@ -155,13 +167,7 @@ class RagrecModelEndpointHook(BaseHook):
         conn = self.connection()
         if conn is None or not conn.host:
             return None, None, {}
-        from urllib.parse import urlsplit, urlunsplit
-
-        host = conn.host if "://" in conn.host else f"{conn.schema or 'http'}://{conn.host}"
-        parts = urlsplit(host)
-        if conn.port and parts.port is None:
-            parts = parts._replace(netloc=f"{parts.netloc}:{conn.port}")
-        return urlunsplit(parts).rstrip("/"), conn.password or None, conn.extra_dejson
+        return host_url(conn, "http"), conn.password or None, conn.extra_dejson
 
     def embedder(self, backend: str | None = None):
         from ragrec.embedding import make_embedder

@@ -14,7 +14,7 @@ import os
 
 from airflow.sdk import BaseNotifier
 
-from ragrec.airflow.hooks import optional_connection
+from ragrec.airflow.hooks import host_url, optional_connection
 from ragrec.quality.alerts import Alert, SmtpSettings, send_email, send_webhook
 
 log = logging.getLogger(__name__)
@@ -24,10 +24,7 @@ WEBHOOK_CONN, SMTP_CONN = "alerts_webhook", "alerts_smtp"
 def webhook_target() -> tuple[str, str | None] | None:
     conn = optional_connection(WEBHOOK_CONN)
     if conn is not None and conn.host:
-        url = conn.host if "://" in conn.host else f"{conn.schema or 'https'}://{conn.host}"
-        if conn.port and url.count(":") < 2:
-            url = f"{url}:{conn.port}"
-        return url, conn.password or None
+        return host_url(conn, "https"), conn.password or None
     url = os.environ.get("RAGREC_ALERT_WEBHOOK")
     return (url, os.environ.get("RAGREC_ALERT_WEBHOOK_TOKEN")) if url else None
 
