@@ -149,6 +149,38 @@ def _serve_model_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_api_command(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    from ragrec.api.app import ApiConfig, create_app
+    from ragrec.api.query_models import Endpoint, QueryModels
+    from ragrec.es_client import connect
+
+    config = ApiConfig.from_env(index=args.index)
+    url = os.environ.get("RAGREC_EMBED_URL")
+    endpoint = Endpoint(url, os.environ.get("RAGREC_EMBED_TOKEN")) if url else None
+    models = QueryModels(endpoint, os.environ.get("RAGREC_REGISTRY"))
+    app = create_app(connect(), models, config)
+    _log(f"serving the search API for {config.index!r} on http://{args.host}:{args.port}/ "
+         f"(answers: {config.llm.model if config.llm else 'extractive'}, "
+         f"auth: {'token' if config.token else 'OFF'})")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
+def _events_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ragrec.api.events import export_training_pairs
+    from ragrec.es_client import connect
+
+    count = export_training_pairs(connect(), args.index, Path(args.out))
+    _log(f"wrote {count} (query, clicked document) pairs to {args.out}")
+    return 0
+
+
 def _eval_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -330,6 +362,26 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-wait-ms", type=float, default=4.0,
                        help="how long a request waits for others to share its batch")
     serve.set_defaults(handler=_serve_model_command)
+
+    api = commands.add_parser(
+        "serve-api", help="serve search, Q&A, recommendations and the web page over HTTP",
+        description="Settings come from the environment: RAGREC_API_TOKEN (callers), "
+                    "RAGREC_EMBED_URL/RAGREC_EMBED_TOKEN (model endpoint; else in process), "
+                    "RAGREC_REGISTRY, RAGREC_LLM_URL/RAGREC_LLM_MODEL/RAGREC_LLM_API_KEY "
+                    "(OpenAI-compatible chat; else extractive answers), "
+                    "RAGREC_ANSWER_MIN_SUPPORT; ES_URL or the local node.")
+    api.add_argument("--index", default=None, help="alias to serve (RAGREC_API_INDEX, "
+                                                   "default ragrec-kb)")
+    api.add_argument("--port", type=int, default=8080)
+    api.add_argument("--host", default="127.0.0.1")
+    api.set_defaults(handler=_serve_api_command)
+
+    events = commands.add_parser(
+        "events", help="export logged clicks as training pairs for 'ragrec train --clicks'")
+    events.add_argument("action", choices=["export"])
+    events.add_argument("--index", default="ragrec-kb")
+    events.add_argument("--out", required=True, help="JSONL file of {query, doc_id}")
+    events.set_defaults(handler=_events_command)
 
     evaluate = commands.add_parser(
         "eval", help="evaluate a model version on a BEIR dataset (every retrieval mode)")

@@ -1,0 +1,120 @@
+"""Interaction events (impressions, clicks) in Elasticsearch, ``<alias>-events``, and their
+export as training pairs for ``ragrec train --clicks`` (the loop that makes the custom
+models better at what users actually click)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from elasticsearch import Elasticsearch, helpers
+
+from ragrec.indexing.bulk_writer import run_bulk
+from ragrec.serving.requests import BadRequest
+
+EVENT_TYPES = ("impression", "click")
+MAX_EVENTS = 500
+_MAPPINGS = {"dynamic": "strict", "properties": {
+    "user_id": {"type": "keyword"}, "doc_id": {"type": "keyword"},
+    "type": {"type": "keyword"}, "query": {"type": "keyword", "ignore_above": 2000},
+    "surface": {"type": "keyword"}, "ts": {"type": "date"}}}
+
+
+def events_index(alias: str) -> str:
+    return f"{alias}-events"
+
+
+def ensure_events_index(client: Elasticsearch, alias: str) -> str:
+    name = events_index(alias)
+    if not client.indices.exists(index=name):
+        client.indices.create(index=name, mappings=_MAPPINGS,
+                              settings={"number_of_shards": 1, "number_of_replicas": 0})
+    return name
+
+
+def parse_events(body) -> list[dict]:
+    rows = body.get("events") if isinstance(body, dict) else None
+    if not isinstance(rows, list) or not rows:
+        raise BadRequest(400, "'events' must be a non-empty list")
+    if len(rows) > MAX_EVENTS:
+        raise BadRequest(413, f"{len(rows)} events in one request; the limit is {MAX_EVENTS}")
+    now = datetime.now(UTC).isoformat()
+    events = []
+    for number, row in enumerate(rows):
+        where = f"events[{number}]"
+        if not isinstance(row, dict):
+            raise BadRequest(400, f"{where} must be an object")
+        for name in ("user_id", "doc_id"):
+            if not isinstance(row.get(name), str) or not row[name].strip():
+                raise BadRequest(400, f"{where}.{name} must be a non-empty string")
+        if row.get("type") not in EVENT_TYPES:
+            raise BadRequest(400, f"{where}.type must be one of {', '.join(EVENT_TYPES)}")
+        unknown = set(row) - {"user_id", "doc_id", "type", "query", "surface", "ts"}
+        if unknown:
+            raise BadRequest(400, f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+        ts = row.get("ts", now)
+        try:
+            stamp = datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
+        except ValueError:
+            raise BadRequest(400, f"{where}.ts must be an ISO 8601 time") from None
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=UTC)
+        query = row.get("query")
+        if query is not None and not isinstance(query, str):
+            raise BadRequest(400, f"{where}.query must be a string")
+        events.append({"user_id": row["user_id"], "doc_id": row["doc_id"], "type": row["type"],
+                       "query": query or None, "surface": row.get("surface") or None,
+                       "ts": stamp.isoformat()})
+    return events
+
+
+def log_events(client: Elasticsearch, alias: str, events: list[dict]) -> int:
+    index = ensure_events_index(client, alias)
+    actions = [{"_op_type": "index", "_index": index, "_source": e} for e in events]
+    outcome = run_bulk(client, actions)
+    client.indices.refresh(index=index)
+    if outcome.failed:
+        raise RuntimeError(f"{len(outcome.failed)} of {len(actions)} events were not stored: "
+                           f"{next(iter(outcome.failed.values()))}")
+    return outcome.succeeded
+
+
+def recent_events(client: Elasticsearch, alias: str, user_id: str, limit: int = 100) -> list:
+    index = events_index(alias)
+    if not client.indices.exists(index=index):
+        return []
+    response = client.search(index=index, size=limit, sort=[{"ts": "desc"}],
+                             query={"term": {"user_id": user_id}})
+    return [h["_source"] for h in response["hits"]["hits"]]
+
+
+def click_counts(client: Elasticsearch, alias: str, size: int = 100) -> dict[str, int]:
+    """Clicks per document, most clicked first (the popularity fallback)."""
+    index = events_index(alias)
+    if not client.indices.exists(index=index):
+        return {}
+    response = client.search(index=index, size=0, query={"term": {"type": "click"}},
+                             aggs={"docs": {"terms": {"field": "doc_id", "size": size}}})
+    return {b["key"]: b["doc_count"] for b in response["aggregations"]["docs"]["buckets"]}
+
+
+def training_pairs(client: Elasticsearch, alias: str) -> Iterator[dict]:
+    """``{"query", "doc_id"}`` for every click that came from a query."""
+    index = events_index(alias)
+    if not client.indices.exists(index=index):
+        return
+    for hit in helpers.scan(client, index=index, query={"query": {"bool": {
+            "filter": [{"term": {"type": "click"}}, {"exists": {"field": "query"}}]}}}):
+        yield {"query": hit["_source"]["query"], "doc_id": hit["_source"]["doc_id"]}
+
+
+def export_training_pairs(client: Elasticsearch, alias: str, out: Path) -> int:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with open(out, "w", encoding="utf-8") as handle:
+        for pair in training_pairs(client, alias):
+            handle.write(json.dumps(pair) + "\n")
+            count += 1
+    return count

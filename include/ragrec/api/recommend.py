@@ -1,0 +1,160 @@
+"""Semantic recommendations on the chunk index (same vectors, same model as search).
+
+* Item to item: the document's vector (normalised mean of its chunk vectors) -> kNN over
+  chunks -> one entry per document (its best chunk) -> MMR, so the list is not five
+  near-copies of one topic.
+* User: a profile vector from the user's recent clicks, each weighted by
+  ``0.5 ** (age / half_life)`` -> kNN -> clicked documents excluded -> the custom reranker as
+  the ranking stage (the user's recent titles as the query), blended with the profile
+  similarity. A user without clicks gets the most clicked documents (popularity).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+from elasticsearch import Elasticsearch
+
+from ragrec.api import events as event_log
+from ragrec.eval.fusion import min_max
+
+FIELDS = ["doc_id", "chunk_no", "title", "text", "vector", "source_uri"]
+
+
+class UnknownDocument(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class RecSettings:
+    candidates: int = 100
+    mmr_lambda: float = 0.7
+    half_life_days: float = 7.0
+    profile_clicks: int = 50
+    rerank_weight: float = 0.5
+
+
+def _normalise(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector
+
+
+def doc_vectors(client: Elasticsearch, alias: str, doc_ids: list[str]) -> dict[str, np.ndarray]:
+    """Normalised mean chunk vector per document."""
+    if not doc_ids:
+        return {}
+    response = client.search(index=alias, size=10_000, source=["doc_id", "vector"],
+                             query={"terms": {"doc_id": doc_ids}})
+    grouped: dict[str, list] = {}
+    for hit in response["hits"]["hits"]:
+        grouped.setdefault(hit["_source"]["doc_id"], []).append(hit["_source"]["vector"])
+    return {d: _normalise(np.asarray(v, dtype=np.float32).mean(axis=0))
+            for d, v in grouped.items()}
+
+
+def _titles(client: Elasticsearch, alias: str, doc_ids: list[str]) -> dict[str, str]:
+    if not doc_ids:
+        return {}
+    response = client.search(index=alias, size=len(doc_ids) * 5, source=["doc_id", "title"],
+                             query={"bool": {"filter": [{"terms": {"doc_id": doc_ids}},
+                                                        {"term": {"chunk_no": 0}}]}})
+    return {h["_source"]["doc_id"]: h["_source"].get("title") or h["_source"]["doc_id"]
+            for h in response["hits"]["hits"]}
+
+
+def _candidates(client: Elasticsearch, alias: str, vector: np.ndarray, exclude: set[str],
+                count: int) -> list[dict]:
+    """Best chunk per document, by cosine to ``vector``, excluding ``exclude``."""
+    knn = {"field": "vector", "query_vector": [float(x) for x in vector], "k": count,
+           "num_candidates": max(200, 2 * count)}
+    if exclude:
+        knn["filter"] = {"bool": {"must_not": {"terms": {"doc_id": sorted(exclude)}}}}
+    response = client.search(index=alias, size=count, knn=knn, source=FIELDS)
+    best: dict[str, dict] = {}
+    for hit in response["hits"]["hits"]:
+        source = hit["_source"]
+        if source["doc_id"] not in best:
+            best[source["doc_id"]] = {
+                "doc_id": source["doc_id"], "title": source.get("title") or source["doc_id"],
+                "chunk_no": source["chunk_no"], "excerpt": " ".join(source["text"].split())[:300],
+                "source_uri": source.get("source_uri") or "",
+                "similarity": round(2 * float(hit["_score"]) - 1, 6),
+                "_vector": np.asarray(source["vector"], dtype=np.float32)}
+    return list(best.values())
+
+
+def mmr(candidates: list[dict], k: int, lam: float) -> list[dict]:
+    """Maximal marginal relevance: relevance to the query vs similarity to what is chosen."""
+    chosen: list[dict] = []
+    pool = list(candidates)
+    while pool and len(chosen) < k:
+        def gain(c):
+            redundancy = max((float(c["_vector"] @ s["_vector"]) for s in chosen), default=0.0)
+            return lam * c["similarity"] - (1 - lam) * redundancy
+        best = max(pool, key=gain)
+        pool.remove(best)
+        chosen.append(best)
+    return chosen
+
+
+def _public(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+
+
+def similar_items(client: Elasticsearch, alias: str, doc_id: str, k: int = 5,
+                  settings: RecSettings = RecSettings()) -> list[dict]:
+    vector = doc_vectors(client, alias, [doc_id]).get(doc_id)
+    if vector is None:
+        raise UnknownDocument(f"no document {doc_id!r} in {alias}")
+    pool = _candidates(client, alias, vector, {doc_id}, settings.candidates)
+    return _public(mmr(pool, k, settings.mmr_lambda))
+
+
+def user_profile(history: list[dict], vectors: dict[str, np.ndarray], now: datetime,
+                 half_life_days: float) -> np.ndarray | None:
+    total = None
+    for event in history:
+        vector = vectors.get(event["doc_id"])
+        if vector is None:
+            continue
+        age = (now - datetime.fromisoformat(event["ts"])).total_seconds() / 86400
+        weight = 0.5 ** (max(age, 0.0) / half_life_days)
+        total = weight * vector if total is None else total + weight * vector
+    return None if total is None else _normalise(total)
+
+
+def for_user(client: Elasticsearch, alias: str, user_id: str, models, version: str,
+             k: int = 10, settings: RecSettings = RecSettings(),
+             now: datetime | None = None) -> dict:
+    now = now or datetime.now(UTC)
+    history = [e for e in event_log.recent_events(client, alias, user_id)
+               if e["type"] == "click"][:settings.profile_clicks]
+    seen = {e["doc_id"] for e in history}
+    vectors = doc_vectors(client, alias, sorted(seen))
+    profile = user_profile(history, vectors, now, settings.half_life_days)
+    if profile is None:
+        popular = [d for d in event_log.click_counts(client, alias, k + len(seen))
+                   if d not in seen][:k]
+        titles = _titles(client, alias, popular)
+        return {"user_id": user_id, "strategy": "popular", "reranked": False,
+                "items": [{"doc_id": d, "title": titles.get(d, d)} for d in popular
+                          if d in titles]}
+    pool = _candidates(client, alias, profile, seen, settings.candidates)
+    recent = list(dict.fromkeys(e["doc_id"] for e in history))[:3]
+    titles = _titles(client, alias, recent)
+    interest = "; ".join(titles.get(d, d) for d in recent)
+    head = pool[:max(k * 3, 20)]
+    scores = models.rerank(interest, [c["title"] + ". " + c["excerpt"] for c in head],
+                           version) if head else None
+    if scores is not None:
+        cross = min_max({c["doc_id"]: float(s) for c, s in zip(head, scores, strict=True)})
+        near = min_max({c["doc_id"]: c["similarity"] for c in head})
+        for c in head:
+            c["rerank"] = round(cross[c["doc_id"]], 6)
+            c["_score"] = (settings.rerank_weight * cross[c["doc_id"]]
+                           + (1 - settings.rerank_weight) * near[c["doc_id"]])
+        head.sort(key=lambda c: -c["_score"])
+    return {"user_id": user_id, "strategy": "profile", "reranked": scores is not None,
+            "history": len(history), "items": _public(head[:k])}

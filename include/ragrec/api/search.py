@@ -1,0 +1,191 @@
+"""``/search``: BM25, dense kNN or hybrid (RRF or a convex combination) over the chunk index,
+metadata filters, an optional cross-encoder rerank of the top ``rerank_top``, highlights.
+
+Hits are chunks; each carries the scores that placed it (``bm25``, ``dense`` cosine,
+``rerank``), so ``/ask`` can judge whether retrieval found anything that supports an answer.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from elasticsearch import Elasticsearch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ragrec.eval.fusion import convex, min_max, rrf
+from ragrec.indexing import versions
+from ragrec.retrieval import SOURCE_FIELDS
+from ragrec.serving.requests import BadRequest
+
+
+class SearchFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    doc_id: list[str] | None = Field(None, description="only these documents")
+    title_path: list[str] | None = Field(None, description="only chunks under these headings")
+    source_prefix: str | None = Field(None, description="source URI prefix, e.g. a folder")
+    modified_after: datetime | None = None
+    modified_before: datetime | None = None
+    page: int | None = Field(None, ge=1)
+
+
+class SearchQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=2000)
+    mode: Literal["bm25", "dense", "hybrid"] = "hybrid"
+    fusion: Literal["rrf", "convex"] = "rrf"
+    dense_weight: float = Field(0.3, ge=0, le=1,
+                                description="convex fusion: weight of the dense score")
+    k: int = Field(10, ge=1, le=50)
+    rerank: bool = Field(False, description="re-score the top rerank_top by the cross-encoder")
+    rerank_top: int = Field(50, ge=1, le=200)
+    rerank_weight: float = Field(1.0, ge=0, le=1,
+                                 description="1: cross-encoder order; <1 blends in the first "
+                                             "stage")
+    filters: SearchFilters = Field(default_factory=SearchFilters)
+    highlight: bool = True
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+
+def es_filters(filters: SearchFilters) -> list[dict]:
+    clauses: list[dict] = []
+    for name in ("doc_id", "title_path"):
+        values = getattr(filters, name)
+        if values:
+            clauses.append({"terms": {name: values}})
+    if filters.source_prefix:
+        clauses.append({"prefix": {"source_uri": filters.source_prefix}})
+    if filters.page is not None:
+        clauses.append({"term": {"page": filters.page}})
+    bounds = {}
+    if filters.modified_after:
+        bounds["gte"] = filters.modified_after.isoformat()
+    if filters.modified_before:
+        bounds["lt"] = filters.modified_before.isoformat()
+    if bounds:
+        clauses.append({"range": {"last_modified": bounds}})
+    return clauses
+
+
+@dataclass
+class ChunkHit:
+    id: str
+    doc_id: str
+    chunk_no: int
+    title: str
+    text: str
+    source_uri: str
+    page: int | None
+    score: float = 0.0
+    scores: dict = field(default_factory=dict)
+    highlights: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _chunk(hit: dict) -> ChunkHit:
+    source = hit["_source"]
+    return ChunkHit(id=hit["_id"], doc_id=source["doc_id"], chunk_no=source["chunk_no"],
+                    title=source.get("title") or "", text=source["text"],
+                    source_uri=source.get("source_uri") or "", page=source.get("page"))
+
+
+class Searcher:
+    def __init__(self, client: Elasticsearch, models):
+        self.client = client
+        self.models = models
+
+    def model_version(self, alias: str) -> str:
+        return versions.index_meta(self.client, alias).get("model_version", "")
+
+    def query_vector(self, alias: str, text: str):
+        return self.models.encode([text], self.model_version(alias))[0]
+
+    def _bm25(self, alias, query, depth, filters):
+        response = self.client.search(index=alias, size=depth, source=SOURCE_FIELDS, query={
+            "bool": {"must": {"multi_match": {"query": query, "fields": ["text", "title^0.5"]}},
+                     "filter": filters}})
+        return [(_chunk(h), float(h["_score"] or 0.0)) for h in response["hits"]["hits"]]
+
+    def _dense(self, alias, vector, depth, filters):
+        knn = {"field": "vector", "query_vector": [float(x) for x in vector], "k": depth,
+               "num_candidates": max(100, 2 * depth)}
+        if filters:
+            knn["filter"] = filters
+        response = self.client.search(index=alias, size=depth, knn=knn, source=SOURCE_FIELDS)
+        # ES's cosine score is (1 + cos) / 2; report the cosine itself.
+        return [(_chunk(h), 2 * float(h["_score"]) - 1) for h in response["hits"]["hits"]]
+
+    def search(self, alias: str, q: SearchQuery) -> dict:
+        started = time.monotonic()
+        filters = es_filters(q.filters)
+        version = self.model_version(alias)
+        depth = max(q.k, q.rerank_top if q.rerank else q.k, 50 if q.mode == "hybrid" else 0)
+        legs: dict[str, list] = {}
+        if q.mode in ("bm25", "hybrid"):
+            legs["bm25"] = self._bm25(alias, q.query, depth, filters)
+        if q.mode in ("dense", "hybrid"):
+            vector = self.models.encode([q.query], version)[0]
+            legs["dense"] = self._dense(alias, vector, depth, filters)
+        chunks: dict[str, ChunkHit] = {}
+        for name, hits in legs.items():
+            for chunk, score in hits:
+                chunks.setdefault(chunk.id, chunk).scores[name] = round(score, 6)
+        if q.mode == "hybrid":
+            bm25 = {c.id: s for c, s in legs["bm25"]}
+            dense = {c.id: s for c, s in legs["dense"]}
+            fused = (rrf([list(bm25), list(dense)]) if q.fusion == "rrf"
+                     else convex(bm25, dense, q.dense_weight))
+        else:
+            fused = {c.id: s for c, s in legs[q.mode]}
+        order = sorted(fused, key=lambda i: (-fused[i], i))
+        for chunk_id in order:
+            chunks[chunk_id].score = fused[chunk_id]
+        reranked = False
+        if q.rerank and order:
+            head = order[:q.rerank_top]
+            scores = self.models.rerank(q.query, [chunks[i].text for i in head], version)
+            if scores is None:
+                raise BadRequest(409, f"model version {version!r} of this index has no "
+                                      "reranker; search without 'rerank'")
+            cross = dict(zip(head, (float(s) for s in scores), strict=True))
+            mixed = {i: q.rerank_weight * v for i, v in min_max(cross).items()}
+            first = min_max({i: fused[i] for i in head})
+            for chunk_id in head:
+                chunks[chunk_id].scores["rerank"] = round(cross[chunk_id], 6)
+                mixed[chunk_id] += (1 - q.rerank_weight) * first[chunk_id]
+                chunks[chunk_id].score = mixed[chunk_id]
+            order = sorted(head, key=lambda i: (-mixed[i], i)) + order[q.rerank_top:]
+            reranked = True
+        hits = [chunks[i] for i in order[:q.k]]
+        if q.highlight and hits:
+            self._highlight(alias, q.query, hits)
+        return {"query": q.query, "mode": q.mode, "fusion": q.fusion if q.mode == "hybrid"
+                else None, "reranked": reranked, "model_version": version, "index": alias,
+                "took_ms": round((time.monotonic() - started) * 1000, 1),
+                "hits": [h.to_dict() for h in hits]}
+
+    def _highlight(self, alias: str, query: str, hits: list[ChunkHit]) -> None:
+        """Fragments of each hit's text that match the query's terms (one request)."""
+        response = self.client.search(
+            index=alias, size=len(hits), source=False,
+            query={"bool": {"filter": {"ids": {"values": [h.id for h in hits]}},
+                            "should": {"match": {"text": query}}}},
+            highlight={"fields": {"text": {"fragment_size": 160, "number_of_fragments": 2}},
+                       "pre_tags": ["<mark>"], "post_tags": ["</mark>"],
+                       "encoder": "html"})
+        found = {h["_id"]: h.get("highlight", {}).get("text", [])
+                 for h in response["hits"]["hits"]}
+        for hit in hits:
+            hit.highlights = found.get(hit.id, [])
