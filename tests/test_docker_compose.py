@@ -48,8 +48,13 @@ def test_airflow_3_components_on_postgres_with_local_executor():
 
 
 def test_ports_are_published_where_users_connect():
-    for name in ("airflow-apiserver", "elasticsearch", "postgres", "model-server"):
+    for name in ("airflow-apiserver", "elasticsearch", "postgres", "model-server",
+                 "search-api"):
         assert SERVICES[name].get("ports"), name
+    # A server inside a container must listen beyond its own loopback to be published.
+    for name in ("model-server", "search-api"):
+        command = SERVICES[name]["command"]
+        assert command[command.index("--host") + 1] == "0.0.0.0", name
 
 
 def test_dependencies_name_existing_services_with_health_conditions():

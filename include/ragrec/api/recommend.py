@@ -146,8 +146,10 @@ def for_user(client: Elasticsearch, alias: str, user_id: str, models, version: s
     titles = _titles(client, alias, recent)
     interest = "; ".join(titles.get(d, d) for d in recent)
     head = pool[:max(k * 3, 20)]
-    scores = models.rerank(interest, [c["title"] + ". " + c["excerpt"] for c in head],
-                           version) if head else None
+    scores = None
+    if head and models is not None:  # no models: the profile similarity alone
+        scores = models.rerank(interest, [c["title"] + ". " + c["excerpt"] for c in head],
+                               version)
     if scores is not None:
         cross = min_max({c["doc_id"]: float(s) for c, s in zip(head, scores, strict=True)})
         near = min_max({c["doc_id"]: c["similarity"] for c in head})
