@@ -49,7 +49,7 @@ def test_a_users_recommendations_follow_their_clicks(api):
               {"user_id": user, "doc_id": "onboarding.md", "type": "impression"}]
     assert api.post("/events", json={"events": events}).json() == {"stored": 3}
     body = api.get(f"/recommend/user/{user}", params={"k": 3}).json()
-    assert body["strategy"] == "profile" and body["history"] == 2
+    assert body["strategy"] == "interests" and body["history"] == 2
     ids = [i["doc_id"] for i in body["items"]]
     assert ids and not {"vpn-access.md", "security-incidents.md"} & set(ids)
     assert body["reranked"] is True and all("rerank" in i for i in body["items"])

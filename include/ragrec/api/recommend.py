@@ -3,10 +3,11 @@
 * Item to item: the document's vector (normalised mean of its chunk vectors) -> kNN over
   chunks -> one entry per document (its best chunk) -> MMR, so the list is not five
   near-copies of one topic.
-* User: a profile vector from the user's recent clicks, each weighted by
-  ``0.5 ** (age / half_life)`` -> kNN -> clicked documents excluded -> the custom reranker as
-  the ranking stage (the user's recent titles as the query), blended with the profile
-  similarity. A user without clicks gets the most clicked documents (popularity).
+* User: each recent click weighs ``0.5 ** (age / half_life)``; the neighbours of the most
+  recently clicked documents are the candidates (one kNN per interest, so two unrelated
+  interests both count), scored by weighted similarity, fused by RRF with click
+  popularity; clicked documents excluded; the custom reranker ranks the head (the user's
+  recent titles as the query). A user without clicks gets the most clicked documents.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from elasticsearch import Elasticsearch
 
 from ragrec.api import events as event_log
-from ragrec.eval.fusion import min_max
+from ragrec.eval.fusion import min_max, rrf
 
 FIELDS = ["doc_id", "chunk_no", "title", "text", "vector", "source_uri"]
 
@@ -33,6 +34,9 @@ class RecSettings:
     mmr_lambda: float = 0.7
     half_life_days: float = 7.0
     profile_clicks: int = 50
+    interests: int = 5  # most recent clicked documents whose neighbours are candidates
+    per_interest: int = 30
+    popularity: bool = True  # fuse the interest ranking with click popularity (RRF)
     rerank_weight: float = 0.5
 
 
@@ -54,14 +58,26 @@ def doc_vectors(client: Elasticsearch, alias: str, doc_ids: list[str]) -> dict[s
             for d, v in grouped.items()}
 
 
-def _titles(client: Elasticsearch, alias: str, doc_ids: list[str]) -> dict[str, str]:
+def _first_chunks(client: Elasticsearch, alias: str, doc_ids: list[str]) -> dict[str, dict]:
+    """doc_id -> a candidate row (title, excerpt, ...) from the document's first chunk."""
     if not doc_ids:
         return {}
-    response = client.search(index=alias, size=len(doc_ids) * 5, source=["doc_id", "title"],
+    response = client.search(index=alias, size=len(doc_ids),
+                             source=["doc_id", "title", "text", "source_uri"],
                              query={"bool": {"filter": [{"terms": {"doc_id": doc_ids}},
                                                         {"term": {"chunk_no": 0}}]}})
-    return {h["_source"]["doc_id"]: h["_source"].get("title") or h["_source"]["doc_id"]
-            for h in response["hits"]["hits"]}
+    rows = {}
+    for hit in response["hits"]["hits"]:
+        source = hit["_source"]
+        rows[source["doc_id"]] = {
+            "doc_id": source["doc_id"], "title": source.get("title") or source["doc_id"],
+            "chunk_no": 0, "excerpt": " ".join(source["text"].split())[:300],
+            "source_uri": source.get("source_uri") or "", "similarity": None}
+    return rows
+
+
+def _titles(client: Elasticsearch, alias: str, doc_ids: list[str]) -> dict[str, str]:
+    return {d: row["title"] for d, row in _first_chunks(client, alias, doc_ids).items()}
 
 
 def _candidates(client: Elasticsearch, alias: str, vector: np.ndarray, exclude: set[str],
@@ -112,51 +128,87 @@ def similar_items(client: Elasticsearch, alias: str, doc_id: str, k: int = 5,
     return _public(mmr(pool, k, settings.mmr_lambda))
 
 
+def click_weights(history: list[dict], now: datetime, half_life_days: float) -> dict:
+    """doc_id -> summed ``0.5 ** (age / half_life)`` of the user's clicks on it."""
+    weights: dict[str, float] = {}
+    for event in history:
+        age = (now - datetime.fromisoformat(event["ts"])).total_seconds() / 86400
+        weights[event["doc_id"]] = (weights.get(event["doc_id"], 0.0)
+                                    + 0.5 ** (max(age, 0.0) / half_life_days))
+    return weights
+
+
 def user_profile(history: list[dict], vectors: dict[str, np.ndarray], now: datetime,
                  half_life_days: float) -> np.ndarray | None:
+    """One vector for the user: the click-weighted mean of the clicked documents' vectors."""
     total = None
-    for event in history:
-        vector = vectors.get(event["doc_id"])
-        if vector is None:
-            continue
-        age = (now - datetime.fromisoformat(event["ts"])).total_seconds() / 86400
-        weight = 0.5 ** (max(age, 0.0) / half_life_days)
-        total = weight * vector if total is None else total + weight * vector
+    for doc_id, weight in click_weights(history, now, half_life_days).items():
+        vector = vectors.get(doc_id)
+        if vector is not None:
+            total = weight * vector if total is None else total + weight * vector
     return None if total is None else _normalise(total)
+
+
+def interest_neighbours(client: Elasticsearch, alias: str, weights: dict[str, float],
+                        vectors: dict[str, np.ndarray], seen: set[str],
+                        settings: RecSettings) -> dict[str, dict]:
+    """Multi-interest candidates: the neighbours of each recently clicked document, scored
+    by the click-weighted sum of their similarities (a mean vector of two unrelated
+    interests points at neither)."""
+    recent = sorted((d for d in weights if d in vectors), key=lambda d: -weights[d])
+    pool: dict[str, dict] = {}
+    for doc_id in recent[:settings.interests]:
+        for row in _candidates(client, alias, vectors[doc_id], seen, settings.per_interest):
+            entry = pool.setdefault(row["doc_id"], {**row, "_score": 0.0})
+            entry["_score"] += weights[doc_id] * max(row["similarity"], 0.0)
+            entry["similarity"] = max(entry["similarity"], row["similarity"])
+    return pool
 
 
 def for_user(client: Elasticsearch, alias: str, user_id: str, models, version: str,
              k: int = 10, settings: RecSettings = RecSettings(),
              now: datetime | None = None) -> dict:
+    """Candidates from the user's interests (neighbours of recent clicks), fused by RRF
+    with overall popularity, then ranked by the cross-encoder when the version has one."""
     now = now or datetime.now(UTC)
     history = [e for e in event_log.recent_events(client, alias, user_id)
                if e["type"] == "click"][:settings.profile_clicks]
     seen = {e["doc_id"] for e in history}
+    popular = [d for d in event_log.click_counts(client, alias, 200) if d not in seen]
     vectors = doc_vectors(client, alias, sorted(seen))
-    profile = user_profile(history, vectors, now, settings.half_life_days)
-    if profile is None:
-        popular = [d for d in event_log.click_counts(client, alias, k + len(seen))
-                   if d not in seen][:k]
-        titles = _titles(client, alias, popular)
+    weights = click_weights(history, now, settings.half_life_days)
+    pool = interest_neighbours(client, alias, weights, vectors, seen, settings)
+    if not pool:
+        titles = _titles(client, alias, popular[:k])
         return {"user_id": user_id, "strategy": "popular", "reranked": False,
-                "items": [{"doc_id": d, "title": titles.get(d, d)} for d in popular
+                "items": [{"doc_id": d, "title": titles.get(d, d)} for d in popular[:k]
                           if d in titles]}
-    pool = _candidates(client, alias, profile, seen, settings.candidates)
-    recent = list(dict.fromkeys(e["doc_id"] for e in history))[:3]
-    titles = _titles(client, alias, recent)
-    interest = "; ".join(titles.get(d, d) for d in recent)
-    head = pool[:max(k * 3, 20)]
+    by_interest = sorted(pool, key=lambda d: (-pool[d]["_score"], d))
+    if settings.popularity:
+        # Popular documents are candidates too, not only a tie-breaker among neighbours.
+        top_popular = popular[:settings.per_interest]
+        for doc_id, row in _first_chunks(client, alias,
+                                         [d for d in top_popular if d not in pool]).items():
+            pool[doc_id] = {**row, "_score": 0.0}
+        fused = rrf([by_interest, [d for d in top_popular if d in pool]])
+    else:
+        fused = {d: pool[d]["_score"] for d in pool}
+    ranked = sorted(pool.values(), key=lambda c: (-fused[c["doc_id"]], c["doc_id"]))
+    head = ranked[:max(k * 3, 20)]
     scores = None
-    if head and models is not None:  # no models: the profile similarity alone
+    if models is not None:  # no models: interests and popularity alone
+        recent = list(dict.fromkeys(e["doc_id"] for e in history))[:3]
+        titles = _titles(client, alias, recent)
+        interest = "; ".join(titles.get(d, d) for d in recent)
         scores = models.rerank(interest, [c["title"] + ". " + c["excerpt"] for c in head],
                                version)
     if scores is not None:
         cross = min_max({c["doc_id"]: float(s) for c, s in zip(head, scores, strict=True)})
-        near = min_max({c["doc_id"]: c["similarity"] for c in head})
+        first = min_max({c["doc_id"]: fused[c["doc_id"]] for c in head})
         for c in head:
             c["rerank"] = round(cross[c["doc_id"]], 6)
             c["_score"] = (settings.rerank_weight * cross[c["doc_id"]]
-                           + (1 - settings.rerank_weight) * near[c["doc_id"]])
+                           + (1 - settings.rerank_weight) * first[c["doc_id"]])
         head.sort(key=lambda c: -c["_score"])
-    return {"user_id": user_id, "strategy": "profile", "reranked": scores is not None,
+    return {"user_id": user_id, "strategy": "interests", "reranked": scores is not None,
             "history": len(history), "items": _public(head[:k])}
