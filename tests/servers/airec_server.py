@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
 from servers.acs_signature import SignatureProblem, verify
+from servers.json_reply import send_json
 
 API_VERSION = "2020-11-26"
 PUSH = re.compile(r"^/v2/openapi/instances/(?P<instance>[^/]+)/tables/(?P<table>[^/]+)"
@@ -44,13 +45,9 @@ class AirecServer:
 
             def _answer(self, status: int, code: str = "0", message: str = "success",
                         **extra) -> None:
-                body = json.dumps({"requestId": str(uuid.uuid4()), "result": status == 200,
-                                   "code": code, "message": message, **extra}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_json(self, status, {"requestId": str(uuid.uuid4()),
+                                         "result": status == 200, "code": code,
+                                         "message": message, **extra})
 
             def _handle(self):
                 length = int(self.headers.get("Content-Length") or 0)

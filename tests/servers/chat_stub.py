@@ -11,6 +11,8 @@ import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from servers.json_reply import send_json
+
 
 class ChatStub:
     def __init__(self, api_key: str = "llm-key", model: str = "qwen-plus",
@@ -25,12 +27,7 @@ class ChatStub:
                 pass
 
             def _reply(self, status: int, payload: dict) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_json(self, status, payload)
 
             def do_POST(self):  # noqa: N802
                 if self.path != "/v1/chat/completions":

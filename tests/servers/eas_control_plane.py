@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from servers.acs_signature import SignatureProblem, verify
+from servers.json_reply import send_json
 
 API_VERSION = "2021-07-01"
 SERVICE_PATH = re.compile(
@@ -40,13 +41,8 @@ class EasControlPlane:
                 pass
 
             def _answer(self, status: int, payload: dict) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("x-acs-request-id", payload.get("RequestId", ""))
-                self.end_headers()
-                self.wfile.write(body)
+                send_json(self, status, payload,
+                          {"x-acs-request-id": payload.get("RequestId", "")})
 
             def _error(self, status: int, code: str, message: str) -> None:
                 self._answer(status, {"RequestId": str(uuid.uuid4()), "Code": code,

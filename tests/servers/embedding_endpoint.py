@@ -17,6 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
+from servers.json_reply import send_json
+
 
 def text_vector(text: str, dims: int) -> list[float]:
     seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
@@ -51,14 +53,7 @@ class EmbeddingEndpoint:
                 pass
 
             def _reply(self, status, payload, headers=None):
-                body = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(body)
+                send_json(self, status, payload, headers)
 
             def do_POST(self):  # noqa: N802 - http.server naming
                 with endpoint.lock:

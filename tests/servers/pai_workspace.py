@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from servers.acs_signature import SignatureProblem, verify
+from servers.json_reply import send_json
 
 API_VERSION = "2021-02-04"
 VERSIONS_PATH = re.compile(r"^/api/v1/models/(?P<model>[^/]+)/versions$")
@@ -34,12 +35,7 @@ class PaiWorkspace:
 
             def _answer(self, status: int, payload: dict) -> None:
                 payload.setdefault("RequestId", str(uuid.uuid4()))
-                body = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_json(self, status, payload)
 
             def _handle(self):
                 length = int(self.headers.get("Content-Length") or 0)
