@@ -1,5 +1,5 @@
 """Search API load test: p50/p99 latency and throughput of ``/search`` at N concurrent
-clients, hybrid + cross-encoder rerank of the top 50 vs hybrid alone, measured side by side
+clients, hybrid + cross-encoder rerank of the top 50 (and 20) vs hybrid alone, side by side
 in one run against the real stack on loopback (``ragrec serve-api`` -> ``ragrec serve-model``
 for query vectors and reranking -> Elasticsearch).
 
@@ -174,6 +174,8 @@ def main() -> None:
         print(f"{chunks} chunks in {ALIAS}; {len(texts)} distinct queries; {args.clients} "
               f"clients; {os.cpu_count()} CPU cores", flush=True)
         configs = {"hybrid": {"mode": "hybrid", "k": 10},
+                   "hybrid+rerank top 20": {"mode": "hybrid", "k": 10, "rerank": True,
+                                            "rerank_top": 20},
                    "hybrid+rerank top 50": {"mode": "hybrid", "k": 10, "rerank": True,
                                             "rerank_top": 50}}
         rows = {}
