@@ -25,6 +25,9 @@ def _env(es_url: str, tmp_path, model_server=None) -> dict:
     host, port = es_url.removeprefix("http://").split(":")
     env = os.environ.copy()
     env["PATH"] = f"{os.path.dirname(sys.executable)}:{env.get('PATH', '')}"
+    # A metadata DB of its own: the session's holds dag.test() runs at the same logical
+    # dates, which a backfill would take over (reprocess) instead of creating its own.
+    env["AIRFLOW_HOME"] = str(tmp_path / "airflow-home")
     env.pop("ES_URL", None)
     env["AIRFLOW_CONN_ELASTICSEARCH_DEFAULT"] = json.dumps(
         {"conn_type": "elasticsearch", "host": host, "port": int(port), "schema": "http"})
@@ -57,7 +60,7 @@ def _doc_ids(es, alias: str) -> set[str]:
 
 
 def test_a_backfill_over_two_intervals_ingests_each_intervals_documents(
-        airflow_db, es_url, es, index_name, cleanup_alias, small_kb, tmp_path):
+        es_url, es, index_name, cleanup_alias, small_kb, tmp_path):
     """``airflow backfill create`` for 00:00 and 01:00: the 00:00 run (the index's first)
     takes the documents modified before 01:00, the 01:00 run only the one modified in
     [01:00, 02:00)."""
@@ -102,7 +105,7 @@ def golden_set(tmp_path):
 
 
 def test_a_rollout_hands_off_to_kb_reindex_and_waits_for_it(
-        airflow_db, es_url, es, index_name, cleanup_alias, small_kb, tmp_path,
+        es_url, es, index_name, cleanup_alias, small_kb, tmp_path,
         rollout_versions, golden_set):
     """kb_ingest, triggered, builds the live index with v1 (served by the endpoint) in mapped
     batches; rolling out v2 deploys it,
