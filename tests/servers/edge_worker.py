@@ -14,11 +14,13 @@ NODE = shutil.which("node")
 
 
 def edge_ready() -> str | None:
-    """Why the edge cannot run here, or None."""
-    if NODE is None:
+    """Why the edge cannot run here (only: no Node.js), or None. With Node.js, a missing
+    runtime is installed now (``npm ci``, as scripts/bootstrap does) and must work."""
+    if NODE is None or shutil.which("npm") is None:
         return "Node.js is not installed: the edge Worker tests need node and npm"
     if not (EDGE / "node_modules" / "miniflare").is_dir():
-        return "deploy/edge/node_modules is missing: run scripts/bootstrap (npm ci)"
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                       cwd=EDGE, check=True, timeout=600)
     return None
 
 
