@@ -41,6 +41,15 @@ def _json_rows(text: str) -> list[dict]:
     return []
 
 
+def _seconds(start: str | None, end: str | None) -> float | None:
+    from datetime import datetime
+
+    if not start or not end:
+        return None
+    return round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(),
+                 1)
+
+
 def _free_port() -> int:
     from ragrec.es_node.node import free_port
 
@@ -150,9 +159,14 @@ class StandaloneAirflow:
                                         "json", check=False))
         if state is None:
             state = next((r["state"] for r in self.runs(dag_id) if r["run_id"] == run_id), None)
-        return {"dag_id": dag_id, "run_id": run_id, "state": state,
-                "tasks": [{k: t.get(k) for k in ("task_id", "map_index", "state", "try_number")}
-                          for t in tasks]}
+        rows = []
+        for task in sorted(tasks, key=lambda t: (t.get("start_date") or "~", t["task_id"])):
+            index = str(task.get("map_index", ""))
+            rows.append({"task_id": task["task_id"],
+                         "map_index": int(index) if index.lstrip("-").isdigit() else -1,
+                         "state": task.get("state"),
+                         "seconds": _seconds(task.get("start_date"), task.get("end_date"))})
+        return {"dag_id": dag_id, "run_id": run_id, "state": state, "tasks": rows}
 
 
 def run_dags(dag_ids: list[str], confs: list[dict], timeout: float = 900.0,
@@ -188,9 +202,9 @@ def run_once(dag_id: str, conf: dict, timeout: float = 900.0, log_path: Path | N
 def format_outcome(outcome: dict) -> str:
     lines = [f"{outcome['dag_id']} {outcome['run_id']}: {outcome['state']}"]
     for task in outcome["tasks"]:
-        index = "" if task["map_index"] in (None, -1, "-1") else f"[{task['map_index']}]"
-        lines.append(f"  {task['task_id']}{index:<6} {task['state']:<10} try "
-                     f"{task['try_number']}")
+        name = task["task_id"] + (f"[{task['map_index']}]" if task["map_index"] >= 0 else "")
+        took = f"{task['seconds']:.1f} s" if task["seconds"] is not None else "-"
+        lines.append(f"  {name:<24} {str(task['state']):<16} {took:>8}")
     return "\n".join(lines)
 
 
