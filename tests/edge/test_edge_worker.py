@@ -7,12 +7,12 @@ working unchanged through it."""
 from __future__ import annotations
 
 import re
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import numpy as np
 import pytest
+from servers.background import InBackground
 from servers.edge_worker import EdgeWorker, edge_ready
 from servers.json_reply import send_json
 from servers.model_server_process import ModelServerProcess
@@ -93,7 +93,7 @@ def test_rate_limit_per_token_with_retry_after(origin):
         assert _post(edge, "/v1/embeddings", TEXTS, token="second-client").status_code == 200
 
 
-class _FlakyOrigin:
+class _FlakyOrigin(InBackground):
     """An origin that answers 503 to the first embedding request, then works."""
 
     def __init__(self):
@@ -120,13 +120,6 @@ class _FlakyOrigin:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def test_origin_errors_are_never_cached():

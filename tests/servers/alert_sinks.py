@@ -8,25 +8,12 @@ from __future__ import annotations
 import email
 import json
 import socketserver
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-
-class _InBackground:
-    """Serves ``self.server`` on a daemon thread inside a ``with`` block."""
-
-    server: socketserver.BaseServer
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+from servers.background import InBackground
 
 
-class WebhookSink(_InBackground):
+class WebhookSink(InBackground):
     def __init__(self, token: str | None = None, fail_first: int = 0):
         self.token, self.fail_first = token, fail_first
         self.received: list[dict] = []
@@ -64,7 +51,7 @@ class WebhookSink(_InBackground):
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/alerts"
 
 
-class SmtpSink(_InBackground):
+class SmtpSink(InBackground):
     def __init__(self, fail_first: int = 0):
         self.messages: list[email.message.Message] = []
         self.envelopes: list[tuple[str, list[str]]] = []

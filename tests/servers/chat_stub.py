@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from servers.background import InBackground
 from servers.json_reply import send_json
 
 
-class ChatStub:
+class ChatStub(InBackground):
     def __init__(self, api_key: str = "llm-key", model: str = "qwen-plus",
                  fail_with: int | None = None):
         self.api_key, self.model, self.fail_with = api_key, model, fail_with
@@ -85,10 +85,3 @@ class ChatStub:
             return "the last message must be the user's question"
         return None
 
-    def __enter__(self) -> ChatStub:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
