@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
 from servers.acs_signature import SignatureProblem, verify
+from servers.background import InBackground
 from servers.json_reply import send_json
 
 API_VERSION = "2020-11-26"
@@ -26,7 +27,7 @@ PUSH = re.compile(r"^/v2/openapi/instances/(?P<instance>[^/]+)/tables/(?P<table>
 RANKER = re.compile(r"^/v2/openapi/instances/(?P<instance>[^/]+)/ranking-models/(?P<model>[^/]+)$")
 
 
-class AirecServer:
+class AirecServer(InBackground):
     def __init__(self, instance_id: str = "airec-cn-test", access_key_id: str = "airec-ak",
                  access_key_secret: str = "airec-secret", ranking_model_id: str = "rm-1"):
         self.instance_id = instance_id
@@ -84,8 +85,8 @@ class AirecServer:
 
             do_POST = do_PUT = _handle
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"127.0.0.1:{self.httpd.server_address[1]}"
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"127.0.0.1:{self.server.server_address[1]}"
 
     def _push(self, table: str, docs, size: int) -> tuple[int, str, str]:
         if table not in ("user", "item", "behavior"):
@@ -125,10 +126,3 @@ class AirecServer:
         self.rankers[model] = payload
         return 200, "0", "success"
 
-    def __enter__(self):
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()

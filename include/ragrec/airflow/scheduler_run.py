@@ -194,11 +194,6 @@ def run_dags(dag_ids: list[str], confs: list[dict], timeout: float = 900.0,
     return outcomes
 
 
-def run_once(dag_id: str, conf: dict, timeout: float = 900.0, log_path: Path | None = None,
-             say=print) -> dict:
-    return run_dags([dag_id], [conf], timeout, log_path=log_path, say=say)[0]
-
-
 def format_outcome(outcome: dict) -> str:
     lines = [f"{outcome['dag_id']} {outcome['run_id']}: {outcome['state']}"]
     for task in outcome["tasks"]:

@@ -259,8 +259,7 @@ def create_app(client: Elasticsearch, models: QueryModels,
 
     @app.post("/events", dependencies=guard, summary="Log impressions and clicks")
     def post_events(body: EventsRequest):
-        rows = event_log.parse_events({"events": [e.model_dump(exclude_none=True)
-                                                  for e in body.events]})
+        rows = event_log.normalise_events([e.model_dump() for e in body.events])
         return _json({"stored": event_log.log_events(client, alias, rows)})
 
     @app.get("/health", summary="Index, model version and configuration")

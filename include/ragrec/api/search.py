@@ -15,9 +15,9 @@ from typing import Literal
 from elasticsearch import Elasticsearch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ragrec import retrieval
 from ragrec.eval.fusion import convex, min_max, rrf
 from ragrec.indexing import versions
-from ragrec.retrieval import SOURCE_FIELDS
 from ragrec.serving.requests import BadRequest
 
 
@@ -94,11 +94,9 @@ class ChunkHit:
         return dict(self.__dict__)
 
 
-def _chunk(hit: dict) -> ChunkHit:
-    source = hit["_source"]
-    return ChunkHit(id=hit["_id"], doc_id=source["doc_id"], chunk_no=source["chunk_no"],
-                    title=source.get("title") or "", text=source["text"],
-                    source_uri=source.get("source_uri") or "", page=source.get("page"))
+def _chunk(hit: retrieval.Hit) -> ChunkHit:
+    return ChunkHit(id=hit.id, doc_id=hit.doc_id, chunk_no=hit.chunk_no, title=hit.title,
+                    text=hit.text, source_uri=hit.source_uri, page=hit.page)
 
 
 class Searcher:
@@ -109,23 +107,14 @@ class Searcher:
     def model_version(self, alias: str) -> str:
         return versions.index_meta(self.client, alias).get("model_version", "")
 
-    def query_vector(self, alias: str, text: str):
-        return self.models.encode([text], self.model_version(alias))[0]
-
     def _bm25(self, alias, query, depth, filters):
-        response = self.client.search(index=alias, size=depth, source=SOURCE_FIELDS, query={
-            "bool": {"must": {"multi_match": {"query": query, "fields": ["text", "title^0.5"]}},
-                     "filter": filters}})
-        return [(_chunk(h), float(h["_score"] or 0.0)) for h in response["hits"]["hits"]]
+        return [(_chunk(h), h.score) for h in retrieval.bm25(self.client, alias, query, depth,
+                                                              filters)]
 
     def _dense(self, alias, vector, depth, filters):
-        knn = {"field": "vector", "query_vector": [float(x) for x in vector], "k": depth,
-               "num_candidates": max(100, 2 * depth)}
-        if filters:
-            knn["filter"] = filters
-        response = self.client.search(index=alias, size=depth, knn=knn, source=SOURCE_FIELDS)
         # ES's cosine score is (1 + cos) / 2; report the cosine itself.
-        return [(_chunk(h), 2 * float(h["_score"]) - 1) for h in response["hits"]["hits"]]
+        return [(_chunk(h), 2 * h.score - 1)
+                for h in retrieval.dense(self.client, alias, vector, depth, filters=filters)]
 
     def search(self, alias: str, q: SearchQuery) -> dict:
         started = time.monotonic()
