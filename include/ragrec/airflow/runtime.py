@@ -76,21 +76,13 @@ def encoder_for_model(model_uri: str | None):
 def encoder_for_version(version: str):
     """An embedder of model ``version`` (the endpoint's, the bundled base model, or a
     version in the registry), or None when none can be found."""
-    from ragrec.embedding.in_process import BASE_MODEL_VERSION
+    from ragrec.models.registry import version_uri
 
     endpoint, _ = encoder()
     if endpoint.model_version == version:
         return endpoint
-    if version == BASE_MODEL_VERSION:
-        return encoder_for_model("base")[0]
-    registry = os.environ.get("RAGREC_REGISTRY")
-    if registry:
-        from ragrec.models.registry import Registry, open_store
-
-        found = Registry(open_store(registry)).find_version(version)
-        if found:
-            return encoder_for_model(found)[0]
-    return None
+    uri = version_uri(version, os.environ.get("RAGREC_REGISTRY"))
+    return encoder_for_model(uri)[0] if uri else None
 
 
 def encoder_for_index(client, alias: str):

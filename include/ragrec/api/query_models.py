@@ -83,17 +83,12 @@ class QueryModels:
         self._lock = threading.Lock()
 
     def _layout(self, version: str):
-        from ragrec.embedding.in_process import BASE_MODEL_VERSION
+        from ragrec.models.registry import version_uri
         from ragrec.models.store import load_layout
 
-        if version == BASE_MODEL_VERSION:
-            return load_layout("base")
-        if self.registry_root:
-            from ragrec.models.registry import Registry, open_store
-
-            found = Registry(open_store(self.registry_root)).find_version(version)
-            if found:
-                return load_layout(found)
+        uri = version_uri(version, self.registry_root)
+        if uri:
+            return load_layout(uri)
         raise EncoderMismatch(f"the index holds vectors of model {version!r}, which neither "
                               "the endpoint serves nor the registry holds")
 

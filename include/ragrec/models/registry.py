@@ -133,6 +133,18 @@ class OssStore:
         yield  # optimistic: ``write`` refuses when the object changed underneath
 
 
+def version_uri(version: str, registry_root: str | None) -> str | None:
+    """Where model ``version`` can be loaded from: ``base`` for the bundled base model, the
+    artifact URI of a version the registry at ``registry_root`` holds, else None."""
+    from ragrec.embedding.in_process import BASE_MODEL_VERSION
+
+    if version == BASE_MODEL_VERSION:
+        return "base"
+    if registry_root:
+        return Registry(open_store(registry_root)).find_version(version)
+    return None
+
+
 def open_store(root: str | None = None):
     root = root or default_root()
     if root.startswith("oss://"):
