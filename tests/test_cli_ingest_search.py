@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+
+from servers.tcp_proxy import TcpProxy
 
 from conftest import ROOT
 
@@ -53,3 +56,47 @@ def test_errors_are_one_clear_line(tmp_path, project_env, es_url):
     assert "does not exist" in missing.stderr and "Traceback" not in missing.stderr
     scheme = ragrec(["ingest", "s3://bucket/x", "--index", "x"], env)
     assert scheme.returncode == 2 and "use file:// or oss://" in scheme.stderr
+
+
+def test_a_file_name_that_is_not_utf8_is_indexed_under_a_stable_id(tmp_path, project_env,
+                                                                    es_url, index_name,
+                                                                    cleanup_alias):
+    cleanup_alias(index_name)
+    env = {**project_env, "ES_URL": es_url}
+    docs = tmp_path / "m"
+    docs.mkdir()
+    (docs / "ok.md").write_text("# ok\n")
+    with open(os.path.join(os.fsencode(docs), b"caf\xe9.md"), "wb") as handle:
+        handle.write(b"# x\n\nespresso\n")
+    for _ in range(2):
+        run = ragrec(["ingest", str(docs), "--index", index_name, "--json"], env)
+        assert run.returncode == 0, run.stderr
+        summary = json.loads(run.stdout)
+        assert (summary["docs_seen"], summary["docs_quarantined"]) == (2, 0)
+    assert summary["docs_unchanged"] == 2
+    hits = json.loads(ragrec(["search", "espresso", "--index", index_name, "--mode", "bm25",
+                              "--json"], env).stdout)
+    assert [h["doc_id"] for h in hits] == ["caf\\xe9.md"]
+
+
+def test_elasticsearch_going_down_mid_ingest_prints_the_summary_and_one_line(
+        tmp_path, project_env, es_url, index_name, cleanup_alias):
+    cleanup_alias(index_name)
+    host, port = es_url.removeprefix("http://").split(":")
+    proxy = TcpProxy(host, int(port), outage_on=b"/_bulk", outage_seconds=None)
+    try:
+        env = {**project_env, "ES_URL": f"http://127.0.0.1:{proxy.port}"}
+        docs = tmp_path / "docs"
+        docs.mkdir()
+        (docs / "vpn.md").write_text("# VPN\n\nThe VPN drops at airports.\n")
+        run = ragrec(["ingest", str(docs), "--index", index_name, "--json", "--quiet"], env)
+    finally:
+        proxy.close()
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr
+    error_lines = [line for line in run.stderr.splitlines() if line.startswith("ragrec: error")]
+    assert len(error_lines) == 1 and "Elasticsearch is unreachable" in error_lines[0]
+    assert "run the same command again" in error_lines[0]
+    summary = json.loads(run.stdout)
+    assert summary["status"] == "failed" and summary["docs_seen"] == 1
+    assert summary["chunks_indexed"] == 0 and "unreachable" in summary["error"]

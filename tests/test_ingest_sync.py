@@ -309,3 +309,49 @@ def test_a_crashed_rebuild_never_touches_the_live_alias(tmp_path, make_ingestor,
     assert versions.list_versions(es, alias) == [live, rebuilt.index]
     assert versions.current_version(es, alias) == rebuilt.index
     assert es.count(index=alias)["count"] == 6
+
+
+class CountingSource:
+    """A source that counts the bytes it hands out."""
+
+    def __init__(self, inner):
+        self.inner, self.uri, self.bytes_read = inner, inner.uri, 0
+
+    def list(self, *args):
+        return self.inner.list(*args)
+
+    def stat(self, key):
+        return self.inner.stat(key)
+
+    def read(self, obj, max_bytes=None):
+        data = self.inner.read(obj, max_bytes)
+        self.bytes_read += len(data)
+        return data
+
+
+def test_odd_names_and_entries_are_indexed_or_quarantined_and_nothing_else_is_lost(
+        tmp_path, make_ingestor, es, alias):
+    docs = write_corpus(tmp_path / "docs")
+    with open(os.path.join(os.fsencode(docs), b"caf\xe9.md"), "wb") as handle:
+        handle.write(b"# Caf\xc3\xa9\n\nThe espresso machine is on the third floor.\n")
+    os.mkfifo(docs / "pipe.md")
+    (docs / "loop.md").symlink_to(docs / "loop.md")
+    with open(docs / "huge.txt", "wb") as handle:  # sparse: 3 GB listed, nothing on disk
+        handle.truncate(3 * 1024**3)
+    source = CountingSource(LocalSource(docs))
+
+    summary = make_ingestor().ingest(source, alias)
+    reasons = {r["doc_id"]: r["reason"] for r in summary.quarantined}
+    assert reasons == {"pipe.md": "not_a_regular_file", "loop.md": "unreadable",
+                       "huge.txt": "too_large"}
+    assert summary.docs_new == len(TOPICS) + 4
+    assert source.bytes_read < 10_000  # the 3 GB file was judged by its size, never read
+    es.indices.refresh(index=alias)
+    hit = es.search(index=alias, query={"match": {"text": "espresso"}})["hits"]["hits"][0]
+    assert hit["_source"]["doc_id"] == "caf\\xe9.md"
+    assert hit["_source"]["source_uri"].endswith("/caf%E9.md")
+
+    again = make_ingestor().ingest(source, alias)
+    assert again.chunks_indexed == 0
+    assert again.docs_unchanged == len(TOPICS) + 3  # the looping link is retried
+    assert again.docs_quarantined == 3

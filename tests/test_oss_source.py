@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
-from servers.oss_server import OssServer
+import random
+import subprocess
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+from servers.background import InBackground
+from servers.oss_server import EMULATOR_QUIRKS, OssServer
+
+from ragrec.batch_ingest import ingest_batch, plan_interval
 from ragrec.config import OssSettings
 from ragrec.sources import SourceError, open_source
 from ragrec.sources.oss import OssSource
@@ -45,7 +52,7 @@ def test_reads_objects_including_non_ascii_keys(oss):
     source = OssSource.from_uri("oss://corp-bucket/kb/docs", settings(oss))
     objects = {o.key: o for o in source.list()}
     assert source.read(objects["sub dir/ümlaut file.md"]) == "# Title\n\nkönnen".encode()
-    assert source.head(objects["note-001.txt"])["size"] == len(FILES["kb/docs/note-001.txt"])
+    assert source.stat("note-001.txt").size == len(FILES["kb/docs/note-001.txt"])
 
 
 def test_wrong_secret_is_a_clear_error_not_a_retry_loop(oss):
@@ -101,3 +108,104 @@ def test_ingest_from_oss_into_elasticsearch(oss, make_ingestor, es, index_name,
     assert hit["hits"]["hits"][0]["_source"]["doc_id"] == "note-003.txt"
     assert hit["hits"]["hits"][0]["_source"]["source_uri"] == \
         "oss://corp-bucket/kb/docs/note-003.txt"
+
+
+# -- servers that are not OSS, or that bend it ------------------------------------------------
+
+class NotOss(InBackground):
+    """Any other HTTP server: every request gets a 200 web page."""
+
+    def __init__(self):
+        class Page(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                body = b"<html><body>It works!</body></html>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+def test_an_endpoint_that_does_not_speak_oss_is_a_clear_error_and_creates_no_index(
+        make_ingestor, es, index_name, cleanup_alias, project_env):
+    cleanup_alias(index_name)
+    with NotOss() as web:
+        source = OssSource.from_uri("oss://corp-bucket/kb/", OssSettings(
+            endpoint=web.endpoint, access_key_id="test-ak", access_key_secret="test-secret"))
+        with pytest.raises(SourceError, match="did not answer in the OSS protocol"):
+            make_ingestor().ingest(source, index_name)
+        assert not es.indices.exists_alias(name=index_name)
+        assert not es.indices.exists(index=f"{index_name}*", allow_no_indices=False,
+                                     expand_wildcards="all")
+
+        env = {**project_env, "OSS_ENDPOINT": web.endpoint, "OSS_ACCESS_KEY_ID": "test-ak",
+               "OSS_ACCESS_KEY_SECRET": "test-secret"}
+        run = subprocess.run([sys.executable, "-m", "ragrec.cli", "ingest",
+                              "oss://corp-bucket/kb/", "--index", index_name, "--quiet"],
+                             env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr
+    assert "did not answer in the OSS protocol" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert not es.indices.exists_alias(name=index_name)
+
+
+@pytest.fixture
+def emulator():
+    """The same bucket, stored in shuffled order, served with the emulator's quirks; plus a
+    key that only a loose prefix match returns."""
+    keys = list(FILES) + ["xkb/docs/stray.txt"]
+    random.Random(7).shuffle(keys)
+    contents = {k: FILES.get(k, b"a stray key outside the prefix") for k in keys}
+    with OssServer({"corp-bucket": contents}, quirks=EMULATOR_QUIRKS) as server:
+        yield server
+
+
+def test_listing_and_head_agree_on_fingerprints_on_a_quirky_server(emulator):
+    source = OssSource.from_uri("oss://corp-bucket/kb/docs", settings(emulator))
+    listed = {o.key: o for o in source.list()}
+    assert set(listed) == {k.removeprefix("kb/docs/") for k in FILES if k.startswith("kb/")}
+    for key in ("note-001.txt", "sub dir/ümlaut file.md"):
+        assert source.stat(key).fingerprint == listed[key].fingerprint
+        assert source.stat(key).uri == listed[key].uri
+
+
+def test_keys_outside_the_prefix_are_never_listed(emulator):
+    listed = [o.uri for o in OssSource.from_uri("oss://corp-bucket/kb/", settings(emulator))
+              .list()]
+    assert "oss://corp-bucket/xkb/docs/stray.txt" not in listed
+    assert len(listed) == 24
+
+
+def test_a_truncated_listing_without_a_continuation_token_is_an_error_not_a_loop(emulator):
+    source = OssSource.from_uri("oss://corp-bucket/kb/docs", settings(emulator), page_size=5)
+    with pytest.raises(SourceError, match="OSS protocol.*NextContinuationToken"):
+        list(source.list())
+    assert sum(1 for r in emulator.requests if r["params"].get("list-type") == "2") == 1
+
+
+def test_batched_runs_on_a_quirky_server_skip_unchanged_documents(
+        emulator, make_ingestor, es, index_name, cleanup_alias, embedder, model_tokenizer):
+    """The Airflow path lists, then stats each key of a batch: listing and HEAD must give
+    the same fingerprint, or every run re-indexes everything."""
+    cleanup_alias(index_name)
+    source = OssSource.from_uri("oss://corp-bucket/kb/docs/", settings(emulator))
+    plan = plan_interval(es, source, index_name, None, None, batch_size=10)
+    assert [k for batch in plan["batches"] for k in batch] == sorted(
+        k.removeprefix("kb/docs/") for k in FILES if k.startswith("kb/"))
+    make_ingestor().prepare(index_name)
+
+    def run_all() -> list[dict]:
+        return [ingest_batch(es, embedder, model_tokenizer, source, keys, index_name)
+                for keys in plan["batches"]]
+
+    first = run_all()
+    assert sum(r["docs_new"] for r in first) == 24
+    second = run_all()
+    assert sum(r["docs_unchanged"] for r in second) == 24
+    assert sum(r["chunks_indexed"] for r in second) == 0

@@ -40,7 +40,8 @@ def plan_interval(client: Elasticsearch, source: Source, alias: str,
     # A full listing is "everything in the source now": a manual run's inferred interval
     # ends at the last full hour and would miss documents added since.
     before = None if all_documents else before
-    keys = [obj.key for obj in source.list(lower, before)]
+    # Sorted: not every server lists in key order, and a re-run must cut the same batches.
+    keys = sorted(obj.key for obj in source.list(lower, before))
     batches = [keys[i:i + batch_size] for i in range(0, len(keys), batch_size)]
     return {"alias": alias, "source": source.uri, "documents": len(keys),
             "since": lower.isoformat() if lower else None,

@@ -83,7 +83,7 @@ def _ingest_command(args: argparse.Namespace) -> int:
     from ragrec.indexing.mapping import VectorSettings
     from ragrec.parsing import ParseSettings
     from ragrec.sources import open_source
-    from ragrec.sync import IngestOptions, Ingestor
+    from ragrec.sync import IngestError, IngestOptions, Ingestor
 
     source = open_source(args.source)
     embedder = make_embedder(args.embed_url, backend=args.backend)
@@ -98,16 +98,25 @@ def _ingest_command(args: argparse.Namespace) -> int:
         reuse_vectors=not args.reencode,
     )
     ingestor = Ingestor(connect(), embedder, ModelTokenizer(tokenizer_dir_for(embedder)), options)
-    summary = ingestor.ingest(source, args.index)
-    report = summary.to_dict()
-    if args.json:
-        print(json.dumps(report))
-    else:
-        quarantined = report.pop("quarantined")
-        print(json.dumps(report, indent=2))
-        for record in quarantined:
-            _log(f"quarantined {record['doc_id']}: {record['reason']} ({record['detail']})")
+    try:
+        report = {"status": "ok", **ingestor.ingest(source, args.index).to_dict()}
+    except IngestError as exc:
+        if exc.summary is not None:  # what was done before it failed, then the error
+            _print_summary({"status": "failed", "error": str(exc), **exc.summary.to_dict()},
+                           args.json)
+        raise
+    _print_summary(report, args.json)
     return 0
+
+
+def _print_summary(report: dict, one_line: bool) -> None:
+    if one_line:
+        print(json.dumps(report))
+        return
+    quarantined = report.pop("quarantined")
+    print(json.dumps(report, indent=2))
+    for record in quarantined:
+        _log(f"quarantined {record['doc_id']}: {record['reason']} ({record['detail']})")
 
 
 def _search_command(args: argparse.Namespace) -> int:
@@ -479,6 +488,13 @@ def main(argv: list[str] | None = None) -> int:
                       | EncoderMismatch | IndexVersionError | ModelNotFound
                       | EvalError | RegistryError):
             _log(f"ragrec: error: {exc}")
+            return 2
+        from elasticsearch import ApiError, TransportError
+
+        from ragrec.sync import describe_es_failure
+
+        if isinstance(exc, ApiError | TransportError):
+            _log(f"ragrec: error: {describe_es_failure(exc)}")
             return 2
         raise
 

@@ -20,6 +20,9 @@ class SourceObject:
     size: int
     fingerprint: str
     last_modified: datetime
+    # (reason, detail) when the entry is listed but cannot be read as a document (a FIFO,
+    # a looping link): the run quarantines it rather than skipping it in silence.
+    problem: tuple[str, str] | None = None
 
     @property
     def doc_id(self) -> str:

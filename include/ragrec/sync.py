@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
-from elasticsearch import Elasticsearch
+from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from ragrec.chunking import Chunker, ChunkSettings, ChunkTooLong, ModelTokenizer
 from ragrec.embedding.base import Embedder
@@ -32,8 +32,8 @@ from ragrec.indexing.bulk_writer import run_bulk
 from ragrec.indexing.doc_state import DocState, read_doc_states
 from ragrec.indexing.mapping import VectorSettings, chunk_index_body
 from ragrec.indexing.quarantine_store import (
-    STICKY_STAGES,
     ensure_quarantine_index,
+    is_sticky,
     quarantine_actions,
     read_quarantine,
     release_actions,
@@ -49,7 +49,19 @@ _DONE = object()
 
 
 class IngestError(RuntimeError):
-    pass
+    """A run that could not finish. ``summary`` holds what it had done by then (None when
+    it failed before doing anything); a re-run picks up from there."""
+
+    def __init__(self, message: str, summary: IngestSummary | None = None):
+        super().__init__(message)
+        self.summary = summary
+
+
+def describe_es_failure(exc: Exception) -> str:
+    """One line for an Elasticsearch failure (an outage or a refused request)."""
+    if isinstance(exc, ApiError):
+        return f"Elasticsearch answered {exc.meta.status}: {exc.message}"
+    return f"Elasticsearch is unreachable ({type(exc).__name__}: {str(exc)[:300]})"
 
 
 @dataclass(frozen=True)
@@ -117,7 +129,7 @@ def plan_sync(listing: list[SourceObject], states: dict[str, DocState],
         if not full and state and state.complete and state.fingerprint == obj.fingerprint:
             plan.unchanged.append(obj)
         elif (not full and record and record["fingerprint"] == obj.fingerprint
-              and record["stage"] in STICKY_STAGES):
+              and is_sticky(record["stage"], record["reason"])):
             plan.still_quarantined.append(obj)
         elif state or record:
             plan.changed.append(obj)
@@ -199,10 +211,11 @@ class Ingestor:
     def ingest(self, source: Source, alias: str) -> IngestSummary:
         started = time.monotonic()
         options = self.options
+        # The listing comes first: a source that cannot be listed creates no index.
+        listing = list(source.list(options.modified_since, options.modified_before))
         target, goes_live = self._target(alias)
         ensure_quarantine_index(self.client, alias)
         live = versions.current_version(self.client, alias)
-        listing = list(source.list(options.modified_since, options.modified_before))
         only = [obj.doc_id for obj in listing] if options.partial_listing else None
         live_states = read_doc_states(self.client, live, doc_ids=only) if live else {}
         target_states = {} if goes_live else live_states
@@ -221,16 +234,24 @@ class Ingestor:
         )
         progress = Progress(f"ingest {alias}", len(plan.to_process),
                             enabled=options.show_progress)
-        self._run_flow(source, plan.to_process, target, target_states, alias, summary, progress)
-        progress.close()
+        try:
+            self._run_flow(source, plan.to_process, target, target_states, alias, summary,
+                           progress)
+            progress.close()
+            self._remove(plan if not goes_live else replace(plan, deleted=[]), target, alias)
+            if goes_live and options.swap_alias:
+                versions.point_alias(self.client, alias, target)
+                versions.prune_versions(self.client, alias, options.keep_versions)
+            final_quarantine = read_quarantine(self.client, alias)
+        except (ApiError, TransportError) as exc:
+            progress.close()
+            summary.seconds = round(time.monotonic() - started, 3)
+            live_note = (" the live index is unchanged;" if goes_live else "")
+            raise IngestError(
+                f"{describe_es_failure(exc)} after {summary.chunks_indexed} chunks were "
+                f"written:{live_note} run the same command again to finish (documents "
+                "already written are skipped)", summary) from exc
 
-        self._remove(plan if not goes_live else replace(plan, deleted=[]), target, alias)
-
-        if goes_live and options.swap_alias:
-            versions.point_alias(self.client, alias, target)
-            versions.prune_versions(self.client, alias, options.keep_versions)
-
-        final_quarantine = read_quarantine(self.client, alias)
         listed = {obj.doc_id for obj in listing}
         in_quarantine = [r for d, r in final_quarantine.items() if d in listed]
         summary.docs_quarantined = len(in_quarantine)
@@ -347,8 +368,14 @@ class Ingestor:
         def quarantine(stage: str, reason: str, detail: str) -> _DocWork:
             return _DocWork(obj, quarantined=Quarantined(obj.doc_id, obj.uri, obj.fingerprint,
                                                          stage, reason, detail))
+        if obj.problem is not None:
+            return quarantine("read", *obj.problem)
+        limit = self.options.parse.max_bytes
+        if obj.size > limit:  # from the listing: a huge file is never read
+            return quarantine("read", "too_large",
+                              f"{obj.size} bytes is above the {limit}-byte limit")
         try:
-            data = source.read(obj)
+            data = source.read(obj, limit)
         except Exception as exc:  # noqa: BLE001 - one unreadable object is its own problem
             return quarantine("read", "unreadable", f"{type(exc).__name__}: {exc}"[:500])
         parsed = parse_document(obj, data, self.options.parse)
@@ -413,7 +440,7 @@ class Ingestor:
                     Quarantined(obj.doc_id, obj.uri, obj.fingerprint, "validate",
                                 "quality_check_failed", invalid[obj.doc_id][:500]))
                 bad.append(record)
-                if previous is not None and record.stage in STICKY_STAGES:
+                if previous is not None and is_sticky(record.stage, record.reason):
                     # The file itself changed into something unparseable: its old text no
                     # longer describes the source.
                     actions.extend({"_op_type": "delete", "_index": target,

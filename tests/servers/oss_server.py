@@ -7,6 +7,13 @@ and key existence; it answers in OSS's XML, error documents included, and suppor
 ListObjectsV2 paging with continuation tokens, GetObject, HeadObject and PutObject (with
 the CRC-64 header the SDK verifies, and Content-MD5 checked when sent). Failures can be
 injected per key for retry tests.
+
+``OssServer(..., quirks=EMULATOR_QUIRKS)`` behaves where real OSS leaves room the way the
+third-party ``aliyun/oss-emulator`` does, so a client that only works against a friendly
+server fails here too: ListObjects v1 answers to a V2 request (no continuation token, a
+``MaxKeys`` of 1000 whatever was asked, ``max-keys`` silently capped at 1000), keys in
+storage order rather than sorted, prefixes matched at offset 0 or 1, and ETags unquoted and
+upper case in listings, unquoted and lower case on HEAD, quoted and lower case on GET.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import hashlib
 import hmac
 import threading
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +41,18 @@ SIGNED_SUBRESOURCES = {
 MAX_SKEW_SECONDS = 15 * 60
 
 
+@dataclass(frozen=True)
+class Quirks:
+    v1_listing: bool = False  # list-type=2 ignored: no continuation tokens
+    cap_max_keys: bool = False  # max-keys above 1000 becomes 1000 (OSS: 400)
+    storage_order: bool = False  # keys in the order they were stored, not sorted
+    loose_prefix: bool = False  # a key matches if the prefix is at offset 0 or 1
+    loose_etags: bool = False  # case and quotes differ between listing, HEAD and GET
+
+
+EMULATOR_QUIRKS = Quirks(True, True, True, True, True)
+
+
 def crc64_ecma(data: bytes) -> int:
     from oss2.utils import Crc64
 
@@ -43,7 +63,8 @@ def crc64_ecma(data: bytes) -> int:
 
 class OssServer:
     def __init__(self, buckets: dict[str, dict[str, bytes]], access_key_id: str = "test-ak",
-                 access_key_secret: str = "test-secret"):
+                 access_key_secret: str = "test-secret", quirks: Quirks = Quirks()):
+        self.quirks = quirks
         self.objects = {
             bucket: {key: (data, datetime.now(UTC).replace(microsecond=0))
                      for key, data in contents.items()}
@@ -215,7 +236,7 @@ class OssServer:
         headers = {
             "Content-Type": "application/octet-stream",
             "Content-Length": str(len(data)),
-            "ETag": f'"{hashlib.md5(data).hexdigest().upper()}"',
+            "ETag": self._etag(data, "HEAD" if method == "HEAD" else "GET"),
             "Last-Modified": format_datetime(modified, usegmt=True),
             "x-oss-object-type": "Normal",
             "x-oss-storage-class": "Standard",
@@ -223,25 +244,40 @@ class OssServer:
         }
         self._send(handler, 200, data, headers, method)
 
+    def _etag(self, data: bytes, where: str) -> str:
+        digest = hashlib.md5(data).hexdigest()
+        if not self.quirks.loose_etags:
+            return f'"{digest.upper()}"'
+        return {"LIST": digest.upper(), "HEAD": digest, "GET": f'"{digest}"'}[where]
+
+    def _matches(self, key: str, prefix: str) -> bool:
+        if self.quirks.loose_prefix and prefix:
+            return key.find(prefix) in (0, 1)
+        return key.startswith(prefix)
+
     def _list(self, handler, bucket: str, params: dict) -> None:
         prefix = params.get("prefix", "")
         try:
             max_keys = int(params.get("max-keys", "100"))
         except ValueError:
             return self._error(handler, "GET", 400, "InvalidArgument", "max-keys is not a number")
+        if self.quirks.cap_max_keys:
+            max_keys = min(max_keys, 1000)
         if not 0 < max_keys <= 1000:
             return self._error(handler, "GET", 400, "InvalidArgument",
                                "max-keys must be between 1 and 1000")
         encode = params.get("encoding-type") == "url"
         after = ""
-        if params.get("continuation-token"):
+        if params.get("continuation-token") and not self.quirks.v1_listing:
             try:
                 after = base64.urlsafe_b64decode(params["continuation-token"]).decode()
             except ValueError:
                 return self._error(handler, "GET", 400, "InvalidArgument",
                                    "invalid continuation token")
         with self.lock:
-            keys = sorted(k for k in self.objects[bucket] if k.startswith(prefix) and k > after)
+            keys = [k for k in self.objects[bucket] if self._matches(k, prefix) and k > after]
+            if not self.quirks.storage_order:
+                keys.sort()
             page = keys[:max_keys]
             entries = [(k, *self.objects[bucket][k]) for k in page]
         truncated = len(keys) > max_keys
@@ -252,20 +288,22 @@ class OssServer:
         parts = [
             '<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult>',
             f"<Name>{escape(bucket)}</Name><Prefix>{enc(prefix)}</Prefix>",
-            f"<MaxKeys>{max_keys}</MaxKeys><Delimiter></Delimiter>",
+            f"<MaxKeys>{1000 if self.quirks.v1_listing else max_keys}</MaxKeys>"
+            "<Delimiter></Delimiter>",
             f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>",
-            f"<KeyCount>{len(entries)}</KeyCount>",
         ]
+        if not self.quirks.v1_listing:
+            parts.append(f"<KeyCount>{len(entries)}</KeyCount>")
         if encode:
             parts.append("<EncodingType>url</EncodingType>")
-        if truncated:
+        if truncated and not self.quirks.v1_listing:
             token = base64.urlsafe_b64encode(page[-1].encode()).decode()
             parts.append(f"<NextContinuationToken>{enc(token)}</NextContinuationToken>")
         for key, data, modified in entries:
             parts.append(
                 f"<Contents><Key>{enc(key)}</Key>"
                 f"<LastModified>{modified.strftime('%Y-%m-%dT%H:%M:%S.000Z')}</LastModified>"
-                f'<ETag>"{hashlib.md5(data).hexdigest().upper()}"</ETag>'
+                f"<ETag>{escape(self._etag(data, 'LIST'))}</ETag>"
                 f"<Type>Normal</Type><Size>{len(data)}</Size>"
                 "<StorageClass>Standard</StorageClass></Contents>"
             )

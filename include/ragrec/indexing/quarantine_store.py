@@ -14,8 +14,15 @@ from ragrec.indexing.mapping import QUARANTINE_BODY
 from ragrec.records import Quarantined, doc_hash
 
 # Failures of these stages depend only on the file, so they are skipped while it is
-# unchanged; embedding/indexing failures (an outage) are retried on the next run.
+# unchanged; embedding/indexing failures (an outage) are retried on the next run, and so is
+# a read that failed (a network fault, a permission since fixed, a link since repaired).
 STICKY_STAGES = frozenset({"read", "parse", "chunk"})
+RETRIED_REASONS = frozenset({"unreadable"})
+
+
+def is_sticky(stage: str, reason: str) -> bool:
+    """Whether a quarantine record stands until the file changes."""
+    return stage in STICKY_STAGES and reason not in RETRIED_REASONS
 
 
 def quarantine_index(alias: str) -> str:

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from ragrec.config import OssSettings
 from ragrec.records import SourceObject
-from ragrec.sources.base import SourceError
+from ragrec.sources.base import SourceError, bounded_read
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -30,6 +30,16 @@ def _retryable(exc: Exception) -> bool:
         return True
     status = getattr(exc, "status", None)
     return isinstance(exc, oss2.exceptions.OssError) and (status == 429 or (status or 0) >= 500)
+
+
+def normalise_etag(etag: str | None) -> str:
+    """One form of an ETag, wherever it was read: listings and HEAD disagree on quotes and
+    case on some servers (and a weak ``W/`` may lead), and a fingerprint that differs
+    between them would re-index an unchanged document on every run."""
+    value = (etag or "").strip()
+    if value[:2] in ("W/", "w/"):
+        value = value[2:]
+    return value.strip('"').upper()
 
 
 def _describe(exc: Exception) -> str:
@@ -58,11 +68,13 @@ class OssSource:
         self.bucket = oss2.Bucket(auth, settings.endpoint, bucket_name,
                                   connect_timeout=settings.connect_timeout)
         self.bucket_name = bucket_name
-        self.prefix = prefix
+        # A prefix names a folder: keys are what follows its slash, in listings and stats.
+        self.prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
+        self.endpoint = settings.endpoint
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
         self.page_size = page_size
-        self.uri = f"oss://{bucket_name}/{prefix}"
+        self.uri = f"oss://{bucket_name}/{self.prefix}"
 
     @classmethod
     def from_uri(cls, uri: str, settings: OssSettings | None = None, **kwargs) -> OssSource:
@@ -85,12 +97,21 @@ class OssSource:
                 log.warning("OSS %s failed (%s), retry %d/%d in %.1fs", what, _describe(exc),
                             attempt, self.max_attempts - 1, wait)
                 time.sleep(wait)
+            except SourceError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the SDK's parse errors are not OssError
+                # A 200 that is not OSS XML (a proxy's page, another HTTP server): oss2
+                # raises ParseError, RuntimeError, ... from its XML parsing.
+                raise SourceError(
+                    f"OSS {what} failed: {self.endpoint} did not answer in the OSS protocol "
+                    f"({type(exc).__name__}: {str(exc)[:200]}); check OSS_ENDPOINT") from exc
         raise AssertionError("unreachable")
 
     def list(
         self, modified_since: datetime | None = None, modified_before: datetime | None = None
     ) -> Iterator[SourceObject]:
         token = ""
+        seen: set[str] = set()
         while True:
             page = self._with_retries(
                 f"listing of {self.uri}",
@@ -99,36 +120,53 @@ class OssSource:
                     encoding_type="url"),
             )
             for info in page.object_list:
-                if info.key.endswith("/"):
-                    continue  # folder placeholder
+                if info.key.endswith("/") or info.key in seen:
+                    continue  # folder placeholder; a key a server repeats across pages
+                if not info.key.startswith(self.prefix):
+                    # Some servers match prefixes loosely; such a key would get a wrong id.
+                    log.warning("OSS listing of %s returned %r, outside the prefix: skipped",
+                                self.uri, info.key)
+                    continue
+                seen.add(info.key)
                 modified = datetime.fromtimestamp(info.last_modified, UTC)
                 if modified_since and modified < modified_since:
                     continue
                 if modified_before and modified >= modified_before:
                     continue
-                key = info.key[len(self.prefix):].lstrip("/") if self.prefix else info.key
                 yield SourceObject(
-                    uri=f"oss://{self.bucket_name}/{info.key}", key=key, size=info.size,
-                    fingerprint=info.etag.strip('"'), last_modified=modified,
+                    uri=f"oss://{self.bucket_name}/{info.key}",
+                    key=info.key[len(self.prefix):], size=info.size,
+                    fingerprint=normalise_etag(info.etag), last_modified=modified,
                 )
             if not page.is_truncated:
                 return
-            token = page.next_continuation_token
+            next_token = page.next_continuation_token
+            if not next_token or next_token == token:
+                raise SourceError(
+                    f"OSS listing of {self.uri} is truncated but the server gave no new "
+                    f"continuation token ({next_token!r}): {self.endpoint} does not page "
+                    "ListObjectsV2 as OSS does, so the listing would be incomplete")
+            token = next_token
 
     def _object_key(self, obj: SourceObject) -> str:
         return obj.uri.removeprefix(f"oss://{self.bucket_name}/")
 
-    def read(self, obj: SourceObject) -> bytes:
+    def read(self, obj: SourceObject, max_bytes: int | None = None) -> bytes:
         key = self._object_key(obj)
-        return self._with_retries(f"read of {obj.uri}", lambda: self.bucket.get_object(key).read())
+
+        def get() -> bytes:
+            stream = self.bucket.get_object(key)
+            try:
+                return bounded_read(stream, max_bytes)
+            finally:
+                stream.close()
+
+        return self._with_retries(f"read of {obj.uri}", get)
 
     def stat(self, key: str) -> SourceObject | None:
         import oss2
 
-        if not self.prefix or self.prefix.endswith("/"):
-            full_key = f"{self.prefix}{key}"
-        else:
-            full_key = f"{self.prefix}/{key}"
+        full_key = f"{self.prefix}{key}"
 
         def head():
             try:
@@ -141,12 +179,6 @@ class OssSource:
             return None
         return SourceObject(
             uri=f"oss://{self.bucket_name}/{full_key}", key=key, size=meta.content_length,
-            fingerprint=meta.etag.strip('"'),
+            fingerprint=normalise_etag(meta.etag),
             last_modified=datetime.fromtimestamp(meta.last_modified, UTC),
         )
-
-    def head(self, obj: SourceObject) -> dict:
-        key = self._object_key(obj)
-        meta = self._with_retries(f"head of {obj.uri}", lambda: self.bucket.head_object(key))
-        return {"etag": meta.etag, "size": meta.content_length,
-                "last_modified": meta.last_modified}

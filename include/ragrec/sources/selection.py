@@ -28,8 +28,8 @@ class SelectedSource:
                 continue
             yield obj
 
-    def read(self, obj: SourceObject) -> bytes:
-        return self.source.read(obj)
+    def read(self, obj: SourceObject, max_bytes: int | None = None) -> bytes:
+        return self.source.read(obj, max_bytes)
 
     def stat(self, key: str) -> SourceObject | None:
         return self.source.stat(key)
