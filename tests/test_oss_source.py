@@ -209,3 +209,19 @@ def test_batched_runs_on_a_quirky_server_skip_unchanged_documents(
     second = run_all()
     assert sum(r["docs_unchanged"] for r in second) == 24
     assert sum(r["chunks_indexed"] for r in second) == 0
+
+
+def test_a_key_that_is_not_utf8_is_quarantined_not_a_crash(make_ingestor, index_name,
+                                                           cleanup_alias):
+    """OSS keys are UTF-8; a server that holds other bytes gets its key decoded lossily by
+    the SDK, and the object it cannot then read is quarantined with the reason."""
+    cleanup_alias(index_name)
+    bad = b"kb/caf\xe9.md".decode("utf-8", "surrogateescape")
+    with OssServer({"corp-bucket": {"kb/ok.md": b"# ok\n\nfine", bad: b"# x\n\ny"}}) as server:
+        source = OssSource.from_uri("oss://corp-bucket/kb", settings(server),
+                                    backoff_seconds=0.01)
+        summary = make_ingestor().ingest(source, index_name)
+    assert summary.docs_seen == 2 and summary.chunks_indexed == 1
+    (record,) = summary.quarantined
+    assert (record["doc_id"], record["reason"]) == ("caf\ufffd.md", "unreadable")
+    assert "NoSuchKey" in record["detail"]

@@ -283,7 +283,9 @@ class OssServer:
         truncated = len(keys) > max_keys
 
         def enc(value: str) -> str:
-            return escape(quote(value, safe="/") if encode else value)
+            # A key held as surrogate-escaped bytes (not UTF-8) goes out as its raw bytes.
+            return escape(quote(value, safe="/", errors="surrogateescape") if encode
+                          else value)
 
         parts = [
             '<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult>',
