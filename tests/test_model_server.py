@@ -158,6 +158,56 @@ def test_openapi_schema_lists_the_routes(server):
             "/admin/model"} <= set(paths)
 
 
+def test_openapi_describes_bodies_statuses_and_media_types(server):
+    """The routes read the raw request (hand-written checks), so the document declares their
+    bodies itself: without them no client generator or fuzzer could use the server."""
+    schema = httpx.get(f"{server}/openapi.json").json()
+    paths, schemas = schema["paths"], schema["components"]["schemas"]
+    bodies = {"/api/predict/{service}": "EasRequest", "/v1/embeddings": "EmbeddingsRequest",
+              "/v1/rerank": "RerankRequest", "/admin/model": "ModelSwapRequest"}
+    for path, name in bodies.items():
+        operation = paths[path]["post"]
+        body = operation["requestBody"]["content"]["application/json"]["schema"]
+        assert body == {"$ref": f"#/components/schemas/{name}"} and name in schemas
+        assert {"200", "400", "401", "413", "500"} <= set(operation["responses"])
+        assert operation["responses"]["413"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorBody"}
+    assert schemas["EasRequest"]["properties"]["texts"]["maxItems"] == 256
+    assert paths["/v1/embeddings"]["post"]["security"] == [{"service": []}]
+    assert paths["/admin/model"]["post"]["security"] == [{"admin": []}]
+    assert {"403", "409"} <= set(paths["/admin/model"]["post"]["responses"])
+    assert set(paths["/metrics"]["get"]["responses"]["200"]["content"]) == {"text/plain"}
+    assert "security" not in paths["/health"]["get"]
+
+
+@pytest.mark.parametrize("method, path, raw, status, phrase", [
+    ("get", "/no/such/route", None, 404, "no route '/no/such/route'"),
+    ("get", f"/api/predict/{SERVICE}", None, 405, "GET is not allowed"),
+    ("put", "/metrics", None, 405, "use GET"),
+    ("post", "/v1/embeddings", b'{"input": "caf\xe9"}', 400,
+     "request body is not valid UTF-8"),
+    ("post", "/v1/rerank", b"[" * 5000 + b"]" * 5000, 400, "depth limit exceeded"),
+])
+def test_every_error_comes_in_the_envelope(server, method, path, raw, status, phrase):
+    response = httpx.request(method, f"{server}{path}", content=raw, timeout=60,
+                             headers={"Authorization": TOKEN})
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"]["code"] == status
+    assert phrase in response.json()["error"]["message"]
+    if status == 405:
+        assert response.headers["allow"] in ("POST", "GET")
+
+
+def test_a_body_over_8_mb_is_a_413_and_the_service_token_comes_first(server):
+    big = b'{"texts": ["' + b"a" * (8 * 1024 * 1024) + b'"]}'
+    refused = _post(f"{server}/api/predict/{SERVICE}", raw=big)
+    assert refused.status_code == 413 and "8388608-byte limit" in refused.json()["error"][
+        "message"]
+    assert _post(f"{server}/api/predict/{SERVICE}", raw=big, token=None).status_code == 401
+    assert _post(f"{server}/v1/embeddings", raw=big, token=ADMIN).status_code == 401
+
+
 def test_concurrent_requests_share_batches(server):
     before = _batch_count(server)
     results = []

@@ -10,14 +10,20 @@ Routes
   GET  /health                  index, model version behind the alias, what is configured
   GET  /                        the web page; /openapi.json, /docs
 
-Auth: ``Authorization: Bearer <token>`` on every route but /health, / and the page's static
-files, when ``RAGREC_API_TOKEN`` is set. Bad input is a 4xx with ``{"error": {"code",
-"message"}}``, never a 500.
+Auth: ``Authorization: Bearer <token>`` on every route but /health, /, the page's static
+files and the docs, when ``RAGREC_API_TOKEN`` is set. The token is checked, and the body
+(at most ``max_body_bytes``, 256 KB) counted while it is read, before anything parses it
+(``serving/request_guard.py``): a caller without the token gets a 401 with its body unread,
+an oversized body - chunked or not - a 413 once the limit is passed.
+
+Errors: every route, the framework's 404/405 included, answers ``{"error": {"code",
+"message"}}`` - 4xx for bad input (422 for schema violations: request fields are strict, so
+``"stream": 0`` is refused, and they stop where Elasticsearch would refuse the query), never
+a 500. /openapi.json lists each route's status codes and media types.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import os
@@ -25,16 +31,17 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Annotated, Literal
 
-import orjson
 from elasticsearch import ApiError, Elasticsearch
 from elasticsearch import ConnectionError as EsConnectionError
-from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, StrictBool, StrictInt, ValidationError
+from starlette.datastructures import Headers
 
 from ragrec.api import events as event_log
 from ragrec.api import recommend
+from ragrec.api import responses as answers
 from ragrec.api.answer import (
     REFUSAL,
     LlmError,
@@ -45,10 +52,20 @@ from ragrec.api.answer import (
     extractive_answer,
     stream_chat,
 )
+from ragrec.api.es_limits import EsDateTime, RequestModel
 from ragrec.api.query_models import ModelUnavailable, QueryModels
-from ragrec.api.search import Searcher, SearchFilters, SearchQuery
+from ragrec.api.search import QueryText, Searcher, SearchFilters, SearchQuery
 from ragrec.retrieval import EncoderMismatch
-from ragrec.serving.requests import BadRequest
+from ragrec.serving.http_errors import (
+    BadRequest,
+    FaultBarrier,
+    error_response,
+    error_responses,
+    install_error_handlers,
+    json_response,
+)
+from ragrec.serving.openapi_docs import complete_openapi
+from ragrec.serving.request_guard import DOCS_PATHS, RequestGuard, token_refusal
 
 log = logging.getLogger("ragrec.api")
 
@@ -69,52 +86,53 @@ class ApiConfig:
                    llm=LlmSettings.from_env(environ))
 
 
-class AskRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    question: str = Field(min_length=1, max_length=2000)
-    k: int = Field(5, ge=1, le=20, description="passages given to the answer")
+class AskRequest(RequestModel):
+    question: QueryText
+    k: StrictInt = Field(5, ge=1, le=20, description="passages given to the answer")
     mode: Literal["bm25", "dense", "hybrid"] = "hybrid"
-    rerank: bool = False
+    rerank: StrictBool = False
     filters: SearchFilters = Field(default_factory=SearchFilters)
-    stream: bool = Field(False, description="server-sent events instead of one JSON")
+    stream: StrictBool = Field(False, description="server-sent events instead of one JSON")
 
 
-class EventIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EventIn(RequestModel):
     user_id: str = Field(min_length=1, max_length=200)
     doc_id: str = Field(min_length=1, max_length=1000)
     type: Literal["impression", "click"]
     query: str | None = Field(None, max_length=2000)
     surface: str | None = Field(None, max_length=50)
-    ts: str | None = Field(None, description="ISO 8601; default now")
+    ts: EsDateTime | None = Field(None, description="ISO 8601 (UTC offset within +-18:00; "
+                                                    "none: UTC); default now")
 
 
-class EventsRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EventsRequest(RequestModel):
     events: list[EventIn] = Field(min_length=1, max_length=event_log.MAX_EVENTS)
 
 
-def _json(payload, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY),
-                    status_code=status, media_type="application/json", headers=headers)
+# A document id in a URL: short enough that the request line stays within what the HTTP
+# server parses (uvicorn refuses one over ~80 KB with its own plain-text 400), and a real id.
+UrlId = Annotated[str, Field(min_length=1, max_length=1000)]
+
+# Open without a token: the load balancer's probe, the web page and its files, the docs.
+PUBLIC_PATHS = DOCS_PATHS | {"/health", "/"}
+PUBLIC_PREFIXES = ("/static/",)
+# Statuses every guarded route can answer besides its own.
+GUARDED = (401, 500)
+SEARCH_ERRORS = (404, 409, 502, 503)  # no index; model version; ES refused; ES/model down
+BODY_ERRORS = (400, 413, 415, 422)  # unreadable, too large, not JSON, schema
 
 
-def _error(status: int, message: str, headers: dict | None = None) -> Response:
-    return _json({"error": {"code": status, "message": message}}, status, headers)
-
-
-def _validation_message(exc: RequestValidationError) -> str:
-    parts = []
-    for error in exc.errors()[:5]:
-        loc = list(error.get("loc", ()))
-        if loc and loc[0] in ("body", "query", "path"):
-            loc = loc[1:]  # where it came from; the field name follows
-        where = ".".join(str(p) for p in loc)
-        parts.append(f"{where or 'request'}: {error.get('msg')}")
-    return "; ".join(parts)
+def _search_from_query_string(**fields) -> SearchQuery:
+    """GET /search's parameters as the body model, with the parameters' names in errors."""
+    names = {"query": "q", "filters": None}
+    try:
+        return SearchQuery(**fields)
+    except ValidationError as exc:
+        errors = []
+        for error in exc.errors(include_url=False):
+            loc = [p for p in error["loc"] if names.get(p, p) is not None]
+            errors.append({**error, "loc": ("query", *(names.get(p, p) for p in loc))})
+        raise RequestValidationError(errors) from None
 
 
 def create_app(client: Elasticsearch, models: QueryModels,
@@ -127,71 +145,60 @@ def create_app(client: Elasticsearch, models: QueryModels,
     app = FastAPI(title="ragrec search API", version="1",
                   description="Search, grounded Q&A and recommendations over the ragrec "
                               "index, with the custom models. Errors: "
-                              '{"error": {"code", "message"}}.')
+                              '{"error": {"code", "message"}}. A body over '
+                              f"{config.max_body_bytes} bytes is a 413 on any route.")
 
-    def authorised(request: Request) -> None:
-        if not config.token:
-            return
-        given = request.headers.get("authorization", "")
-        given = given[7:] if given.lower().startswith("bearer ") else given
-        if not hmac.compare_digest(given.encode(), config.token.encode()):
-            raise BadRequest(401, "missing or wrong token: send 'Authorization: Bearer "
-                                  "<token>'")
+    def protected(path: str) -> bool:
+        return path not in PUBLIC_PATHS and not path.startswith(PUBLIC_PREFIXES)
 
-    guard = [Depends(authorised)]
+    def refusal(path: str, headers: Headers) -> BadRequest | None:
+        return token_refusal(headers, config.token) if protected(path) else None
 
-    @app.exception_handler(BadRequest)
-    async def bad_request(_request: Request, exc: BadRequest):
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return _error(exc.status, exc.message, headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, exc: RequestValidationError):
-        return _error(422, _validation_message(exc))
+    install_error_handlers(app)
+    app.add_middleware(RequestGuard, max_body_bytes=config.max_body_bytes, refusal=refusal)
+    app.add_middleware(FaultBarrier, service="search API")  # outermost: added last
+    if config.token:
+        complete_openapi(app, {"bearer": "RAGREC_API_TOKEN"},
+                         lambda path: "bearer" if protected(path) else None)
 
     @app.exception_handler(EncoderMismatch)
     async def mismatch(_request: Request, exc: EncoderMismatch):
-        return _error(409, str(exc))
+        return error_response(409, str(exc))
 
     @app.exception_handler(ModelUnavailable)
     async def model_down(_request: Request, exc: ModelUnavailable):
-        return _error(503, str(exc), {"Retry-After": "5"})
+        return error_response(503, str(exc), {"Retry-After": "5"})
 
     @app.exception_handler(EsConnectionError)
     async def es_down(_request: Request, exc: EsConnectionError):
-        return _error(503, f"Elasticsearch is unreachable: {exc}", {"Retry-After": "5"})
+        return error_response(503, f"Elasticsearch is unreachable: {exc}", {"Retry-After": "5"})
 
     @app.exception_handler(ApiError)
     async def es_refused(_request: Request, exc: ApiError):
         if exc.meta.status == 404:
-            return _error(404, f"index {alias!r} does not exist yet: run kb_ingest first")
-        return _error(502, f"Elasticsearch refused the query: {exc.message}")
+            return error_response(404, f"index {alias!r} does not exist yet: run kb_ingest "
+                                       "first")
+        return error_response(502, f"Elasticsearch refused the query: {exc.message}")
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > config.max_body_bytes:
-            return _error(413, f"request body is {length} bytes; the limit is "
-                               f"{config.max_body_bytes}")
-        try:
-            return await call_next(request)
-        except Exception:  # noqa: BLE001 - logged; the caller gets a message, not a trace
-            log.exception("request failed")
-            return _error(500, "internal error in the search API (see its log)")
-
-    @app.post("/search", dependencies=guard, summary="Search the index")
+    @app.post("/search", summary="Search the index",
+              responses={200: {"model": answers.SearchResult},
+                         **error_responses(*BODY_ERRORS, *GUARDED, *SEARCH_ERRORS)})
     def search_post(body: SearchQuery):
-        return _json(searcher.search(alias, body))
+        return json_response(searcher.search(alias, body))
 
-    @app.get("/search", dependencies=guard, summary="Search the index (query string)")
-    def search_get(q: str = Query(min_length=1, max_length=2000),
+    @app.get("/search", summary="Search the index (query string)",
+             responses={200: {"model": answers.SearchResult},
+                        **error_responses(422, *GUARDED, *SEARCH_ERRORS)})
+    def search_get(q: str = Query(min_length=1, max_length=2000,
+                                  json_schema_extra={"pattern": r"\S"}),
                    mode: Literal["bm25", "dense", "hybrid"] = "hybrid",
                    fusion: Literal["rrf", "convex"] = "rrf",
                    k: int = Query(10, ge=1, le=50), rerank: bool = False,
-                   doc_id: Annotated[list[str] | None, Query()] = None):
-        query = SearchQuery(query=q, mode=mode, fusion=fusion, k=k, rerank=rerank,
-                            filters=SearchFilters(doc_id=doc_id))
-        return _json(searcher.search(alias, query))
+                   doc_id: Annotated[list[UrlId] | None, Query(
+                       max_length=100, description="only these documents (more: POST)")] = None):
+        query = _search_from_query_string(query=q, mode=mode, fusion=fusion, k=k,
+                                          rerank=rerank, filters=SearchFilters(doc_id=doc_id))
+        return json_response(searcher.search(alias, query))
 
     def retrieve(body: AskRequest) -> tuple[list[Passage], object, str]:
         result = searcher.search(alias, SearchQuery(
@@ -209,7 +216,12 @@ def create_app(client: Elasticsearch, models: QueryModels,
                     for i, (h, s) in enumerate(zip(hits, support, strict=True))]
         return passages, question, version
 
-    @app.post("/ask", dependencies=guard, summary="Answer a question from the documents")
+    @app.post("/ask", summary="Answer a question from the documents",
+              responses={200: {"model": answers.Answer, "description": "The answer (JSON), or "
+                               "with `stream` a stream of server-sent events",
+                               "content": {"text/event-stream": {
+                                   "itemSchema": answers.ANSWER_EVENT}}},
+                         **error_responses(*BODY_ERRORS, *GUARDED, *SEARCH_ERRORS)})
     def ask(body: AskRequest):
         passages, question, version = retrieve(body)
         support = max((p.support for p in passages), default=0.0)
@@ -218,7 +230,7 @@ def create_app(client: Elasticsearch, models: QueryModels,
                 "support": round(support, 4), "min_support": config.min_support}
         if not usable:
             payload = {**base, "answer": REFUSAL, "mode": "refused", "citations": []}
-            return _stream_once(payload) if body.stream else _json(payload)
+            return _stream_once(payload) if body.stream else json_response(payload)
         for number, passage in enumerate(usable, start=1):
             passage.number = number
         if config.llm is None:
@@ -227,7 +239,7 @@ def create_app(client: Elasticsearch, models: QueryModels,
             payload = {**base, "answer": answer, "mode": "extractive",
                        "citations": [p.to_dict() for p in usable if p.number in numbers],
                        "passages": [p.to_dict() for p in usable]}
-            return _stream_once(payload) if body.stream else _json(payload)
+            return _stream_once(payload) if body.stream else json_response(payload)
         messages = build_messages(body.question, usable)
         if body.stream:
             return StreamingResponse(_llm_events(config.llm, messages, base, usable),
@@ -235,59 +247,76 @@ def create_app(client: Elasticsearch, models: QueryModels,
         try:
             answer = "".join(stream_chat(config.llm, messages))
         except LlmError as exc:
-            return _error(502, str(exc))
+            return error_response(502, str(exc))
         numbers = cited_numbers(answer)
-        return _json({**base, "answer": answer, "mode": "llm",
-                      "citations": [p.to_dict() for p in usable if p.number in numbers],
-                      "passages": [p.to_dict() for p in usable]})
+        return json_response({**base, "answer": answer, "mode": "llm",
+                              "citations": [p.to_dict() for p in usable if p.number in numbers],
+                              "passages": [p.to_dict() for p in usable]})
 
-    @app.get("/recommend/item/{doc_id:path}", dependencies=guard,
-             summary="Documents related to one document")
-    def recommend_item(doc_id: str = Path(min_length=1), k: int = Query(5, ge=1, le=50)):
+    @app.get("/recommend/item/{doc_id:path}", summary="Documents related to one document",
+             responses={200: {"model": answers.SimilarItems},
+                        **error_responses(404, 422, *GUARDED, 502, 503)})
+    def recommend_item(doc_id: UrlId,
+                       k: int = Query(5, ge=1, le=50)):
         try:
             items = recommend.similar_items(client, alias, doc_id, k)
         except recommend.UnknownDocument as exc:
-            return _error(404, str(exc))
-        return _json({"doc_id": doc_id, "items": items})
+            return error_response(404, str(exc))
+        return json_response({"doc_id": doc_id, "items": items})
 
-    @app.get("/recommend/user/{user_id}", dependencies=guard,
-             summary="Recommendations for a user from their recent clicks")
+    @app.get("/recommend/user/{user_id}",
+             summary="Recommendations for a user from their recent clicks",
+             responses={200: {"model": answers.UserRecommendations},
+                        **error_responses(422, *GUARDED, *SEARCH_ERRORS)})
     def recommend_user(user_id: str = Path(min_length=1, max_length=200),
                        k: int = Query(10, ge=1, le=50)):
         version = searcher.model_version(alias)
-        return _json(recommend.for_user(client, alias, user_id, models, version, k))
+        return json_response(recommend.for_user(client, alias, user_id, models, version, k))
 
-    @app.post("/events", dependencies=guard, summary="Log impressions and clicks")
+    @app.post("/events", summary="Log impressions and clicks",
+              responses={200: {"model": answers.Stored},
+                         **error_responses(*BODY_ERRORS, *GUARDED, 502, 503)})
     def post_events(body: EventsRequest):
         rows = event_log.normalise_events([e.model_dump() for e in body.events])
-        return _json({"stored": event_log.log_events(client, alias, rows)})
+        return json_response({"stored": event_log.log_events(client, alias, rows)})
 
-    @app.get("/health", summary="Index, model version and configuration")
+    @app.get("/health", summary="Index, model version and configuration",
+             responses={200: {"model": answers.Health}, **error_responses(500, 503)})
     def health():
         try:
             version = searcher.model_version(alias)
         except ApiError:
             version = None
-        return _json({"status": "ok", "index": alias, "model_version": version,
-                      "llm": config.llm.model if config.llm else None,
-                      "auth": bool(config.token)})
+        return json_response({"status": "ok", "index": alias, "model_version": version,
+                              "llm": config.llm.model if config.llm else None,
+                              "auth": bool(config.token)})
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    # response_class=Response: the document's 200s name their own media types, and the
+    # errors stay application/json (FastAPI would label them with the route's class).
+    @app.get("/", response_class=Response, summary="The web page",
+             responses={200: {"description": "The page",
+                              "content": {"text/html": {"schema": {"type": "string"}}}},
+                        **error_responses(500)})
     def page():
         return HTMLResponse(_static("index.html"))
 
-    @app.get("/static/{name}", include_in_schema=False)
+    @app.get("/static/{name}", response_class=Response,
+             summary="The web page's script and style sheet",
+             responses={200: {"description": "The file",
+                              "content": {"text/javascript": {"schema": {"type": "string"}},
+                                          "text/css": {"schema": {"type": "string"}}}},
+                        **error_responses(404, 422, 500)})
     def static(name: str):
         types = {".js": "text/javascript", ".css": "text/css"}
         suffix = name[name.rfind("."):] if "." in name else ""
-        if "/" in name or suffix not in types:
-            return _error(404, "no such file")
-        try:
-            return Response(_static(name), media_type=types[suffix])
-        except FileNotFoundError:
-            return _error(404, "no such file")
+        if name not in _STATIC_FILES or suffix not in types:  # never a path from the caller
+            return error_response(404, f"no file {name!r} here")
+        return Response(_static(name), media_type=types[suffix])
 
     return app
+
+
+_STATIC_FILES = frozenset(p.name for p in (resources.files("ragrec.api") / "static").iterdir())
 
 
 def _static(name: str) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 import orjson
 
 from ragrec.retrieval import EncoderMismatch
+from ragrec.serving.http_errors import BadRequest
 
 
 class ModelUnavailable(RuntimeError):
@@ -34,6 +35,14 @@ def endpoint_base(url: str) -> str:
             path = path[:path.index(marker)]
             break
     return urlunsplit(parts._replace(path=path, query="", fragment="")).rstrip("/")
+
+
+def _message(response: httpx.Response) -> str:
+    """The model server's error message, or the start of whatever else it sent."""
+    try:
+        return str(orjson.loads(response.content)["error"]["message"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return response.text[:200]
 
 
 @dataclass
@@ -56,6 +65,10 @@ class Endpoint:
             response = self.client.post(self.base + path, content=orjson.dumps(body))
         except httpx.TransportError as exc:
             raise ModelUnavailable(f"model endpoint {self.base} unreachable: {exc}") from exc
+        if response.status_code in (400, 413):
+            # The endpoint refused the caller's text (e.g. longer than the model reads, which
+            # it never truncates): the caller's mistake to fix, not an outage to retry.
+            raise BadRequest(422, f"the model cannot take this text: {_message(response)}")
         if response.status_code != 200:
             raise ModelUnavailable(f"model endpoint {self.base}{path} answered "
                                    f"{response.status_code}: {response.text[:200]}")

@@ -9,52 +9,60 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from elasticsearch import Elasticsearch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, Field, StrictBool, StrictFloat, StrictInt
 
 from ragrec import retrieval
+from ragrec.api.es_limits import EsDateTime, KeywordPrefix, Page, RequestModel, Terms
 from ragrec.eval.fusion import convex, min_max, rrf
 from ragrec.indexing import versions
-from ragrec.serving.requests import BadRequest
+from ragrec.serving.http_errors import BadRequest
 
 
-class SearchFilters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    doc_id: list[str] | None = Field(None, description="only these documents")
-    title_path: list[str] | None = Field(None, description="only chunks under these headings")
-    source_prefix: str | None = Field(None, description="source URI prefix, e.g. a folder")
-    modified_after: datetime | None = None
-    modified_before: datetime | None = None
-    page: int | None = Field(None, ge=1)
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip()
 
 
-class SearchQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# A question or query: the pattern documents "not blank" for clients and fuzzers (the
+# validator enforces it, with Python's idea of whitespace).
+QueryText = Annotated[str, Field(min_length=1, max_length=2000,
+                                 json_schema_extra={"pattern": r"\S"}),
+                      AfterValidator(_not_blank)]
 
-    query: str = Field(min_length=1, max_length=2000)
+
+class SearchFilters(RequestModel):
+    doc_id: Terms | None = Field(None, description="only these documents")
+    title_path: Terms | None = Field(None, description="only chunks under these headings")
+    source_prefix: KeywordPrefix | None = Field(
+        None, description="source URI prefix, e.g. a folder (at most 1,000 UTF-8 bytes)")
+    modified_after: EsDateTime | None = Field(None, description="ISO 8601; UTC offset within "
+                                                                "+-18:00")
+    modified_before: EsDateTime | None = Field(None, description="ISO 8601; UTC offset within "
+                                                                 "+-18:00")
+    page: Page | None = None
+
+
+# Body fields are strict: JSON has true/false and numbers, so "stream": 0 or "k": "5" is a
+# client mistake to report, not to guess at (the query-string forms parse text on purpose).
+class SearchQuery(RequestModel):
+    query: QueryText
     mode: Literal["bm25", "dense", "hybrid"] = "hybrid"
     fusion: Literal["rrf", "convex"] = "rrf"
-    dense_weight: float = Field(0.3, ge=0, le=1,
-                                description="convex fusion: weight of the dense score")
-    k: int = Field(10, ge=1, le=50)
-    rerank: bool = Field(False, description="re-score the top rerank_top by the cross-encoder")
-    rerank_top: int = Field(50, ge=1, le=200)
-    rerank_weight: float = Field(1.0, ge=0, le=1,
-                                 description="1: cross-encoder order; <1 blends in the first "
-                                             "stage")
+    dense_weight: StrictFloat = Field(0.3, ge=0, le=1,
+                                      description="convex fusion: weight of the dense score")
+    k: StrictInt = Field(10, ge=1, le=50)
+    rerank: StrictBool = Field(False, description="re-score the top rerank_top by the "
+                                                  "cross-encoder")
+    rerank_top: StrictInt = Field(50, ge=1, le=200)
+    rerank_weight: StrictFloat = Field(1.0, ge=0, le=1,
+                                       description="1: cross-encoder order; <1 blends in the "
+                                                   "first stage")
     filters: SearchFilters = Field(default_factory=SearchFilters)
-    highlight: bool = True
-
-    @field_validator("query")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value.strip()
+    highlight: StrictBool = True
 
 
 def es_filters(filters: SearchFilters) -> list[dict]:

@@ -12,29 +12,50 @@ Routes
 
 Auth: ``Authorization: <token>`` (EAS) or ``Authorization: Bearer <token>`` on the model
 routes when a service token is configured; the admin route needs the admin token and is
-off without one. /health and /metrics are open (load-balancer probes, scrapers).
+off (403) without one. /health, /metrics and the docs are open (load-balancer probes,
+scrapers). The token is checked, and the body (at most 8 MB) counted while it is read,
+before any handler parses it (``request_guard``): no token, a 401 with the body unread;
+over the limit, chunked or not, a 413 once the limit is passed.
+
+Errors: every route, the framework's 404/405 included, answers ``{"error": {"code",
+"message"}}``. The handlers validate bodies by hand (``requests``); the OpenAPI document
+describes the same bodies, each route's status codes and media types.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import hmac
 import logging
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
-import orjson
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Path, Request, Response
+from starlette.datastructures import Headers
+from starlette.routing import Match
 
+from ragrec.serving import responses as answers
 from ragrec.serving.batching import DynamicBatcher
+from ragrec.serving.http_errors import (
+    BadRequest,
+    FaultBarrier,
+    error_responses,
+    install_error_handlers,
+    json_response,
+)
 from ragrec.serving.loaded_model import LoadedModel
 from ragrec.serving.metrics import Metrics
+from ragrec.serving.openapi_docs import complete_openapi, json_body
+from ragrec.serving.request_guard import DOCS_PATHS, RequestGuard, token_refusal
 from ragrec.serving.requests import (
-    BadRequest,
+    BODIES,
+    EasRequest,
+    EmbeddingsRequest,
     Limits,
+    ModelSwapRequest,
+    RerankRequest,
     check_token_limits,
     parse_body,
     rerank_request,
@@ -42,6 +63,11 @@ from ragrec.serving.requests import (
 )
 
 log = logging.getLogger("ragrec.serving")
+
+PUBLIC_PATHS = DOCS_PATHS | {"/health", "/metrics"}
+ADMIN_PREFIX = "/admin/"
+# Statuses every model route can answer besides its own: unreadable body, token, too large.
+MODEL_ROUTE_ERRORS = (400, 401, 413, 500)
 
 
 @dataclass
@@ -69,21 +95,10 @@ class ServerState:
         return model.embed(texts), model.info
 
 
-def _json(payload: dict, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status,
-                    media_type="application/json", headers=headers)
-
-
-def _error(status: int, message: str, headers: dict | None = None) -> Response:
-    return _json({"error": {"code": status, "message": message}}, status, headers)
-
-
-def _authorised(request: Request, token: str | None) -> bool:
-    if not token:
-        return True
-    given = request.headers.get("authorization", "")
-    given = given[7:] if given.lower().startswith("bearer ") else given
-    return hmac.compare_digest(given.encode(), token.encode())
+def _versioned(model: type) -> dict:
+    """A 200 answer of a model route: ``model`` as JSON, with the X-Model-Version header."""
+    return {200: {"model": model, "headers": {
+        name: {**spec, "required": True} for name, spec in answers.MODEL_VERSION.items()}}}
 
 
 def create_app(model: LoadedModel, config: ServerConfig | None = None) -> FastAPI:
@@ -100,20 +115,42 @@ def create_app(model: LoadedModel, config: ServerConfig | None = None) -> FastAP
 
     app = FastAPI(title="ragrec model server", version="1", lifespan=lifespan,
                   description="Embeddings (EAS-style and OpenAI-compatible), reranking, "
-                              "health, metrics and zero-downtime model swaps.")
+                              "health, metrics and zero-downtime model swaps. Errors: "
+                              '{"error": {"code", "message"}}. A body over '
+                              f"{config.limits.max_body_bytes} bytes is a 413 on any route.")
     app.state.ragrec = state
 
-    @app.middleware("http")
+    def token_scheme(path: str) -> str | None:
+        if path in PUBLIC_PATHS:
+            return None
+        return "admin" if path.startswith(ADMIN_PREFIX) else "service"
+
+    def refusal(path: str, headers: Headers) -> BadRequest | None:
+        scheme = token_scheme(path)
+        if scheme == "admin" and not config.admin_token:
+            return BadRequest(403, "model swaps are disabled: start the server with an admin "
+                                   "token")
+        if scheme is None:
+            return None
+        return token_refusal(headers, config.admin_token if scheme == "admin" else config.token)
+
+    install_error_handlers(app)
+    app.add_middleware(RequestGuard, max_body_bytes=config.limits.max_body_bytes,
+                       refusal=refusal)
+    app.add_middleware(FaultBarrier, service="model server")
+    tokens = {"service": config.token, "admin": config.admin_token}
+    schemes = {"service": "RAGREC_SERVE_TOKEN (EAS clients may send it bare)",
+               "admin": "RAGREC_ADMIN_TOKEN"}
+    complete_openapi(app, {name: text for name, text in schemes.items() if tokens[name]},
+                     lambda path: token_scheme(path) if tokens.get(token_scheme(path)) else None,
+                     BODIES)
+
+    @app.middleware("http")  # outermost: counts every answer, the guard's refusals included
     async def observe(request: Request, call_next):
         started = time.monotonic()
-        try:
-            response = await call_next(request)
-        except Exception:  # noqa: BLE001 - a server fault is a 500 with a message, logged
-            log.exception("request failed")
-            response = _error(500, "internal error in the model server (see its log)")
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        state.metrics.request(name, response.status_code, time.monotonic() - started)
+        response = await call_next(request)
+        state.metrics.request(_route_name(app, request.scope), response.status_code,
+                              time.monotonic() - started)
         return response
 
     async def embed_texts(texts: list[str], field_name: str):
@@ -123,115 +160,119 @@ def create_app(model: LoadedModel, config: ServerConfig | None = None) -> FastAP
         vectors, served = await state.batcher.submit(texts)
         return vectors, served, counts
 
-    async def guarded(request: Request, handler, token: str | None):
-        if not _authorised(request, token):
-            return _error(401, "missing or wrong token in the Authorization header",
-                          {"WWW-Authenticate": "Bearer"})
-        try:
-            body = parse_body(await request.body(), config.limits)
-            return await handler(body)
-        except BadRequest as exc:
-            return _error(exc.status, exc.message)
-
-    @app.post("/api/predict/{service}", summary="EAS-style embeddings")
-    async def eas_predict(service: str, request: Request):
+    @app.post("/api/predict/{service}", summary="EAS-style embeddings",
+              openapi_extra=json_body(EasRequest),
+              responses={**_versioned(answers.EasEmbeddings),
+                         **error_responses(*MODEL_ROUTE_ERRORS, 404, 422)})
+    async def eas_predict(request: Request, service: str = Path(
+            description="this server's EAS service name (any other is a 404)",
+            json_schema_extra={"enum": [config.service]})):
         if service != config.service:
-            return _error(404, f"no service {service!r} here; this server is "
-                               f"{config.service!r}")
+            raise BadRequest(404, f"no service {service!r} here; this server is "
+                                  f"{config.service!r}")
+        body = parse_body(await request.body())
+        texts = text_list(body, "texts", config.limits, allow_single=False)
+        vectors, served, _ = await embed_texts(texts, "texts")
+        return json_response({"embeddings": vectors, "model_version": served.version,
+                              "dims": served.dims}, headers={"X-Model-Version": served.version})
 
-        async def handle(body):
-            texts = text_list(body, "texts", config.limits, allow_single=False)
-            vectors, served, _ = await embed_texts(texts, "texts")
-            return _json({"embeddings": vectors, "model_version": served.version,
-                          "dims": served.dims},
-                         headers={"X-Model-Version": served.version})
-
-        return await guarded(request, handle, config.token)
-
-    @app.post("/v1/embeddings", summary="OpenAI-compatible embeddings")
+    @app.post("/v1/embeddings", summary="OpenAI-compatible embeddings",
+              openapi_extra=json_body(EmbeddingsRequest),
+              responses={**_versioned(answers.Embeddings),
+                         **error_responses(*MODEL_ROUTE_ERRORS, 404)})
     async def openai_embeddings(request: Request):
-        async def handle(body):
-            texts = text_list(body, "input", config.limits, allow_single=True)
-            info = state.model.info
-            asked = body.get("model")
-            if asked is not None and asked not in (info.name, info.version):
-                raise BadRequest(404, f"model {asked!r} is not served here (this server "
-                                      f"serves {info.name} version {info.version})")
-            if body.get("dimensions") not in (None, info.dims):
-                raise BadRequest(400, f"'dimensions' {body['dimensions']!r} is not supported: "
-                                      f"the model gives {info.dims}")
-            encoding = body.get("encoding_format", "float")
-            if encoding not in ("float", "base64"):
-                raise BadRequest(400, "'encoding_format' must be 'float' or 'base64'")
-            vectors, served, counts = await embed_texts(texts, "input")
-            rows = [{"object": "embedding", "index": i,
-                     "embedding": base64.b64encode(np.asarray(v, "<f4").tobytes()).decode()
-                     if encoding == "base64" else v}
-                    for i, v in enumerate(vectors)]
-            tokens = int(sum(counts))
-            return _json({"object": "list", "data": rows, "model": served.version,
-                          "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
-                         headers={"X-Model-Version": served.version})
+        body = parse_body(await request.body())
+        texts = text_list(body, "input", config.limits, allow_single=True)
+        info = state.model.info
+        asked = body.get("model")
+        if asked is not None and asked not in (info.name, info.version):
+            raise BadRequest(404, f"model {asked!r} is not served here (this server serves "
+                                  f"{info.name} version {info.version})")
+        if body.get("dimensions") not in (None, info.dims):
+            raise BadRequest(400, f"'dimensions' {body['dimensions']!r} is not supported: the "
+                                  f"model gives {info.dims}")
+        encoding = body.get("encoding_format", "float")
+        if encoding not in ("float", "base64"):
+            raise BadRequest(400, "'encoding_format' must be 'float' or 'base64'")
+        vectors, served, counts = await embed_texts(texts, "input")
+        rows = [{"object": "embedding", "index": i,
+                 "embedding": base64.b64encode(np.asarray(v, "<f4").tobytes()).decode()
+                 if encoding == "base64" else v}
+                for i, v in enumerate(vectors)]
+        tokens = int(sum(counts))
+        return json_response({"object": "list", "data": rows, "model": served.version,
+                              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
+                             headers={"X-Model-Version": served.version})
 
-        return await guarded(request, handle, config.token)
-
-    @app.post("/v1/rerank", summary="Cross-encoder reranking")
+    @app.post("/v1/rerank", summary="Cross-encoder reranking",
+              openapi_extra=json_body(RerankRequest),
+              responses={**_versioned(answers.Reranked),
+                         **error_responses(*MODEL_ROUTE_ERRORS, 404)})
     async def rerank(request: Request):
-        async def handle(body):
-            query, documents, top_n, return_documents = rerank_request(body, config.limits)
-            model = state.model
-            if not model.info.reranker:
-                raise BadRequest(404, f"model version {model.info.version} has no reranker")
-            scores = await state.batcher.run_exclusive(lambda: model.rerank(query, documents))
-            order = np.argsort(-scores, kind="stable")[: top_n or len(documents)]
-            results = []
-            for index in order:
-                row = {"index": int(index), "relevance_score": float(scores[index])}
-                if return_documents:
-                    row["document"] = {"text": documents[index]}
-                results.append(row)
-            return _json({"results": results, "model": model.info.version},
-                         headers={"X-Model-Version": model.info.version})
+        body = parse_body(await request.body())
+        query, documents, top_n, return_documents = rerank_request(body, config.limits)
+        model = state.model
+        if not model.info.reranker:
+            raise BadRequest(404, f"model version {model.info.version} has no reranker")
+        scores = await state.batcher.run_exclusive(lambda: model.rerank(query, documents))
+        order = np.argsort(-scores, kind="stable")[: top_n or len(documents)]
+        results = []
+        for index in order:
+            row = {"index": int(index), "relevance_score": float(scores[index])}
+            if return_documents:
+                row["document"] = {"text": documents[index]}
+            results.append(row)
+        return json_response({"results": results, "model": model.info.version},
+                             headers={"X-Model-Version": model.info.version})
 
-        return await guarded(request, handle, config.token)
-
-    @app.get("/health", summary="What is being served")
+    @app.get("/health", summary="What is being served",
+             responses={200: {"model": answers.Health}, **error_responses(500)})
     async def health():
-        return _json({"status": "ok", **state.model.info.to_dict(), "service": config.service})
+        return json_response({"status": "ok", **state.model.info.to_dict(),
+                              "service": config.service})
 
-    @app.get("/metrics", summary="Prometheus metrics")
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response,
+             responses={200: {"description": "Prometheus text exposition format 0.0.4",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}},
+                        **error_responses(500)})
     async def metrics():
         return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @app.post("/admin/model", summary="Swap the served model version without downtime")
+    @app.post("/admin/model", summary="Swap the served model version without downtime",
+              openapi_extra=json_body(ModelSwapRequest),
+              responses={200: {"model": answers.Swapped},
+                         **error_responses(*MODEL_ROUTE_ERRORS, 403, 409)})
     async def swap(request: Request):
-        if not config.admin_token:
-            return _error(403, "model swaps are disabled: start the server with an admin token")
-
-        async def handle(body):
-            uri = body.get("model")
-            if not isinstance(uri, str) or not uri:
-                raise BadRequest(400, "missing field 'model': the model URI to serve")
-            backend = body.get("backend", state.model.info.backend)
-            if state.swap_lock.locked():
-                raise BadRequest(409, "a model swap is already in progress")
-            async with state.swap_lock:
-                previous = state.model.info
-                loop = asyncio.get_running_loop()
-                try:
-                    # Loaded and warmed off the serving thread: requests keep flowing.
-                    new = await loop.run_in_executor(None, _load_warm, uri, backend)
-                except (ValueError, OSError) as exc:
-                    raise BadRequest(400, f"cannot load model {uri!r}: {exc}") from None
-                state.model = new
-                state.metrics.swaps += 1
-                state.metrics.model_info = {"name": new.info.name, "version": new.info.version}
-                log.info("now serving %s (was %s)", new.info.version, previous.version)
-                return _json({"previous": previous.to_dict(), "current": new.info.to_dict()})
-
-        return await guarded(request, handle, config.admin_token)
+        body = parse_body(await request.body())
+        uri = body.get("model")
+        if not isinstance(uri, str) or not uri:
+            raise BadRequest(400, "missing field 'model': the model URI to serve")
+        backend = body.get("backend", state.model.info.backend)
+        if state.swap_lock.locked():
+            raise BadRequest(409, "a model swap is already in progress")
+        async with state.swap_lock:
+            previous = state.model.info
+            loop = asyncio.get_running_loop()
+            try:
+                # Loaded and warmed off the serving thread: requests keep flowing.
+                new = await loop.run_in_executor(None, _load_warm, uri, backend)
+            except (ValueError, OSError) as exc:
+                raise BadRequest(400, f"cannot load model {uri!r}: {exc}") from None
+            state.model = new
+            state.metrics.swaps += 1
+            state.metrics.model_info = {"name": new.info.name, "version": new.info.version}
+            log.info("now serving %s (was %s)", new.info.version, previous.version)
+            return json_response({"previous": previous.to_dict(), "current": new.info.to_dict()})
 
     return app
+
+
+def _route_name(app: FastAPI, scope) -> str:
+    """The route template a request was for - also when the guard answered before routing."""
+    route = scope.get("route")
+    if route is None:
+        route = next((r for r in app.router.routes if r.matches(scope)[0] is Match.FULL), None)
+    return getattr(route, "path", "unmatched")
 
 
 def _load_warm(uri: str, backend: str) -> LoadedModel:

@@ -1,37 +1,42 @@
 """Validation of model-server request bodies: every bad input becomes a 4xx with a message
-that says what to fix, never a 500."""
+that says what to fix, never a 500.
+
+The checks are written by hand (their messages and status codes are the contract clients
+and tests rely on: 400 for a wrong value, 413 over a limit); the pydantic models at the end
+only describe the same bodies in the OpenAPI document.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field
 
-
-class BadRequest(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
+from ragrec.serving.http_errors import BadRequest
 
 
 @dataclass(frozen=True)
 class Limits:
     max_texts: int = 256  # per embedding request
     max_documents: int = 1000  # per rerank request
-    max_body_bytes: int = 8 * 1024 * 1024
+    max_body_bytes: int = 8 * 1024 * 1024  # counted while read (request_guard), before parsing
     max_text_chars: int = 100_000  # before tokenising: cheap guard against huge strings
 
 
-def parse_body(raw: bytes, limits: Limits) -> dict:
-    if len(raw) > limits.max_body_bytes:
-        raise BadRequest(413, f"request body of {len(raw)} bytes is above the "
-                              f"{limits.max_body_bytes}-byte limit")
+def parse_body(raw: bytes) -> dict:
+    """The JSON object in a body (its size was checked as it was read)."""
     if not raw.strip():
         raise BadRequest(400, "empty request body: send a JSON object")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:  # say so: orjson's message is about surrogates
+            raise BadRequest(400, f"request body is not valid UTF-8: {bad.reason} at byte "
+                                  f"{bad.start}") from None
         raise BadRequest(400, f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise BadRequest(400, f"request body must be a JSON object, not {type(body).__name__}")
@@ -100,3 +105,56 @@ def rerank_request(body: dict, limits: Limits) -> tuple[str, list[str], int | No
     if not isinstance(return_documents, bool):
         raise BadRequest(400, "'return_documents' must be true or false")
     return query, texts, top_n, return_documents
+
+
+# -- The bodies as the OpenAPI document shows them (defaults of Limits) --------------------
+_LIMITS = Limits()
+_TOKENS = ("Each text must fit the model's input (`max_input_tokens` in /health, 256 word "
+           "pieces for MiniLM): longer is a 400, never silently truncated.")
+Text = Annotated[str, Field(min_length=1, max_length=_LIMITS.max_text_chars,
+                            json_schema_extra={"pattern": r"\S"})]
+Texts = Annotated[list[Text], Field(min_length=1, max_length=_LIMITS.max_texts)]
+
+
+class EasRequest(BaseModel):
+    """EAS style: a list of texts."""
+
+    texts: Texts = Field(description=_TOKENS)
+
+
+class EmbeddingsRequest(BaseModel):
+    """OpenAI-compatible; other fields OpenAI clients send (``user``) are ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    input: Text | Texts = Field(description=_TOKENS)
+    model: str | None = Field(None, description="the served model's name or version")
+    dimensions: int | None = Field(None, description="only the model's own dimension")
+    encoding_format: Literal["float", "base64"] = "float"
+
+
+class RerankDocument(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    text: Text
+
+
+class RerankRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    query: Text
+    documents: list[Text | RerankDocument] = Field(min_length=1,
+                                                   max_length=_LIMITS.max_documents)
+    top_n: int | None = Field(None, ge=1, description="how many results (default: all)")
+    return_documents: bool = False
+
+
+class ModelSwapRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1, description="model URI: path, file://, oss://, or 'base'")
+    backend: Literal["torch", "onnx", "onnx-int8"] | None = Field(
+        None, description="default: the backend now serving")
+
+
+BODIES = (EasRequest, EmbeddingsRequest, RerankRequest, ModelSwapRequest)

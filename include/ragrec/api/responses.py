@@ -1,0 +1,102 @@
+"""The shapes of the search API's successful answers, for its OpenAPI document.
+
+The handlers build these answers as plain dicts (serialised by orjson); the models here
+describe them, and the Schemathesis tests check every answer against them, so the document
+cannot drift from what is served.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class Hit(BaseModel):
+    id: str = Field(description="chunk id")
+    doc_id: str
+    chunk_no: int
+    title: str
+    text: str
+    source_uri: str
+    page: int | None
+    score: float = Field(description="the score that placed the hit (fused or reranked)")
+    scores: dict[str, float] = Field(description="bm25, dense (cosine) and rerank scores")
+    highlights: list[str]
+
+
+class SearchResult(BaseModel):
+    query: str
+    mode: Literal["bm25", "dense", "hybrid"]
+    fusion: Literal["rrf", "convex"] | None
+    reranked: bool
+    model_version: str
+    index: str
+    took_ms: float
+    hits: list[Hit]
+
+
+class Passage(BaseModel):
+    number: int = Field(description="the [n] the answer cites it by")
+    doc_id: str
+    title: str
+    text: str
+    chunk_id: str
+    support: float = Field(description="cosine between the question and the passage")
+
+
+class Answer(BaseModel):
+    question: str
+    model_version: str
+    support: float
+    min_support: float
+    answer: str
+    mode: Literal["refused", "extractive", "llm"]
+    citations: list[Passage]
+    passages: list[Passage] | None = None
+
+
+class Recommendation(BaseModel):
+    doc_id: str
+    title: str
+    chunk_no: int | None = None
+    excerpt: str | None = None
+    source_uri: str | None = None
+    similarity: float | None = Field(None, description="cosine to the query document or "
+                                                       "interest")
+    rerank: float | None = Field(None, description="cross-encoder score, min-max scaled")
+
+
+class SimilarItems(BaseModel):
+    doc_id: str
+    items: list[Recommendation]
+
+
+class UserRecommendations(BaseModel):
+    user_id: str
+    strategy: Literal["interests", "popular"]
+    reranked: bool
+    history: int | None = Field(None, description="clicks the profile was built from")
+    items: list[Recommendation]
+
+
+class Stored(BaseModel):
+    stored: int
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    index: str
+    model_version: str | None
+    llm: str | None
+    auth: bool
+
+
+# One server-sent event of /ask with "stream": true (OpenAPI's itemSchema for event streams).
+ANSWER_EVENT = {
+    "type": "object", "required": ["event", "data"],
+    "description": "`passages` (the numbered passages), `delta` (answer text, repeated), then "
+                   "`done` (the answer without passages) - or `error` if the LLM fails "
+                   "mid-answer",
+    "properties": {"event": {"enum": ["passages", "delta", "done", "error"]},
+                   "data": {"type": "string", "contentMediaType": "application/json"}}}

@@ -1,0 +1,72 @@
+"""The shapes of the model server's successful answers, for its OpenAPI document (the
+handlers build plain dicts; the Schemathesis tests check every answer against these)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class EasEmbeddings(BaseModel):
+    embeddings: list[list[float]]
+    model_version: str
+    dims: int
+
+
+class Embedding(BaseModel):
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float] | str = Field(description="floats, or base64 of little-endian "
+                                                     "float32 with encoding_format base64")
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class Embeddings(BaseModel):
+    object: Literal["list"]
+    data: list[Embedding]
+    model: str = Field(description="the model version that computed the vectors")
+    usage: Usage
+
+
+class RerankedText(BaseModel):
+    text: str
+
+
+class RerankResult(BaseModel):
+    index: int = Field(description="position in the request's documents")
+    relevance_score: float
+    document: RerankedText | None = None
+
+
+class Reranked(BaseModel):
+    results: list[RerankResult]
+    model: str
+
+
+class ServedModel(BaseModel):
+    name: str
+    version: str
+    dims: int
+    max_input_tokens: int
+    reranker: bool
+    backend: str
+    root: str
+
+
+class Health(ServedModel):
+    status: Literal["ok"]
+    service: str
+
+
+class Swapped(BaseModel):
+    previous: ServedModel
+    current: ServedModel
+
+
+MODEL_VERSION = {"X-Model-Version": {"description": "the model version that answered",
+                                     "schema": {"type": "string"}}}
