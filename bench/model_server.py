@@ -6,7 +6,7 @@ same texts (same runtime, same process count), and latency of single short reque
 
 For each backend, in one run: (1) the in-process encoder encodes the texts (best of two
 passes, model already loaded); (2) ``ragrec serve-model`` is started with that backend and
-the ``HttpEmbedder`` (EAS protocol, the client ragrec's ingestion uses) sends the same texts
+the ``ModelEndpoint`` (EAS protocol, the client ragrec's ingestion uses) sends the same texts
 with 4 concurrent requests of 32; (3) 200 sequential single-text requests of ~64 word
 pieces give p50/p99 latency.
 """
@@ -91,9 +91,9 @@ def start_server(backend: str, port: int) -> subprocess.Popen:
 
 
 def http_rate(port: int, texts: list[str]) -> float:
-    from ragrec.embedding.http_client import HttpEmbedder
+    from ragrec.embedding.model_endpoint import ModelEndpoint
 
-    client = HttpEmbedder(f"http://127.0.0.1:{port}/api/predict/bench", token="bench-token",
+    client = ModelEndpoint(f"http://127.0.0.1:{port}/api/predict/bench", token="bench-token",
                           batch_size=32, concurrency=4)
     client.embed(texts[:16])
     best = None

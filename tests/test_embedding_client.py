@@ -9,13 +9,13 @@ import pytest
 from servers.embedding_endpoint import Behaviour, EmbeddingEndpoint, text_vector
 
 from ragrec.embedding.base import EmbeddingError
-from ragrec.embedding.http_client import HttpEmbedder, retry_after_seconds
+from ragrec.embedding.model_endpoint import ModelEndpoint, retry_after_seconds
 
 
 def client(endpoint, protocol="eas", **kwargs):
     url = endpoint.eas_url() if protocol == "eas" else endpoint.base_url + "/v1"
     kwargs.setdefault("backoff_seconds", 0.05)
-    return HttpEmbedder(url, token="secret-token", **kwargs)
+    return ModelEndpoint(url, token="secret-token", **kwargs)
 
 
 @pytest.mark.parametrize("protocol", ["eas", "openai"])
@@ -71,7 +71,7 @@ def test_gives_up_after_max_retries_with_a_clear_error():
 
 def test_client_errors_are_not_retried():
     with EmbeddingEndpoint() as endpoint:
-        embedder = HttpEmbedder(endpoint.eas_url(), token="wrong", backoff_seconds=0.01)
+        embedder = ModelEndpoint(endpoint.eas_url(), token="wrong", backoff_seconds=0.01)
         with pytest.raises(EmbeddingError, match="refused the request: HTTP 401"):
             embedder.describe()
     assert len(endpoint.requests) == 1

@@ -9,7 +9,7 @@ import pytest
 from servers.embedding_endpoint import Behaviour, EmbeddingEndpoint
 
 from ragrec.chunking import ChunkSettings
-from ragrec.embedding.http_client import HttpEmbedder
+from ragrec.embedding.model_endpoint import ModelEndpoint
 from ragrec.indexing import versions
 from ragrec.indexing.mapping import VectorSettings
 from ragrec.sources import LocalSource
@@ -230,7 +230,7 @@ def test_unchanged_chunk_text_keeps_its_vector_without_encoding(tmp_path, make_i
 def test_embedding_endpoint_429_then_success(tmp_path, make_ingestor, es, alias):
     behaviour = Behaviour(transient=[(429, {"Retry-After": "1"}), (429, {})])
     with EmbeddingEndpoint(behaviour) as endpoint:
-        remote = HttpEmbedder(endpoint.eas_url(), token="secret-token", backoff_seconds=0.05)
+        remote = ModelEndpoint(endpoint.eas_url(), token="secret-token", backoff_seconds=0.05)
         summary = make_ingestor(remote).ingest(LocalSource(write_corpus(tmp_path / "d")), alias)
     assert summary.docs_new == 4 and summary.docs_quarantined == 0
     assert summary.model_version == "test-model-v1"
@@ -243,7 +243,7 @@ def test_wrong_dimension_batch_is_quarantined_and_nothing_else_lost(tmp_path, ma
                                     "BROKEN.\n"}
     folder = write_corpus(tmp_path / "d", files)
     with EmbeddingEndpoint(Behaviour(wrong_dims_marker="BROKEN")) as endpoint:
-        remote = HttpEmbedder(endpoint.eas_url(), token="secret-token", batch_size=1)
+        remote = ModelEndpoint(endpoint.eas_url(), token="secret-token", batch_size=1)
         summary = make_ingestor(remote).ingest(LocalSource(folder), alias)
     assert summary.docs_new == 5 and summary.chunks_indexed == 4
     assert [(q["doc_id"], q["stage"], q["reason"]) for q in summary.quarantined] == \
@@ -254,7 +254,7 @@ def test_wrong_dimension_batch_is_quarantined_and_nothing_else_lost(tmp_path, ma
 
     # An embedding failure is not the file's fault: the next run retries it.
     with EmbeddingEndpoint() as endpoint:
-        remote = HttpEmbedder(endpoint.eas_url(), token="secret-token")
+        remote = ModelEndpoint(endpoint.eas_url(), token="secret-token")
         rerun = make_ingestor(remote).ingest(LocalSource(folder), alias)
     assert rerun.docs_changed == 1 and rerun.docs_quarantined == 0
     assert "broken.md" in {s["doc_id"] for s in snapshot(es, alias).values()}
@@ -267,7 +267,7 @@ def test_a_document_elasticsearch_rejects_is_reported_not_lost(tmp_path, make_in
     files = {**TOPICS, "odd.md": "# Odd\n\nThe endpoint scales this vector: SCALED.\n"}
     folder = write_corpus(tmp_path / "d", files)
     with EmbeddingEndpoint(Behaviour(unnormalised_marker="SCALED")) as endpoint:
-        remote = HttpEmbedder(endpoint.eas_url(), token="secret-token")
+        remote = ModelEndpoint(endpoint.eas_url(), token="secret-token")
         summary = make_ingestor(remote, vectors=VectorSettings(similarity="dot_product")) \
             .ingest(LocalSource(folder), alias)
     assert summary.chunks_indexed == 4
@@ -284,7 +284,7 @@ def test_incremental_run_refuses_an_encoder_of_another_model(tmp_path, make_inge
     folder = write_corpus(tmp_path / "d")
     make_ingestor().ingest(LocalSource(folder), alias)
     with EmbeddingEndpoint() as endpoint:
-        remote = HttpEmbedder(endpoint.eas_url(), token="secret-token")
+        remote = ModelEndpoint(endpoint.eas_url(), token="secret-token")
         with pytest.raises(IngestError, match="rebuild with --full"):
             make_ingestor(remote).ingest(LocalSource(folder), alias)
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from servers.model_server_process import ModelServerProcess
 
-from ragrec.embedding.http_client import HttpEmbedder
 from ragrec.embedding.in_process import BASE_MODEL_VERSION, base_model_dir
+from ragrec.embedding.model_endpoint import ModelEndpoint
 
 TOKEN, ADMIN = "serve-token-123", "admin-token-456"
 SERVICE = "kb-embed"
@@ -80,8 +80,8 @@ def test_openai_route_and_base64(server):
 
 def test_embedding_client_works_through_both_protocols(server):
     texts = [f"document number {i} about topic {i % 7}" for i in range(70)]
-    eas = HttpEmbedder(f"{server}/api/predict/{SERVICE}", token=TOKEN, batch_size=16)
-    openai = HttpEmbedder(f"{server}/v1", token=TOKEN, batch_size=32)
+    eas = ModelEndpoint(f"{server}/api/predict/{SERVICE}", token=TOKEN, batch_size=16)
+    openai = ModelEndpoint(f"{server}/v1", token=TOKEN, batch_size=32)
     a, b = eas.embed(texts), openai.embed(texts)
     assert not a.errors and not b.errors
     assert eas.model_version == "kb-minilm-v1" and eas.dims == 384

@@ -164,12 +164,12 @@ def _serve_api_command(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ragrec.api.app import ApiConfig, create_app
-    from ragrec.api.query_models import Endpoint, QueryModels
+    from ragrec.api.query_models import QueryModels, query_endpoint
     from ragrec.es_client import connect
 
     config = ApiConfig.from_env(index=args.index)
     url = os.environ.get("RAGREC_EMBED_URL")
-    endpoint = Endpoint(url, os.environ.get("RAGREC_EMBED_TOKEN")) if url else None
+    endpoint = query_endpoint(url, os.environ.get("RAGREC_EMBED_TOKEN")) if url else None
     models = QueryModels(endpoint, os.environ.get("RAGREC_REGISTRY"))
     app = create_app(connect(), models, config)
     _log(f"serving the search API for {config.index!r} on http://{args.host}:{args.port}/ "

@@ -34,17 +34,19 @@ class LocalServerDeployer:
         if not admin_token:
             raise RolloutError("the local model server needs an admin token for swaps "
                                "(eas_default extra 'admin_token')")
-        self.base = predict_url.split("/api/predict/")[0].split("/v1/")[0].rstrip("/")
+        from ragrec.embedding.model_endpoint import EndpointUrls
+
+        self.urls = EndpointUrls.parse(predict_url)
         self.admin_token = admin_token
         self.timeout = timeout
 
     def serving(self) -> dict:
-        response = httpx.get(f"{self.base}/health", timeout=10)
+        response = httpx.get(self.urls.health, timeout=10)
         response.raise_for_status()
         return response.json()
 
     def _swap(self, model_uri: str) -> dict:
-        response = httpx.post(f"{self.base}/admin/model", json={"model": model_uri},
+        response = httpx.post(self.urls.admin, json={"model": model_uri},
                               headers={"Authorization": self.admin_token}, timeout=self.timeout)
         if response.status_code != 200:
             raise RolloutError(f"model swap to {model_uri} refused: HTTP "

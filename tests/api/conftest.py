@@ -54,9 +54,9 @@ def make_client(es, alias, server=None, registry=None, llm=None, min_support=0.3
     from fastapi.testclient import TestClient
 
     from ragrec.api.app import ApiConfig, create_app
-    from ragrec.api.query_models import Endpoint, QueryModels
+    from ragrec.api.query_models import QueryModels, query_endpoint
 
-    endpoint = Endpoint(server.predict_url, MODEL_TOKEN) if server else None
+    endpoint = query_endpoint(server.predict_url, MODEL_TOKEN) if server else None
     app = create_app(es, QueryModels(endpoint, registry),
                      ApiConfig(index=alias, token=API_TOKEN, llm=llm,
                                min_support=min_support))

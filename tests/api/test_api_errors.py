@@ -101,9 +101,9 @@ def _upload(total: int, pushed: list[int]):
 def served(es, kb_alias, api_model_server):
     from api.conftest import MODEL_TOKEN
     from ragrec.api.app import ApiConfig, create_app
-    from ragrec.api.query_models import Endpoint, QueryModels
+    from ragrec.api.query_models import QueryModels, query_endpoint
 
-    models = QueryModels(Endpoint(api_model_server.predict_url, MODEL_TOKEN))
+    models = QueryModels(query_endpoint(api_model_server.predict_url, MODEL_TOKEN))
     with UvicornThread(create_app(es, models, ApiConfig(kb_alias, API_TOKEN))) as server:
         yield server
 

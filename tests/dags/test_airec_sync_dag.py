@@ -47,7 +47,7 @@ def test_feature_table_and_airec_push_follow_the_index(dag_connections, make_ing
         assert {key[0] for key in airec.items} == {item_id(d) for d in DOCS}
         assert {f["title"] for f in airec.items.values()} >= {"Travel", "VPN"}
         meta = airec.rankers["rm-1"]["meta"]
-        assert meta["custom_ranker_url"] == f"{model_server.base}/v1/rerank"
+        assert meta["custom_ranker_url"] == f"{model_server.predict_url}/v1/rerank"
         assert meta["model_version"] == "all-minilm-l6-v2-base"
 
         pushes = len([r for r in airec.requests if r["action"] == "PushDocument"])

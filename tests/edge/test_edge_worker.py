@@ -154,14 +154,14 @@ def test_a_model_swap_changes_the_cache_key(versions):
 
 
 def test_the_embedding_client_works_through_the_edge_and_honours_429(origin, caplog):
-    from ragrec.embedding.http_client import HttpEmbedder
+    from ragrec.embedding.model_endpoint import ModelEndpoint
 
     texts = [f"passage number {i} about travel and expenses" for i in range(12)]
-    direct = HttpEmbedder(origin.predict_url, token=ORIGIN_TOKEN, batch_size=4)
+    direct = ModelEndpoint(origin.predict_url, token=ORIGIN_TOKEN, batch_size=4)
     expected = direct.embed(texts).vectors
     with EdgeWorker(origin.base, ORIGIN_TOKEN, (CLIENT,), rate=1, burst=1) as edge:
         service = origin.predict_url.rsplit("/", 1)[1]
-        client = HttpEmbedder(f"{edge.url}/api/predict/{service}", token=CLIENT,
+        client = ModelEndpoint(f"{edge.url}/api/predict/{service}", token=CLIENT,
                               batch_size=4, concurrency=1, max_retries=8)
         # EAS protocol sends the bare token; the edge takes it as the client's token.
         result = client.embed(texts)

@@ -56,14 +56,7 @@ class EmbeddingEndpoint:
                 send_json(self, status, payload, headers)
 
             def do_POST(self):  # noqa: N802 - http.server naming
-                with endpoint.lock:
-                    endpoint.in_flight += 1
-                    endpoint.max_in_flight = max(endpoint.max_in_flight, endpoint.in_flight)
-                try:
-                    endpoint._handle(self)
-                finally:
-                    with endpoint.lock:
-                        endpoint.in_flight -= 1
+                endpoint._handle(self)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -122,7 +115,14 @@ class EmbeddingEndpoint:
             status, headers = transient
             return handler._reply(status, {"error": "try again"}, headers)
         if b.delay_seconds:
+            # Counted while the request is being worked on, not while its answer is written:
+            # a client may send its next request before this thread gets to count down.
+            with self.lock:
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
             time.sleep(b.delay_seconds)
+            with self.lock:
+                self.in_flight -= 1
         vectors = []
         for text in texts:
             dims = b.dims + 16 if b.wrong_dims_marker and b.wrong_dims_marker in text else b.dims

@@ -76,12 +76,13 @@ def push_to_airec(alias: str, table: dict) -> dict:
     if settings.ranking_model_id:
         from ragrec.airflow.hooks import RagrecModelEndpointHook
 
-        url, _, _ = RagrecModelEndpointHook().endpoint()
+        url, _, extra = RagrecModelEndpointHook().endpoint()
         if url:
-            base = url.split("/api/predict/")[0]
+            from ragrec.embedding.model_endpoint import EndpointUrls
+
             embedder, _ = runtime.encoder()
-            airec.point_ranker_at(f"{base}/v1/rerank", embedder.model_version)
-            ranker = f"{base}/v1/rerank"
+            ranker = EndpointUrls.parse(url, extra.get("protocol")).rerank
+            airec.point_ranker_at(ranker, embedder.model_version)
     log.info("AIRec: pushed %d documents (%d items, %d deletions)", pushed, len(rows),
              len(table.get("deleted_ids", [])))
     return {"airec": True, "pushed": pushed, "items": len(rows),

@@ -171,12 +171,12 @@ class RagrecModelEndpointHook(BaseHook):
 
     def embedder(self, backend: str | None = None):
         from ragrec.embedding import make_embedder
-        from ragrec.embedding.http_client import HttpEmbedder
+        from ragrec.embedding.model_endpoint import ModelEndpoint
 
         url, token, extra = self.endpoint()
         if url is None:
             return make_embedder(None, backend=backend)
-        return HttpEmbedder(url, protocol=extra.get("protocol"), token=token)
+        return ModelEndpoint(url, protocol=extra.get("protocol"), token=token)
 
     def eas_settings(self):
         from ragrec.cloud.eas import EasSettings

@@ -11,13 +11,11 @@ error, never a silent fallback to another model.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 import numpy as np
-import orjson
 
+from ragrec.embedding.base import EmbeddingError
+from ragrec.embedding.model_endpoint import EndpointRefused, ModelEndpoint
 from ragrec.retrieval import EncoderMismatch
 from ragrec.serving.http_errors import BadRequest
 
@@ -26,69 +24,30 @@ class ModelUnavailable(RuntimeError):
     """The endpoint cannot be reached or refused the call (the API answers 503)."""
 
 
-def endpoint_base(url: str) -> str:
-    """``http://h:p/api/predict/svc`` or ``http://h:p/v1/embeddings`` -> ``http://h:p``."""
-    parts = urlsplit(url.rstrip("/"))
-    path = parts.path
-    for marker in ("/api/predict/", "/v1"):
-        if marker in path:
-            path = path[:path.index(marker)]
-            break
-    return urlunsplit(parts._replace(path=path, query="", fragment="")).rstrip("/")
+def query_endpoint(url: str, token: str | None = None, protocol: str | None = None,
+                   timeout: float = 30.0) -> ModelEndpoint:
+    """The model endpoint as the API uses it: one request per query, one quick retry (a
+    user is waiting; an outage is a 503, not a minute of backoff)."""
+    return ModelEndpoint(url, protocol=protocol, token=token, max_retries=1,
+                         backoff_seconds=0.2, timeout=timeout)
 
 
-def _message(response: httpx.Response) -> str:
-    """The model server's error message, or the start of whatever else it sent."""
+def _call(what: str, call):
     try:
-        return str(orjson.loads(response.content)["error"]["message"])
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return response.text[:200]
-
-
-@dataclass
-class Endpoint:
-    """The model server's OpenAI-style routes, one call per query; version per response."""
-
-    url: str
-    token: str | None = None
-    timeout: float = 30.0
-
-    def __post_init__(self):
-        self.base = endpoint_base(self.url)
-        headers = {"Content-Type": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        self.client = httpx.Client(headers=headers, timeout=self.timeout)
-
-    def _post(self, path: str, body: dict) -> dict:
-        try:
-            response = self.client.post(self.base + path, content=orjson.dumps(body))
-        except httpx.TransportError as exc:
-            raise ModelUnavailable(f"model endpoint {self.base} unreachable: {exc}") from exc
-        if response.status_code in (400, 413):
+        return call()
+    except EndpointRefused as exc:
+        if exc.status in (400, 413):
             # The endpoint refused the caller's text (e.g. longer than the model reads, which
             # it never truncates): the caller's mistake to fix, not an outage to retry.
-            raise BadRequest(422, f"the model cannot take this text: {_message(response)}")
-        if response.status_code != 200:
-            raise ModelUnavailable(f"model endpoint {self.base}{path} answered "
-                                   f"{response.status_code}: {response.text[:200]}")
-        return orjson.loads(response.content)
-
-    def embed(self, texts: list[str]) -> tuple[np.ndarray, str]:
-        payload = self._post("/v1/embeddings", {"input": texts})
-        rows = sorted(payload["data"], key=lambda r: r["index"])
-        return np.asarray([r["embedding"] for r in rows], dtype=np.float32), payload["model"]
-
-    def rerank(self, query: str, documents: list[str]) -> tuple[np.ndarray, str]:
-        payload = self._post("/v1/rerank", {"query": query, "documents": documents})
-        scores = np.zeros(len(documents), dtype=np.float32)
-        for row in payload["results"]:
-            scores[row["index"]] = row["relevance_score"]
-        return scores, payload["model"]
+            raise BadRequest(422, f"the model cannot take this text: {exc}") from None
+        raise ModelUnavailable(f"model endpoint refused the {what}: {exc}") from exc
+    except EmbeddingError as exc:
+        raise ModelUnavailable(f"model endpoint unavailable for the {what}: {exc}") from exc
 
 
 class QueryModels:
-    def __init__(self, endpoint: Endpoint | None = None, registry_root: str | None = None):
+    def __init__(self, endpoint: ModelEndpoint | None = None,
+                 registry_root: str | None = None):
         self.endpoint = endpoint
         self.registry_root = registry_root
         self._encoders: dict[str, object] = {}
@@ -116,7 +75,7 @@ class QueryModels:
     def encode(self, texts: list[str], version: str) -> np.ndarray:
         """Vectors of ``texts`` in the space of model ``version``."""
         if self.endpoint is not None:
-            vectors, served = self.endpoint.embed(texts)
+            vectors, served = _call("query encoding", lambda: self.endpoint.encode(texts))
             if served == version:
                 return vectors
         encoder = self._local_encoder(version)
@@ -132,7 +91,8 @@ class QueryModels:
             return np.zeros(0, dtype=np.float32)
         if self.endpoint is not None:
             try:
-                scores, served = self.endpoint.rerank(query, documents)
+                scores, served = _call("rerank",
+                                       lambda: self.endpoint.rerank(query, documents))
                 if served == version:
                     return scores
             except ModelUnavailable as exc:

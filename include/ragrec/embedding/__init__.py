@@ -21,9 +21,9 @@ def make_embedder(url: str | None = None, protocol: str | None = None,
     onnx-int8."""
     url = url or os.environ.get("RAGREC_EMBED_URL") or None
     if url:
-        from ragrec.embedding.http_client import HttpEmbedder
+        from ragrec.embedding.model_endpoint import ModelEndpoint
 
-        return HttpEmbedder(url, protocol=protocol, token=os.environ.get("RAGREC_EMBED_TOKEN"))
+        return ModelEndpoint(url, protocol=protocol, token=os.environ.get("RAGREC_EMBED_TOKEN"))
     backend = backend or os.environ.get("RAGREC_ENCODER_BACKEND") or DEFAULT_BACKEND
     if backend not in BACKENDS:
         raise EmbeddingError(f"unknown encoder backend {backend!r}: use one of {BACKENDS}")

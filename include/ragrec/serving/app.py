@@ -2,7 +2,8 @@
 
 Routes
   POST /api/predict/{service}  EAS style: {"texts": [...]} -> {"embeddings", "model_version",
-                               "dims"}
+                               "dims"}; also POST / (where the EAS gateway sends it), and
+                               every route below, as /api/predict/{service}/<route>
   POST /v1/embeddings          OpenAI-compatible: {"input": str | [str], "model"?}
   POST /v1/rerank              {"query", "documents", "top_n"?, "return_documents"?}
   GET  /health                 model name, version, dims, max input tokens, reranker, backend
@@ -160,6 +161,13 @@ def create_app(model: LoadedModel, config: ServerConfig | None = None) -> FastAP
         vectors, served = await state.batcher.submit(texts)
         return vectors, served, counts
 
+    async def eas_embeddings(request: Request):
+        body = parse_body(await request.body())
+        texts = text_list(body, "texts", config.limits, allow_single=False)
+        vectors, served, _ = await embed_texts(texts, "texts")
+        return json_response({"embeddings": vectors, "model_version": served.version,
+                              "dims": served.dims}, headers={"X-Model-Version": served.version})
+
     @app.post("/api/predict/{service}", summary="EAS-style embeddings",
               openapi_extra=json_body(EasRequest),
               responses={**_versioned(answers.EasEmbeddings),
@@ -170,11 +178,14 @@ def create_app(model: LoadedModel, config: ServerConfig | None = None) -> FastAP
         if service != config.service:
             raise BadRequest(404, f"no service {service!r} here; this server is "
                                   f"{config.service!r}")
-        body = parse_body(await request.body())
-        texts = text_list(body, "texts", config.limits, allow_single=False)
-        vectors, served, _ = await embed_texts(texts, "texts")
-        return json_response({"embeddings": vectors, "model_version": served.version,
-                              "dims": served.dims}, headers={"X-Model-Version": served.version})
+        return await eas_embeddings(request)
+
+    @app.post("/", summary="EAS-style embeddings, as the EAS gateway forwards them",
+              openapi_extra=json_body(EasRequest),
+              responses={**_versioned(answers.EasEmbeddings),
+                         **error_responses(*MODEL_ROUTE_ERRORS, 422)})
+    async def eas_root(request: Request):
+        return await eas_embeddings(request)
 
     @app.post("/v1/embeddings", summary="OpenAI-compatible embeddings",
               openapi_extra=json_body(EmbeddingsRequest),
@@ -264,7 +275,27 @@ def create_app(model: LoadedModel, config: ServerConfig | None = None) -> FastAP
             log.info("now serving %s (was %s)", new.info.version, previous.version)
             return json_response({"previous": previous.to_dict(), "current": new.info.to_dict()})
 
+    # Outermost: a path below the service's EAS address is the route it names, as the EAS
+    # gateway forwards it (``/api/predict/<service>/v1/rerank`` -> ``/v1/rerank``).
+    app.add_middleware(ServiceAddress, prefix=f"/api/predict/{config.service}/")
     return app
+
+
+class ServiceAddress:
+    """Pure ASGI: strips this service's EAS address from the paths below it."""
+
+    def __init__(self, app, prefix: str):
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith(self.prefix):
+            raw = scope.get("raw_path") or path.encode()
+            raw_prefix = self.prefix.encode()
+            raw = b"/" + raw[len(raw_prefix):] if raw.startswith(raw_prefix) else raw
+            scope = {**scope, "path": "/" + path[len(self.prefix):], "raw_path": raw}
+        await self.app(scope, receive, send)
 
 
 def _route_name(app: FastAPI, scope) -> str:

@@ -1,18 +1,21 @@
-"""Client for a remote embedding endpoint.
+"""The one client of the model endpoint: embeddings and reranking, over either protocol.
 
-Two wire protocols:
-
-* ``eas`` - PAI-EAS style: ``POST {url}`` where url is ``.../api/predict/{service}``, header
-  ``Authorization: <token>``, body ``{"texts": [...]}``, answer
-  ``{"embeddings": [[...]], "model_version": "...", "dims": N}`` (ragrec's model server).
-* ``openai`` - ``POST {base}/v1/embeddings`` with ``Authorization: Bearer <token>``, body
-  ``{"model": ..., "input": [...]}``, answer ``{"data": [{"index": i, "embedding": [...]}]}``
-  (DashScope/Bailian compatible mode, vLLM, llama.cpp, ragrec's model server).
+* ``eas`` - PAI-EAS: the URL is the service's address, ``.../api/predict/{service}`` after
+  whatever path prefix a gateway puts before it. Embeddings are ``POST {url}`` with
+  ``{"texts": [...]}`` -> ``{"embeddings", "model_version", "dims"}``; every other route is
+  a path below the address, as EAS forwards it to the service (``{url}/v1/rerank``,
+  ``{url}/health``, ``{url}/admin/model``); the token goes bare in ``Authorization``.
+* ``openai`` - ``POST {base}/v1/embeddings`` (``{"input", "model"?}`` ->
+  ``{"data": [{"index", "embedding"}], "model"}``) and ``{base}/v1/rerank``, with
+  ``Authorization: Bearer <token>`` (DashScope/Bailian compatible mode, vLLM, ragrec's
+  model server).
 
 Requests are batched by count and by tokens, sent with bounded concurrency under a
 client-side rate limit, and retried with exponential backoff (honouring ``Retry-After``) on
 429/5xx and connection errors. Every vector is checked for dimension and finiteness; a batch
 that fails for good is reported per text in ``EmbedResult.errors``, never raised mid-run.
+Each answer names the model version that produced it (``encode`` and ``rerank`` return it),
+so a caller can tell whether the endpoint serves the version it needs.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import numpy as np
@@ -85,11 +90,64 @@ def _decode(content: bytes):
         return json.loads(content)
 
 
+class EndpointRefused(EmbeddingError):
+    """The endpoint answered a 4xx other than 429: the request itself is the problem (a text
+    longer than the model reads, a version with no reranker, a wrong token)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def _message(response: httpx.Response) -> str:
+    """The endpoint's error message (ragrec's envelope), or the start of what it sent."""
+    try:
+        return str(orjson.loads(response.content)["error"]["message"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return response.text[:300]
+
+
 def detect_protocol(url: str) -> str:
     return "eas" if "/api/predict/" in url else "openai"
 
 
-class HttpEmbedder:
+@dataclass(frozen=True)
+class EndpointUrls:
+    """Where each call goes, derived once from the configured URL."""
+
+    protocol: str
+    embeddings: str
+    rerank: str
+    health: str
+    admin: str
+
+    @classmethod
+    def parse(cls, url: str, protocol: str | None = None) -> EndpointUrls:
+        protocol = protocol or detect_protocol(url)
+        if protocol not in ("eas", "openai"):
+            raise ValueError(f"unknown endpoint protocol {protocol!r}: use eas or openai")
+        parts = urlsplit(url.strip())
+        path = parts.path.rstrip("/")
+        if "/api/predict/" in path:
+            # The service's address: the prefix, /api/predict/ and the service name.
+            head, _, tail = path.partition("/api/predict/")
+            path = f"{head}/api/predict/{tail.split('/')[0]}"
+        else:
+            for suffix in ("/v1/embeddings", "/v1/rerank", "/v1"):
+                if path.endswith(suffix):
+                    path = path[:-len(suffix)]
+                    break
+        base = urlunsplit(parts._replace(path=path, query="", fragment=""))
+        return cls(
+            protocol=protocol,
+            embeddings=base if protocol == "eas" else f"{base}/v1/embeddings",
+            rerank=f"{base}/v1/rerank",
+            health=f"{base}/health",
+            admin=f"{base}/admin/model",
+        )
+
+
+class ModelEndpoint:
     def __init__(
         self,
         url: str,
@@ -106,13 +164,9 @@ class HttpEmbedder:
         timeout: float = 60.0,
         expected_dims: int | None = None,
     ):
-        self.protocol = protocol or detect_protocol(url)
-        if self.protocol not in ("eas", "openai"):
-            raise ValueError(f"unknown embedding protocol {self.protocol!r}")
-        url = url.rstrip("/")
-        if self.protocol == "openai" and not url.endswith("/embeddings"):
-            url = url + ("/embeddings" if url.endswith("/v1") else "/v1/embeddings")
-        self.url = url
+        self.urls = EndpointUrls.parse(url, protocol)
+        self.protocol = self.urls.protocol
+        self.url = self.urls.embeddings
         self.model = model
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
@@ -149,38 +203,43 @@ class HttpEmbedder:
             raise EmbeddingError(f"malformed embedding response: missing {exc}") from exc
 
     # -- one request with retries ----------------------------------------------------------
-    def _request(self, texts: list[str]) -> np.ndarray:
+    def _post(self, url: str, body: dict, what: str):
+        """The decoded answer of one POST, retried on 429/5xx and network failures."""
         attempt = 0
         while True:
             self.limiter.acquire()
             try:
-                response = self.client.post(self.url, content=orjson.dumps(self._body(texts)))
+                response = self.client.post(url, content=orjson.dumps(body))
             except httpx.TransportError as exc:
                 problem, wait = f"{type(exc).__name__}: {exc}", None
             else:
                 if response.status_code == 200:
                     try:
-                        payload = _decode(response.content)
+                        return _decode(response.content)
                     except ValueError as exc:
-                        raise EmbeddingError(f"embedding response is not JSON: {exc}") from exc
-                    vectors, version = self._parse(payload, len(texts))
-                    array = check_vectors(vectors, len(texts), self.dims)
-                    if version and self.model_version in ("unknown", self.model):
-                        self.model_version = version
-                    return array
-                problem = f"HTTP {response.status_code}: {response.text[:300]}"
+                        raise EmbeddingError(f"{what} response is not JSON: {exc}") from exc
+                problem = f"HTTP {response.status_code}: {_message(response)}"
                 if response.status_code not in RETRYABLE_STATUS:
-                    raise EmbeddingError(f"embedding endpoint refused the request: {problem}")
+                    raise EndpointRefused(response.status_code,
+                                          f"{what} endpoint refused the request: {problem}")
                 wait = retry_after_seconds(response.headers.get("Retry-After"))
             attempt += 1
             if attempt > self.max_retries:
-                raise EmbeddingError(f"embedding endpoint failed {attempt} times: {problem}")
+                raise EmbeddingError(f"{what} endpoint failed {attempt} times: {problem}")
             if wait is None:
                 wait = self.backoff_seconds * 2 ** (attempt - 1) * (0.5 + random.random())
             wait = min(wait, self.max_backoff_seconds)
-            log.warning("embedding request failed (%s); retry %d/%d in %.1fs",
-                        problem, attempt, self.max_retries, wait)
+            log.warning("%s request failed (%s); retry %d/%d in %.1fs",
+                        what, problem, attempt, self.max_retries, wait)
             time.sleep(wait)
+
+    def _request(self, texts: list[str]) -> tuple[np.ndarray, str | None]:
+        payload = self._post(self.url, self._body(texts), "embedding")
+        vectors, version = self._parse(payload, len(texts))
+        array = check_vectors(vectors, len(texts), self.dims)
+        if version and self.model_version in ("unknown", self.model):
+            self.model_version = version
+        return array, version
 
     # -- public ----------------------------------------------------------------------------
     def describe(self) -> None:
@@ -189,7 +248,7 @@ class HttpEmbedder:
             return
         expected = self.dims
         self.dims = None
-        vector = self._request(["ragrec endpoint probe"])
+        vector, _ = self._request(["ragrec endpoint probe"])
         if expected is not None and vector.shape[1] != expected:
             raise EmbeddingError(
                 f"wrong embedding dimension: endpoint returns {vector.shape[1]}, "
@@ -219,7 +278,7 @@ class HttpEmbedder:
         def run(bounds):
             start, end = bounds
             try:
-                vectors[start:end] = self._request(list(texts[start:end]))
+                vectors[start:end] = self._request(list(texts[start:end]))[0]
             except EmbeddingError as exc:
                 for index in range(start, end):
                     errors[index] = str(exc)
@@ -227,6 +286,25 @@ class HttpEmbedder:
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             list(pool.map(run, batches))
         return EmbedResult(vectors, errors)
+
+    def encode(self, texts: list[str]) -> tuple[np.ndarray, str]:
+        """Vectors of a few texts (queries) in one request, with the model version that
+        made them; raises ``EmbeddingError`` (``EndpointRefused`` for a 4xx)."""
+        vectors, version = self._request(list(texts))
+        return vectors, version or self.model_version
+
+    def rerank(self, query: str, documents: list[str]) -> tuple[np.ndarray, str]:
+        """Cross-encoder scores of ``documents`` for ``query``, in their order, with the
+        model version that scored them."""
+        payload = self._post(self.urls.rerank, {"query": query, "documents": documents},
+                             "rerank")
+        try:
+            scores = np.zeros(len(documents), dtype=np.float32)
+            for row in payload["results"]:
+                scores[int(row["index"])] = float(row["relevance_score"])
+            return scores, str(payload["model"])
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise EmbeddingError(f"malformed rerank response: {exc!r}") from exc
 
     def close(self) -> None:
         self.client.close()
