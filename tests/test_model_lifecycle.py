@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from ragrec.eval import fusion
+from ragrec.retrieval import fusion
 
 TOPICS = {
     "vpn": ["The VPN gateway needs a client certificate before it lets a laptop connect.",

@@ -14,9 +14,9 @@ from pathlib import Path, PurePosixPath
 
 from elasticsearch import Elasticsearch
 
-from ragrec.eval import fusion
 from ragrec.eval.runner import gather
 from ragrec.evaluation import BeirDataset, score_run
+from ragrec.retrieval import fusion
 
 MODES = ("bm25", "dense", "hybrid")
 

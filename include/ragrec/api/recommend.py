@@ -19,7 +19,8 @@ import numpy as np
 from elasticsearch import Elasticsearch
 
 from ragrec.api import events as event_log
-from ragrec.eval.fusion import min_max, rrf
+from ragrec.retrieval.fusion import min_max, rrf
+from ragrec.retrieval.queries import excluding_documents, knn_query
 
 FIELDS = ["doc_id", "chunk_no", "title", "text", "vector", "source_uri"]
 
@@ -83,10 +84,8 @@ def _titles(client: Elasticsearch, alias: str, doc_ids: list[str]) -> dict[str, 
 def _candidates(client: Elasticsearch, alias: str, vector: np.ndarray, exclude: set[str],
                 count: int) -> list[dict]:
     """Best chunk per document, by cosine to ``vector``, excluding ``exclude``."""
-    knn = {"field": "vector", "query_vector": [float(x) for x in vector], "k": count,
-           "num_candidates": max(200, 2 * count)}
-    if exclude:
-        knn["filter"] = {"bool": {"must_not": {"terms": {"doc_id": sorted(exclude)}}}}
+    knn = knn_query(vector, count, max(200, 2 * count),
+                    excluding_documents(exclude) if exclude else None)
     response = client.search(index=alias, size=count, knn=knn, source=FIELDS)
     best: dict[str, dict] = {}
     for hit in response["hits"]["hits"]:

@@ -16,8 +16,9 @@ from pydantic import AfterValidator, Field, StrictBool, StrictFloat, StrictInt
 
 from ragrec import retrieval
 from ragrec.api.es_limits import EsDateTime, KeywordPrefix, Page, RequestModel, Terms
-from ragrec.eval.fusion import convex, min_max, rrf
 from ragrec.indexing import versions
+from ragrec.retrieval.fusion import convex, min_max, rrf
+from ragrec.retrieval.queries import filter_clauses
 from ragrec.serving.http_errors import BadRequest
 
 
@@ -65,26 +66,6 @@ class SearchQuery(RequestModel):
     highlight: StrictBool = True
 
 
-def es_filters(filters: SearchFilters) -> list[dict]:
-    clauses: list[dict] = []
-    for name in ("doc_id", "title_path"):
-        values = getattr(filters, name)
-        if values:
-            clauses.append({"terms": {name: values}})
-    if filters.source_prefix:
-        clauses.append({"prefix": {"source_uri": filters.source_prefix}})
-    if filters.page is not None:
-        clauses.append({"term": {"page": filters.page}})
-    bounds = {}
-    if filters.modified_after:
-        bounds["gte"] = filters.modified_after.isoformat()
-    if filters.modified_before:
-        bounds["lt"] = filters.modified_before.isoformat()
-    if bounds:
-        clauses.append({"range": {"last_modified": bounds}})
-    return clauses
-
-
 @dataclass
 class ChunkHit:
     id: str
@@ -126,7 +107,7 @@ class Searcher:
 
     def search(self, alias: str, q: SearchQuery) -> dict:
         started = time.monotonic()
-        filters = es_filters(q.filters)
+        filters = filter_clauses(q.filters)
         version = self.model_version(alias)
         depth = max(q.k, q.rerank_top if q.rerank else q.k, 50 if q.mode == "hybrid" else 0)
         legs: dict[str, list] = {}

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
-from ragrec.eval import fusion
 from ragrec.evaluation import BeirDataset, score_run, tuning_sample
+from ragrec.retrieval import fusion
 
 MODES = ("bm25", "dense", "hybrid", "hybrid-convex", "hybrid+rerank")
 WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))

@@ -84,7 +84,7 @@ def rerank_ndcg(client, alias: str, scorer, dataset: BeirDataset, split: str,
     """BM25 top-``top`` documents for the first ``queries_limit`` judged queries, before
     (BM25 order) and after reranking."""
     from ragrec import retrieval
-    from ragrec.eval.fusion import collapse, ranked
+    from ragrec.retrieval.fusion import collapse, ranked
 
     queries, qrels = dataset.queries(), dataset.qrels(split)
     ids = sorted(qrels)[:queries_limit]

@@ -1,4 +1,6 @@
-"""Search over a chunk index: BM25, dense kNN, and hybrid (reciprocal rank fusion).
+"""Ranking over a chunk index: the BM25 and kNN legs, hybrid search by reciprocal rank
+fusion (``search``), with the query bodies in ``queries`` and the pure fusion arithmetic in
+``fusion``.
 
 Queries are encoded by the model version recorded on the index behind the alias; an
 encoder of another version is refused, because its vectors live in another space.
@@ -12,9 +14,10 @@ from elasticsearch import Elasticsearch
 
 from ragrec.embedding.base import Embedder
 from ragrec.indexing.versions import index_meta
+from ragrec.retrieval import fusion
+from ragrec.retrieval.queries import bm25_query, knn_query
 
 MODES = ("bm25", "dense", "hybrid")
-RRF_K = 60
 SOURCE_FIELDS = ["doc_id", "chunk_no", "text", "title", "page", "source_uri", "model_version"]
 
 
@@ -56,34 +59,27 @@ def check_encoder(client: Elasticsearch, index: str, embedder: Embedder) -> None
 
 
 def bm25(client: Elasticsearch, index: str, query: str, k: int, filters=None) -> list[Hit]:
-    response = client.search(
-        index=index, size=k, source=SOURCE_FIELDS,
-        query={"bool": {
-            "must": {"multi_match": {"query": query, "fields": ["text", "title^0.5"]}},
-            "filter": filters or [],
-        }},
-    )
+    response = client.search(index=index, size=k, source=SOURCE_FIELDS,
+                             query=bm25_query(query, filters))
     return _hits(response)
 
 
 def dense(client: Elasticsearch, index: str, vector, k: int, num_candidates: int | None = None,
           filters=None) -> list[Hit]:
-    knn = {"field": "vector", "query_vector": [float(x) for x in vector], "k": k,
-           "num_candidates": num_candidates or max(100, 2 * k)}
-    if filters:
-        knn["filter"] = filters
-    response = client.search(index=index, size=k, knn=knn, source=SOURCE_FIELDS)
+    response = client.search(index=index, size=k, source=SOURCE_FIELDS,
+                             knn=knn_query(vector, k, num_candidates, filters))
     return _hits(response)
 
 
-def rrf(rankings: dict[str, list[Hit]], k: int, rank_constant: int = RRF_K) -> list[Hit]:
+def fuse_hits(rankings: dict[str, list[Hit]], k: int) -> list[Hit]:
+    """The top ``k`` chunks by reciprocal rank fusion (``fusion.rrf``) of named rankings;
+    each hit records its rank in every ranking that has it. Ties keep the first ranking's
+    order."""
+    scores = fusion.rrf([[hit.id for hit in hits] for hits in rankings.values()])
     fused: dict[str, Hit] = {}
-    scores: dict[str, float] = {}
     for name, hits in rankings.items():
         for rank, hit in enumerate(hits, start=1):
-            entry = fused.setdefault(hit.id, hit)
-            entry.ranks[name] = rank
-            scores[hit.id] = scores.get(hit.id, 0.0) + 1.0 / (rank_constant + rank)
+            fused.setdefault(hit.id, hit).ranks[name] = rank
     ordered = sorted(fused.values(), key=lambda h: scores[h.id], reverse=True)[:k]
     for hit in ordered:
         hit.score = scores[hit.id]
@@ -106,5 +102,5 @@ def search(client: Elasticsearch, index: str, query: str, mode: str = "hybrid", 
     if mode == "dense":
         return dense(client, index, vector, k, filters=filters)
     depth = max(window, k)
-    return rrf({"bm25": bm25(client, index, query, depth, filters),
-                "dense": dense(client, index, vector, depth, filters=filters)}, k)
+    return fuse_hits({"bm25": bm25(client, index, query, depth, filters),
+                      "dense": dense(client, index, vector, depth, filters=filters)}, k)

@@ -1,4 +1,4 @@
-"""Turning chunk hits into document rankings: per-system collapse, reciprocal rank fusion,
+"""Fusion arithmetic: per-system collapse to documents, reciprocal rank fusion,
 convex combination of normalised scores, and blending in a reranker's scores.
 
 Everything here is pure (no I/O), so the tuned weights are easy to test and to explain.
