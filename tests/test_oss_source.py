@@ -133,7 +133,7 @@ class NotOss(InBackground):
 
 
 def test_an_endpoint_that_does_not_speak_oss_is_a_clear_error_and_creates_no_index(
-        make_ingestor, es, index_name, cleanup_alias, project_env):
+        make_ingestor, es, es_url, index_name, cleanup_alias, project_env):
     cleanup_alias(index_name)
     with NotOss() as web:
         source = OssSource.from_uri("oss://corp-bucket/kb/", OssSettings(
@@ -144,7 +144,8 @@ def test_an_endpoint_that_does_not_speak_oss_is_a_clear_error_and_creates_no_ind
         assert not es.indices.exists(index=f"{index_name}*", allow_no_indices=False,
                                      expand_wildcards="all")
 
-        env = {**project_env, "OSS_ENDPOINT": web.endpoint, "OSS_ACCESS_KEY_ID": "test-ak",
+        env = {**project_env, "ES_URL": es_url, "OSS_ENDPOINT": web.endpoint,
+               "OSS_ACCESS_KEY_ID": "test-ak",
                "OSS_ACCESS_KEY_SECRET": "test-secret"}
         run = subprocess.run([sys.executable, "-m", "ragrec.cli", "ingest",
                               "oss://corp-bucket/kb/", "--index", index_name, "--quiet"],
