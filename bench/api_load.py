@@ -55,10 +55,10 @@ def build_index(client, layout, alias: str = ALIAS) -> int:
     encoder; reused when it already holds that model version."""
     from ragrec.chunking import ModelTokenizer
     from ragrec.embedding import encoder_for
-    from ragrec.evaluation import BeirDataset, write_corpus_as_files
+    from ragrec.eval.datasets import BeirDataset, write_corpus_as_files
     from ragrec.indexing import versions
-    from ragrec.quickstart import samples_dir
     from ragrec.sources import open_source
+    from ragrec.sources.samples import samples_dir
     from ragrec.sync import IngestOptions, Ingestor
 
     live = versions.current_version(client, alias)
@@ -80,12 +80,12 @@ def build_index(client, layout, alias: str = ALIAS) -> int:
 
 def queries() -> list[str]:
     if (SCIFACT / "queries.jsonl").is_file():
-        from ragrec.evaluation import BeirDataset
+        from ragrec.eval.datasets import BeirDataset
 
         data = BeirDataset(SCIFACT)
         texts = data.queries()
         return [texts[q] for q in sorted(data.qrels("test"))]
-    from ragrec.quickstart import DEMO_QUERIES
+    from ragrec.dev.quickstart import DEMO_QUERIES
 
     return list(DEMO_QUERIES)
 
@@ -146,8 +146,8 @@ def main() -> None:
                         help="seconds per configuration at most")
     parser.add_argument("--reranker", default=None, help="model URI whose reranker to use")
     args = parser.parse_args()
+    from ragrec.dev.es_node.node import free_port
     from ragrec.es_client import connect
-    from ragrec.es_node.node import free_port
 
     work = Path(tempfile.mkdtemp(prefix="bench-api-"))
     layout = model_bundle(work, args.reranker)

@@ -60,7 +60,8 @@ def dense_ndcg(alias: str, backend: str) -> float:
     from ragrec import retrieval
     from ragrec.embedding import make_embedder
     from ragrec.es_client import connect
-    from ragrec.evaluation import BeirDataset, doc_ranking, score_run
+    from ragrec.eval.datasets import BeirDataset
+    from ragrec.eval.metrics import doc_ranking, score_run
 
     client, embedder = connect(), make_embedder(backend=backend)
     data = BeirDataset(SCIFACT)
@@ -92,7 +93,7 @@ def main() -> None:
     args = parser.parse_args()
     from ragrec.config import ElasticsearchSettings
     from ragrec.es_client import connect, resolve_url
-    from ragrec.evaluation import BeirDataset, write_corpus_as_files
+    from ragrec.eval.datasets import BeirDataset, write_corpus_as_files
 
     es_url = resolve_url(ElasticsearchSettings.from_env())
     print(f"Elasticsearch {connect().info()['version']['number']} at {es_url}; "

@@ -32,7 +32,7 @@ def sample_texts(count: int) -> list[str]:
     """Chunk texts as ragrec's ingestion makes them (SciFact abstracts, else the samples)."""
     from ragrec.chunking import Chunker, ModelTokenizer
     from ragrec.embedding.in_process import base_model_dir
-    from ragrec.evaluation import BeirDataset
+    from ragrec.eval.datasets import BeirDataset
     from ragrec.records import ParsedDocument, SourceObject
 
     chunker = Chunker(ModelTokenizer(base_model_dir()))
@@ -51,9 +51,9 @@ def sample_texts(count: int) -> list[str]:
             if len(texts) >= count:
                 break
     if not texts:
-        from ragrec import quickstart
+        from ragrec.sources.samples import samples_dir
 
-        for path in sorted(quickstart.samples_dir().iterdir()):
+        for path in sorted(samples_dir().iterdir()):
             texts += [p.strip() for p in path.read_text().split("\n\n") if p.strip()]
         texts = (texts * (count // max(1, len(texts)) + 1))
     return texts[:count]
@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--backends", default="torch,onnx")
     parser.add_argument("--texts", type=int, default=768)
     args = parser.parse_args()
-    from ragrec.es_node.node import free_port
+    from ragrec.dev.es_node.node import free_port
 
     texts = sample_texts(args.texts)
     print(f"{len(texts)} chunk texts; {os.cpu_count()} CPU cores", flush=True)

@@ -29,7 +29,8 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
 
-from ragrec.evaluation import BeirDataset, doc_ranking, score_run  # noqa: E402
+from ragrec.eval.datasets import BeirDataset  # noqa: E402
+from ragrec.eval.metrics import doc_ranking, score_run  # noqa: E402
 
 CHUNK_TOKENS, OVERLAP_TOKENS = 256, 32
 CHUNKS_PER_QUERY = 30  # same scoring as bench/ingest_scifact.py: 30 chunks -> 10 documents

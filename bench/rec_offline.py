@@ -32,7 +32,7 @@ ALIAS = "bench-rec-scifact"
 def simulate(client, users: int, clicks_per_user: int, seed: int, topical_depth: int = 30,
              popular_share: float = 0.3) -> dict[str, list[dict]]:
     from ragrec import retrieval
-    from ragrec.evaluation import BeirDataset
+    from ragrec.eval.datasets import BeirDataset
 
     rng = random.Random(seed)
     data = BeirDataset(SCIFACT)

@@ -27,14 +27,14 @@ def es_roundtrip():
     @task
     def write(params=None, run_id=None) -> str:
         from ragrec.airflow.hooks import RagrecElasticsearchHook
-        from ragrec.roundtrip import write_probe
+        from ragrec.jobs.roundtrip import write_probe
 
         return write_probe(RagrecElasticsearchHook().get_conn(), params["index"], run_id)
 
     @task
     def read(probe_id: str, params=None) -> dict:
         from ragrec.airflow.hooks import RagrecElasticsearchHook
-        from ragrec.roundtrip import read_probe
+        from ragrec.jobs.roundtrip import read_probe
 
         return read_probe(RagrecElasticsearchHook().get_conn(), params["index"], probe_id)
 

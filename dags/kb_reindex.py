@@ -37,7 +37,11 @@ from ragrec.airflow.runtime import MODEL_POOL
         "model_uri": Param("", type="string", title="Model URI",
                            description="empty: the model the endpoint (eas_default) serves"),
         "golden_dir": Param("", type="string", title="Golden query set (BEIR folder)"),
-        "gate_mode": Param("hybrid", enum=["bm25", "dense", "hybrid"], title="Gate mode"),
+        "search_spec": Param({}, type="object", title="Search spec",
+                             description="what the gate scores and the API serves after "
+                                         "go-live (mode, fusion, dense_weight, depth, "
+                                         "rerank_top, rerank_weight); empty: the spec the "
+                                         "live version serves"),
         "gate_margin": Param(0.02, type="number", minimum=0, maximum=1,
                              title="Allowed nDCG@10 drop"),
         "keep_versions": Param(2, type="integer", minimum=1, title="Versions kept"),
@@ -67,11 +71,10 @@ def kb_reindex():
         from airflow.sdk.exceptions import AirflowFailException
 
         from ragrec.airflow import kb_reindex_steps
-        from ragrec.reindex import GateRefused
 
         try:
             return kb_reindex_steps.retrieval_gate(params, candidate, live)
-        except GateRefused as refused:
+        except kb_reindex_steps.GateRefused as refused:
             raise AirflowFailException(str(refused)) from refused  # a verdict: no retry
 
     @task

@@ -42,8 +42,8 @@ def es_url(request: pytest.FixtureRequest) -> str:
         yield external.rstrip("/")
         return
     from ragrec.config import LocalNodeSettings
-    from ragrec.es_node import LocalNode
-    from ragrec.es_node.node import free_port
+    from ragrec.dev.es_node import LocalNode
+    from ragrec.dev.es_node.node import free_port
 
     settings = replace(
         LocalNodeSettings.from_env(), name=f"pytest-{os.getpid()}", port=free_port(), heap="512m"

@@ -9,11 +9,11 @@ from servers.airec_server import AirecServer
 from ragrec.cloud.airec import (
     AirecClient,
     AirecError,
-    AirecSettings,
     batches,
     delete_document,
     item_document,
 )
+from ragrec.config import AirecSettings
 
 
 def _settings(server: AirecServer, secret: str = "airec-secret", **extra) -> AirecSettings:

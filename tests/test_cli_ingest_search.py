@@ -45,8 +45,9 @@ def test_ingest_then_search_in_every_mode(tmp_path, project_env, es_url, index_n
         result = ragrec(["search", "my connection keeps dropping at the airport",
                          "--index", index_name, "--mode", mode, "-k", "2", "--json"], env)
         assert result.returncode == 0, result.stderr
-        hits = json.loads(result.stdout)
-        assert hits[0]["doc_id"] == "vpn.md", (mode, hits)
+        answer = json.loads(result.stdout)
+        assert answer["spec"]["mode"] == mode and answer["model_version"]
+        assert answer["hits"][0]["doc_id"] == "vpn.md", (mode, answer)
 
 
 def test_errors_are_one_clear_line(tmp_path, project_env, es_url):
@@ -75,7 +76,7 @@ def test_a_file_name_that_is_not_utf8_is_indexed_under_a_stable_id(tmp_path, pro
         assert (summary["docs_seen"], summary["docs_quarantined"]) == (2, 0)
     assert summary["docs_unchanged"] == 2
     hits = json.loads(ragrec(["search", "espresso", "--index", index_name, "--mode", "bm25",
-                              "--json"], env).stdout)
+                              "--json"], env).stdout)["hits"]
     assert [h["doc_id"] for h in hits] == ["caf\\xe9.md"]
 
 

@@ -9,7 +9,8 @@ import json
 import pytest
 from servers.eas_control_plane import EasControlPlane
 
-from ragrec.cloud.eas import DeployError, EasDeployer, EasSettings
+from ragrec.cloud.eas import DeployError, EasDeployer
+from ragrec.config import EasSettings
 
 CLUSTER, SERVICE = "cn-hangzhou", "kb-embed"
 INITIAL = {"name": SERVICE, "model_path": "oss://models/kb-minilm/versions/v1/",

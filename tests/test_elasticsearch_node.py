@@ -10,7 +10,7 @@ import pytest
 from elasticsearch import helpers
 
 from ragrec.config import LocalNodeSettings
-from ragrec.es_node import LocalNode, NodeError
+from ragrec.dev.es_node import LocalNode, NodeError
 
 
 def test_server_is_elasticsearch_8_and_matches_client_major(es):

@@ -7,15 +7,8 @@ import math
 import pytest
 
 from conftest import SHARED_DATA
-from ragrec.evaluation import (
-    BeirDataset,
-    doc_ranking,
-    mrr_at,
-    ndcg_at,
-    recall_at,
-    score_run,
-    write_corpus_as_files,
-)
+from ragrec.eval.datasets import BeirDataset, write_corpus_as_files
+from ragrec.eval.metrics import doc_ranking, mrr_at, ndcg_at, recall_at, score_run
 
 
 def test_ndcg_recall_mrr_by_hand():

@@ -45,11 +45,17 @@ def test_convex_fusion_and_rerank_blend_by_hand():
     assert fusion.ranked(fusion.convex(bm25, dense, weight=0.0))[:1] == ["a"]
     assert fusion.rrf([["a", "b"], ["b", "c"]]) == pytest.approx(
         {"a": 1 / 61, "b": 1 / 62 + 1 / 61, "c": 1 / 62})
-    order = fusion.blend_rerank(["a", "b", "c", "z"], {"a": 0.1, "b": 0.9, "c": 0.5},
-                                {"a": 3.0, "b": 2.0, "c": 1.0}, weight=1.0)
-    assert order == ["b", "c", "a", "z"]  # the unreranked tail keeps its place
-    assert fusion.blend_rerank(["a", "b"], {"a": 0.0, "b": 1.0}, {"a": 1.0, "b": 0.0},
-                               weight=0.0) == ["a", "b"]
+    from ragrec.retrieval.searcher import Hit, blend
+
+    def hits(scores):
+        return [Hit(id=i, doc_id=i, chunk_no=0, text=i, score=s) for i, s in scores.items()]
+
+    order = blend(hits({"a": 3.0, "b": 2.0, "c": 1.0, "z": 0.5}),
+                  {"a": 0.1, "b": 0.9, "c": 0.5}, weight=1.0)
+    assert [h.id for h in order] == ["b", "c", "a", "z"]  # the unreranked tail keeps its place
+    assert order[0].scores["rerank"] == 0.9 and order[-1].score == 0.5
+    assert [h.id for h in blend(hits({"a": 1.0, "b": 0.0}), {"a": 0.0, "b": 1.0},
+                                weight=0.0)] == ["a", "b"]
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +86,7 @@ def _ragrec(env, *args):
 
 
 def test_training_holds_out_the_queries_eval_tunes_on(tiny_beir):
-    from ragrec.evaluation import BeirDataset, tuning_sample
+    from ragrec.eval.datasets import BeirDataset, tuning_sample
     from ragrec.models.training_data import from_beir
 
     dataset = BeirDataset(tiny_beir)

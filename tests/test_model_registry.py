@@ -11,8 +11,10 @@ import pytest
 from servers.oss_server import OssServer
 
 from conftest import ROOT
+from ragrec.config import OssSettings
 from ragrec.models.registry import Registry, RegistryError, open_store
-from ragrec.models.store import load_layout, write_bundle
+from ragrec.models.store import write_bundle
+from ragrec.models.uris import load_layout
 
 
 def _fake_version(root, version: str, reranker: bool = False):
@@ -77,7 +79,8 @@ def test_oss_registry_through_the_sdk(tmp_path, monkeypatch):
         monkeypatch.setenv("OSS_ACCESS_KEY_ID", "test-ak")
         monkeypatch.setenv("OSS_ACCESS_KEY_SECRET", "test-secret")
         monkeypatch.setenv("RAGREC_CACHE_DIR", str(tmp_path / "cache"))
-        registry = _stage_cycle(Registry(open_store("oss://model-bucket/registry")), tmp_path)
+        registry = _stage_cycle(Registry(open_store("oss://model-bucket/registry",
+                                                    OssSettings.from_env())), tmp_path)
         keys = set(oss.objects["model-bucket"])
         assert "registry/kb-minilm/registry.json" in keys
         assert "registry/kb-minilm/versions/kb-minilm-v1/embedder/model.safetensors" in keys
@@ -94,7 +97,7 @@ def test_oss_registry_refuses_a_concurrent_change(tmp_path, monkeypatch):
         for name, value in (("OSS_ENDPOINT", oss.endpoint), ("OSS_ACCESS_KEY_ID", "test-ak"),
                             ("OSS_ACCESS_KEY_SECRET", "test-secret")):
             monkeypatch.setenv(name, value)
-        store = open_store("oss://model-bucket/reg")
+        store = open_store("oss://model-bucket/reg", OssSettings.from_env())
         registry = Registry(store)
         registry.register(str(_fake_version(tmp_path, "kb-minilm-v1")))
         data, tag = store.read("kb-minilm/registry.json")
@@ -125,3 +128,19 @@ def test_cli_register_promote_list_rollback(tmp_path):
         "kb-minilm-v1"
     failed = cli("promote", "kb-minilm", ok=False)
     assert failed.returncode == 2 and "promote NAME VERSION" in failed.stderr
+
+
+def test_the_store_knows_no_registry():
+    """The registry builds on the store; ``models.uris`` joins them for ``registry:`` URIs,
+    so the two never import each other."""
+    import ast
+
+    def imported(module: str) -> set[str]:
+        tree = ast.parse((ROOT / "include" / "ragrec" / "models" / f"{module}.py").read_text())
+        return {node.module for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.module} | {
+            alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+            for alias in node.names}
+
+    assert "ragrec.models.store" in imported("registry")
+    assert not {"ragrec.models.registry", "ragrec.models.uris"} & imported("store")

@@ -11,8 +11,8 @@ import pytest
 from servers.background import InBackground
 from servers.oss_server import EMULATOR_QUIRKS, OssServer
 
-from ragrec.batch_ingest import ingest_batch, plan_interval
 from ragrec.config import OssSettings
+from ragrec.jobs.batch_ingest import ingest_batch, plan_interval
 from ragrec.sources import SourceError, open_source
 from ragrec.sources.oss import OssSource
 

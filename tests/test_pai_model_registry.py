@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from servers.pai_workspace import PaiWorkspace
 
-from ragrec.cloud.pai_models import PaiModelRegistry, PaiRegistryError, PaiSettings
+from ragrec.cloud.pai_models import PaiModelRegistry, PaiRegistryError
+from ragrec.config import PaiSettings
 from ragrec.models.store import write_bundle
 
 

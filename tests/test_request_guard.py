@@ -14,7 +14,7 @@ import pytest
 from servers.uvicorn_thread import UvicornThread
 from starlette.datastructures import Headers
 
-from ragrec.serving.request_guard import RequestGuard, token_refusal
+from ragrec.web.request_guard import RequestGuard, token_refusal
 
 LIMIT = 1000
 CHUNK = 100

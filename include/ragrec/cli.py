@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import replace
 
-from ragrec.config import ElasticsearchSettings, LocalNodeSettings
+from ragrec.config import ElasticsearchSettings, LocalNodeSettings, TrainingDeviceSettings
 
 
 def _log(message: str) -> None:
@@ -16,7 +15,7 @@ def _log(message: str) -> None:
 
 
 def _es_command(args: argparse.Namespace) -> int:
-    from ragrec.es_node import LocalNode
+    from ragrec.dev.es_node import LocalNode
 
     settings = ElasticsearchSettings.from_env()
     node_settings = LocalNodeSettings.from_env()
@@ -47,10 +46,10 @@ def _es_command(args: argparse.Namespace) -> int:
 
 
 def _demo_command(args: argparse.Namespace) -> int:
-    from ragrec import quickstart, retrieval
     from ragrec.config import cache_dir
-    from ragrec.embedding import make_embedder
+    from ragrec.dev import quickstart
     from ragrec.es_client import connect
+    from ragrec.retrieval import Searcher
 
     client = connect()
     version = client.info()["version"]["number"]
@@ -68,10 +67,10 @@ def _demo_command(args: argparse.Namespace) -> int:
     _log(f"ingested {summary['docs_seen']} sample documents ({summary['docs_new']} new, "
          f"{summary['docs_unchanged']} unchanged) into {args.index!r} on Elasticsearch "
          f"{version}, model {summary['model_version']}")
-    embedder = make_embedder()  # search refuses it if the index holds another model
+    searcher = Searcher(client, query_models())  # the index's own model version
     for query in args.query or quickstart.DEMO_QUERIES:
-        hits = retrieval.search(client, args.index, query, "hybrid", args.k, embedder)
-        print(quickstart.format_hits(query, hits))
+        ranking = searcher.search(args.index, query, k=args.k)
+        print(quickstart.format_hits(query, ranking.hits))
         print()
     return 0
 
@@ -119,18 +118,33 @@ def _print_summary(report: dict, one_line: bool) -> None:
         _log(f"quarantined {record['doc_id']}: {record['reason']} ({record['detail']})")
 
 
-def _search_command(args: argparse.Namespace) -> int:
-    from ragrec import retrieval
-    from ragrec.embedding import make_embedder
-    from ragrec.es_client import connect
+def query_models(embed_url: str | None = None, backend: str | None = None):
+    """The model resolver ``ragrec search`` and ``serve-api`` rank with: the endpoint
+    (``--embed-url`` / RAGREC_EMBED_URL) when it serves the index's version, else that
+    version in process (the base model or the registry's)."""
+    from ragrec.config import ModelEndpointSettings, RegistrySettings
+    from ragrec.models.resolver import ModelResolver, interactive_endpoint
 
-    embedder = None if args.mode == "bm25" else make_embedder(args.embed_url,
-                                                                backend=args.backend)
-    hits = retrieval.search(connect(), args.index, args.query, args.mode, args.k, embedder)
+    settings = ModelEndpointSettings.from_env()
+    url = embed_url or settings.url
+    endpoint = interactive_endpoint(url, settings.token) if url else None
+    return ModelResolver(endpoint, RegistrySettings.from_env(), backend=backend)
+
+
+def _search_command(args: argparse.Namespace) -> int:
+    from ragrec.es_client import connect
+    from ragrec.retrieval import Searcher
+
+    searcher = Searcher(connect(), query_models(args.embed_url, args.backend))
+    version, served = searcher.served(args.index)
+    spec = served.overridden(args.mode, args.fusion, args.dense_weight, args.depth,
+                             args.rerank, args.rerank_top, args.rerank_weight)
+    ranking = searcher.search(args.index, args.query, spec, args.k, version=version)
     if args.json:
-        print(json.dumps([hit.__dict__ for hit in hits]))
+        print(json.dumps(ranking.to_dict()))
         return 0
-    for rank, hit in enumerate(hits, start=1):
+    _log(f"{spec.label} {json.dumps(spec.to_dict())}, model {version}")
+    for rank, hit in enumerate(ranking.hits, start=1):
         where = f"{hit.doc_id}#{hit.chunk_no}" + (f" p.{hit.page}" if hit.page else "")
         print(f"{rank:2d}. {hit.score:.4f}  {where}  {hit.title[:60]}")
         print(f"    {' '.join(hit.text.split())[:200]}")
@@ -138,17 +152,17 @@ def _search_command(args: argparse.Namespace) -> int:
 
 
 def _serve_model_command(args: argparse.Namespace) -> int:
-    import os
-
     import uvicorn
 
+    from ragrec.config import ServeModelSettings
     from ragrec.serving.app import ServerConfig, create_app
     from ragrec.serving.loaded_model import LoadedModel
 
     model = LoadedModel.from_uri(args.model, args.backend)
     model.warm_up()
-    config = ServerConfig(service=args.service, token=os.environ.get("RAGREC_SERVE_TOKEN"),
-                          admin_token=os.environ.get("RAGREC_ADMIN_TOKEN"),
+    tokens = ServeModelSettings.from_env()
+    config = ServerConfig(service=args.service, token=tokens.token,
+                          admin_token=tokens.admin_token,
                           max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
     _log(f"serving {model.info.name} {model.info.version} ({model.info.dims}-d, "
          f"{model.info.backend}, reranker: {model.info.reranker}) on "
@@ -159,19 +173,15 @@ def _serve_model_command(args: argparse.Namespace) -> int:
 
 
 def _serve_api_command(args: argparse.Namespace) -> int:
-    import os
 
     import uvicorn
 
-    from ragrec.api.app import ApiConfig, create_app
-    from ragrec.api.query_models import QueryModels, query_endpoint
+    from ragrec.api.app import create_app
+    from ragrec.config import ApiSettings
     from ragrec.es_client import connect
 
-    config = ApiConfig.from_env(index=args.index)
-    url = os.environ.get("RAGREC_EMBED_URL")
-    endpoint = query_endpoint(url, os.environ.get("RAGREC_EMBED_TOKEN")) if url else None
-    models = QueryModels(endpoint, os.environ.get("RAGREC_REGISTRY"))
-    app = create_app(connect(), models, config)
+    config = ApiSettings.from_env(index=args.index)
+    app = create_app(connect(), query_models(), config)
     _log(f"serving the search API for {config.index!r} on http://{args.host}:{args.port}/ "
          f"(answers: {config.llm.model if config.llm else 'extractive'}, "
          f"auth: {'token' if config.token else 'OFF'})")
@@ -197,9 +207,9 @@ def _eval_command(args: argparse.Namespace) -> int:
     from ragrec.embedding import encoder_for
     from ragrec.es_client import connect
     from ragrec.eval import runner
+    from ragrec.eval.datasets import BeirDataset
     from ragrec.eval.report import write_report
-    from ragrec.evaluation import BeirDataset
-    from ragrec.models.store import load_layout
+    from ragrec.models.uris import load_layout
 
     modes = runner.MODES if not args.mode or "all" in args.mode else tuple(args.mode)
     dataset = BeirDataset(Path(args.dataset))
@@ -224,9 +234,12 @@ def _eval_command(args: argparse.Namespace) -> int:
                                   cache_dir(), show_progress=not args.json)
     _log(f"index {args.index}: {summary.docs_seen} documents, {summary.docs_new} new, "
          f"{summary.chunks_indexed} chunks indexed ({summary.model_version})")
+    from ragrec.retrieval import PinnedModels, Searcher
+
     settings = runner.EvalSettings(split=args.split, tune_queries=args.tune_queries,
-                                   rerank_top=args.rerank_top)
-    report = runner.evaluate(client, args.index, dataset, embedder, reranker, modes, settings,
+                                   rerank_top=args.rerank_top, depth=args.depth)
+    searcher = Searcher(client, PinnedModels(embedder, reranker))
+    report = runner.evaluate(searcher, args.index, dataset, modes, settings,
                              reranker_version).to_dict()
     json_path, html_path = write_report(report, Path(args.report_dir))
     if args.json:
@@ -272,14 +285,16 @@ def _train_command(args: argparse.Namespace) -> int:
 
 
 def _models_command(args: argparse.Namespace) -> int:
-    from ragrec.models.registry import Registry, RegistryError, open_store
+    from ragrec.config import RegistrySettings
+    from ragrec.models.registry import RegistryError, open_registry
 
     if args.action != "list" and not args.target:
         raise RegistryError(f"ragrec models {args.action} needs a "
                             f"{'model URI' if args.action == 'register' else 'model name'}")
     if args.action == "promote" and not args.version:
         raise RegistryError("ragrec models promote NAME VERSION [--stage production]")
-    registry = Registry(open_store(args.registry))
+    settings = RegistrySettings.from_env()
+    registry = open_registry(replace(settings, root=args.registry or settings.root))
     if args.action == "list":
         names = [args.name] if args.name else registry.names()
         rows = []
@@ -354,7 +369,14 @@ def build_parser() -> argparse.ArgumentParser:
     search = commands.add_parser("search", help="query an index")
     search.add_argument("query")
     search.add_argument("--index", required=True)
-    search.add_argument("--mode", choices=["bm25", "dense", "hybrid"], default="hybrid")
+    search.add_argument("--mode", choices=["bm25", "dense", "hybrid"], default=None,
+                        help="default: the spec the index serves (as the API)")
+    search.add_argument("--fusion", choices=["rrf", "convex"], default=None)
+    search.add_argument("--dense-weight", type=float, default=None)
+    search.add_argument("--depth", type=int, default=None, help="chunks per leg")
+    search.add_argument("--rerank", action=argparse.BooleanOptionalAction, default=None)
+    search.add_argument("--rerank-top", type=int, default=None)
+    search.add_argument("--rerank-weight", type=float, default=None)
     search.add_argument("-k", type=int, default=10)
     search.add_argument("--embed-url", default=None)
     search.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default=None)
@@ -412,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--tune-queries", type=int, default=150,
                           help="train-split queries used to tune fusion and rerank weights")
     evaluate.add_argument("--rerank-top", type=int, default=50)
+    evaluate.add_argument("--depth", type=int, default=300, help="chunks per leg per query")
     evaluate.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default=None)
     evaluate.add_argument("--report-dir", default="eval-reports",
                           help="JSON per model version + index.html comparing them")
@@ -437,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="default: embedder 1, reranker 2")
     train.add_argument("--batch-size", type=int, default=None)
     train.add_argument("--precision", choices=["auto", "fp32", "bf16"],
-                       default=os.environ.get("RAGREC_TRAIN_PRECISION", "auto"),
+                       default=TrainingDeviceSettings.from_env().precision,
                        help="auto: bfloat16 autocast where the CPU/GPU has bf16 arithmetic")
     train.add_argument("--lr", type=float, default=None,
                        help="default: embedder 2e-5, reranker 5e-5")
@@ -470,23 +493,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except Exception as exc:  # one clear line for the operator, not a traceback
+        from ragrec.dev.es_node.distribution import DistributionError
+        from ragrec.dev.es_node.java_runtime import JavaNotFound
+        from ragrec.dev.es_node.node import NodeError
         from ragrec.embedding.base import EmbeddingError
         from ragrec.es_client import ElasticsearchNotConfigured
-        from ragrec.es_node.distribution import DistributionError
-        from ragrec.es_node.java_runtime import JavaNotFound
-        from ragrec.es_node.node import NodeError
         from ragrec.eval.runner import EvalError
         from ragrec.indexing.versions import IndexVersionError
         from ragrec.models.registry import RegistryError
+        from ragrec.models.resolver import ModelUnavailable, TextRefused
         from ragrec.models.store import ModelNotFound
-        from ragrec.retrieval import EncoderMismatch
+        from ragrec.retrieval import EncoderMismatch, NoReranker, SpecError
         from ragrec.sources.base import SourceError
         from ragrec.sync import IngestError
 
         if isinstance(exc, ElasticsearchNotConfigured | NodeError | DistributionError
                       | JavaNotFound | SourceError | IngestError | EmbeddingError
                       | EncoderMismatch | IndexVersionError | ModelNotFound
-                      | EvalError | RegistryError):
+                      | EvalError | RegistryError | NoReranker | SpecError
+                      | ModelUnavailable | TextRefused):
             _log(f"ragrec: error: {exc}")
             return 2
         from elasticsearch import ApiError, TransportError

@@ -40,7 +40,7 @@ def resolve_url(settings: ElasticsearchSettings, node: LocalNodeSettings | None 
     """ES_URL if set, else the URL of the running local node."""
     if settings.url:
         return settings.url.rstrip("/")
-    from ragrec.es_node import LocalNode  # local import: only needed without ES_URL
+    from ragrec.dev.es_node import LocalNode  # local import: only needed without ES_URL
 
     url = LocalNode(node or LocalNodeSettings.from_env(), log=lambda _msg: None).url
     if url is None:

@@ -29,6 +29,7 @@ from ragrec.chunking import Chunker, ChunkSettings, ChunkTooLong, ModelTokenizer
 from ragrec.embedding.base import Embedder
 from ragrec.indexing import versions
 from ragrec.indexing.bulk_writer import run_bulk
+from ragrec.indexing.chunk_document import chunk_source
 from ragrec.indexing.doc_state import DocState, read_doc_states
 from ragrec.indexing.mapping import VectorSettings, chunk_index_body
 from ragrec.indexing.quarantine_store import (
@@ -452,19 +453,8 @@ class Ingestor:
                 actions.append({
                     "_op_type": "index", "_index": target,
                     "_id": chunk_id(obj.doc_id, chunk.chunk_no),
-                    "_source": {
-                        "doc_id": obj.doc_id, "chunk_no": chunk.chunk_no, "chunk_count": count,
-                        "text": chunk.text, "title": " > ".join(chunk.title_path),
-                        "title_path": list(chunk.title_path), "page": chunk.page,
-                        "token_count": chunk.token_count,
-                        "model_token_count": chunk.model_token_count,
-                        "content_hash": chunk.content_hash, "source_uri": obj.uri,
-                        "source_fingerprint": obj.fingerprint,
-                        "source_sha256": work.source_sha256,
-                        "last_modified": obj.last_modified.isoformat(), "indexed_at": now,
-                        "model_version": self.embedder.model_version,
-                        "vector": vector,
-                    },
+                    "_source": chunk_source(obj, chunk, count, work.source_sha256, vector,
+                                            self.embedder.model_version, now),
                 })
             if previous is not None and previous.max_chunk_no >= count:
                 actions.extend({"_op_type": "delete", "_index": target,

@@ -36,8 +36,8 @@ def kb_alias(es, api_bundles):
     """The sample documents, indexed with model v1 (the version the server serves)."""
     from ragrec.chunking import ModelTokenizer
     from ragrec.embedding import encoder_for
-    from ragrec.quickstart import samples_dir
     from ragrec.sources import open_source
+    from ragrec.sources.samples import samples_dir
     from ragrec.sync import IngestOptions, Ingestor
 
     alias = f"ragrec-test-api-{uuid.uuid4().hex[:8]}"
@@ -53,13 +53,15 @@ def kb_alias(es, api_bundles):
 def make_client(es, alias, server=None, registry=None, llm=None, min_support=0.3):
     from fastapi.testclient import TestClient
 
-    from ragrec.api.app import ApiConfig, create_app
-    from ragrec.api.query_models import QueryModels, query_endpoint
+    from ragrec.api.app import create_app
+    from ragrec.config import ApiSettings, RegistrySettings
+    from ragrec.models.resolver import ModelResolver, interactive_endpoint
 
-    endpoint = query_endpoint(server.predict_url, MODEL_TOKEN) if server else None
-    app = create_app(es, QueryModels(endpoint, registry),
-                     ApiConfig(index=alias, token=API_TOKEN, llm=llm,
-                               min_support=min_support))
+    endpoint = interactive_endpoint(server.predict_url, MODEL_TOKEN) if server else None
+    registry = RegistrySettings(registry) if registry else None
+    app = create_app(es, ModelResolver(endpoint, registry),
+                     ApiSettings(index=alias, token=API_TOKEN, llm=llm,
+                                 min_support=min_support))
     return TestClient(app, headers={"Authorization": f"Bearer {API_TOKEN}"})
 
 

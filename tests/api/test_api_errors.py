@@ -100,11 +100,12 @@ def _upload(total: int, pushed: list[int]):
 @pytest.fixture
 def served(es, kb_alias, api_model_server):
     from api.conftest import MODEL_TOKEN
-    from ragrec.api.app import ApiConfig, create_app
-    from ragrec.api.query_models import QueryModels, query_endpoint
+    from ragrec.api.app import create_app
+    from ragrec.config import ApiSettings
+    from ragrec.models.resolver import ModelResolver, interactive_endpoint
 
-    models = QueryModels(query_endpoint(api_model_server.predict_url, MODEL_TOKEN))
-    with UvicornThread(create_app(es, models, ApiConfig(kb_alias, API_TOKEN))) as server:
+    models = ModelResolver(interactive_endpoint(api_model_server.predict_url, MODEL_TOKEN))
+    with UvicornThread(create_app(es, models, ApiSettings(kb_alias, API_TOKEN))) as server:
         yield server
 
 

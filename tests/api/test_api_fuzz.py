@@ -22,13 +22,14 @@ MAX_EXAMPLES = 60  # generated requests per operation, besides the coverage case
 def served(es, kb_alias, api_model_server):
     """The API over a second alias of the sample index, so the events the fuzzer logs land
     in an events index of their own and no other test sees them."""
-    from ragrec.api.app import ApiConfig, create_app
-    from ragrec.api.query_models import QueryModels, query_endpoint
+    from ragrec.api.app import create_app
+    from ragrec.config import ApiSettings
+    from ragrec.models.resolver import ModelResolver, interactive_endpoint
 
     alias = f"ragrec-test-fuzz-{uuid.uuid4().hex[:8]}"
     es.indices.put_alias(index=list(es.indices.get_alias(name=kb_alias)), name=alias)
-    models = QueryModels(query_endpoint(api_model_server.predict_url, MODEL_TOKEN))
-    counter = RequestCounter(create_app(es, models, ApiConfig(index=alias, token=API_TOKEN)))
+    models = ModelResolver(interactive_endpoint(api_model_server.predict_url, MODEL_TOKEN))
+    counter = RequestCounter(create_app(es, models, ApiSettings(index=alias, token=API_TOKEN)))
     try:
         with UvicornThread(counter) as server:
             yield server, counter

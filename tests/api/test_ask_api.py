@@ -46,7 +46,7 @@ def test_nothing_relevant_means_no_answer(api):
 
 def test_the_llm_gets_a_grounded_prompt_and_its_stream_is_relayed(es, kb_alias,
                                                                   api_model_server):
-    from ragrec.api.answer import LlmSettings
+    from ragrec.config import LlmSettings
 
     with ChatStub() as stub:
         llm = LlmSettings(url=stub.url, model=stub.model, api_key=stub.api_key)
@@ -74,7 +74,7 @@ def test_the_llm_gets_a_grounded_prompt_and_its_stream_is_relayed(es, kb_alias,
 
 
 def test_an_llm_failure_is_a_clear_502(es, kb_alias, api_model_server):
-    from ragrec.api.answer import LlmSettings
+    from ragrec.config import LlmSettings
 
     with ChatStub(fail_with=503) as stub:
         llm = LlmSettings(url=stub.url, model=stub.model, api_key=stub.api_key)

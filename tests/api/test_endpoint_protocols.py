@@ -16,23 +16,24 @@ QUERY = {"query": "my VPN keeps dropping at the airport", "mode": "dense", "k": 
 def _client(es, alias, endpoint):
     from fastapi.testclient import TestClient
 
-    from ragrec.api.app import ApiConfig, create_app
-    from ragrec.api.query_models import QueryModels
+    from ragrec.api.app import create_app
+    from ragrec.config import ApiSettings
+    from ragrec.models.resolver import ModelResolver
 
-    class NoLocalModels(QueryModels):
+    class NoLocalModels(ModelResolver):
         def _local_encoder(self, version):
             raise AssertionError(f"encoded in process ({version}), not by the endpoint")
 
-    app = create_app(es, NoLocalModels(endpoint), ApiConfig(index=alias, token=API_TOKEN))
+    app = create_app(es, NoLocalModels(endpoint), ApiSettings(index=alias, token=API_TOKEN))
     return TestClient(app, headers={"Authorization": f"Bearer {API_TOKEN}"})
 
 
 @pytest.fixture(scope="module")
 def reference(es, kb_alias, api_model_server):
     """The ranking the direct (EAS-style URL, no gateway) endpoint gives."""
-    from ragrec.api.query_models import query_endpoint
+    from ragrec.models.resolver import interactive_endpoint
 
-    with _client(es, kb_alias, query_endpoint(api_model_server.predict_url,
+    with _client(es, kb_alias, interactive_endpoint(api_model_server.predict_url,
                                               MODEL_TOKEN)) as api:
         dense = api.post("/search", json=QUERY).json()
         reranked = api.post("/search", json={**QUERY, "rerank": True}).json()
@@ -60,11 +61,11 @@ def test_the_endpoint_urls_follow_each_protocol():
 
 def test_dense_search_and_rerank_behind_the_eas_gateway(es, kb_alias, api_model_server,
                                                        reference):
-    from ragrec.api.query_models import query_endpoint
+    from ragrec.models.resolver import interactive_endpoint
 
     dense_ref, reranked_ref = reference
     with EasGateway(api_model_server.base, api_model_server.service, MODEL_TOKEN) as gateway:
-        with _client(es, kb_alias, query_endpoint(gateway.url, MODEL_TOKEN)) as api:
+        with _client(es, kb_alias, interactive_endpoint(gateway.url, MODEL_TOKEN)) as api:
             dense = api.post("/search", json=QUERY)
             reranked = api.post("/search", json={**QUERY, "rerank": True})
     assert dense.status_code == 200, dense.text
@@ -78,10 +79,10 @@ def test_dense_search_and_rerank_behind_the_eas_gateway(es, kb_alias, api_model_
 
 def test_dense_search_and_rerank_on_the_openai_routes(es, kb_alias, api_model_server,
                                                       reference):
-    from ragrec.api.query_models import query_endpoint
+    from ragrec.models.resolver import interactive_endpoint
 
     dense_ref, reranked_ref = reference
-    endpoint = query_endpoint(f"{api_model_server.base}/v1", MODEL_TOKEN)
+    endpoint = interactive_endpoint(f"{api_model_server.base}/v1", MODEL_TOKEN)
     assert endpoint.protocol == "openai"
     with _client(es, kb_alias, endpoint) as api:
         dense = api.post("/search", json=QUERY).json()
@@ -92,10 +93,10 @@ def test_dense_search_and_rerank_on_the_openai_routes(es, kb_alias, api_model_se
 
 def test_a_gateway_that_refuses_the_token_is_a_503_with_its_reason(es, kb_alias,
                                                                   api_model_server):
-    from ragrec.api.query_models import query_endpoint
+    from ragrec.models.resolver import interactive_endpoint
 
     with EasGateway(api_model_server.base, api_model_server.service, MODEL_TOKEN) as gateway:
-        with _client(es, kb_alias, query_endpoint(gateway.url, "wrong-token")) as api:
+        with _client(es, kb_alias, interactive_endpoint(gateway.url, "wrong-token")) as api:
             answer = api.post("/search", json=QUERY)
     assert answer.status_code == 503
     assert "401" in answer.json()["error"]["message"]

@@ -25,7 +25,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 
 @pytest.fixture
 def served_api(es_url, kb_alias, api_model_server):
-    from ragrec.es_node.node import free_port
+    from ragrec.dev.es_node.node import free_port
 
     port = free_port()
     env = {**os.environ, "ES_URL": es_url, "RAGREC_API_INDEX": kb_alias,

@@ -15,7 +15,7 @@ from dags.conftest import load_dag, set_connection
 def test_feature_table_and_airec_push_follow_the_index(dag_connections, make_ingestor, es,
                                                        index_name, cleanup_alias, model_server,
                                                        small_kb, monkeypatch):
-    from ragrec.recsync import feature_table, item_id
+    from ragrec.jobs.recsync import feature_table, item_id
     from ragrec.sources import LocalSource
 
     cleanup_alias(index_name)

@@ -39,7 +39,7 @@ def test_es_roundtrip_writes_and_reads_through_the_connection(
 def test_es_roundtrip_fails_when_the_connection_points_nowhere(
     airflow_db, index_name, monkeypatch
 ):
-    from ragrec.es_node.node import free_port
+    from ragrec.dev.es_node.node import free_port
 
     monkeypatch.setenv(
         "AIRFLOW_CONN_ELASTICSEARCH_DEFAULT",

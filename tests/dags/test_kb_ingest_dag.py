@@ -30,7 +30,7 @@ def _set_mtime(path, when: datetime) -> None:
 def kb_source(tmp_path_factory):
     """Small real documents (<= 60 KB, every format, corrupt and encrypted ones too) modified
     in interval A, and 30 SciFact abstracts modified in interval B."""
-    from ragrec.evaluation import BeirDataset, write_corpus_as_files
+    from ragrec.eval.datasets import BeirDataset, write_corpus_as_files
 
     root = tmp_path_factory.mktemp("kb-source")
     docs = sorted(p for p in (SHARED / "docs").iterdir()

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/dat
 @pytest.fixture(scope="module")
 def golden_kb(tmp_path_factory):
     """60 SciFact abstracts as files, and a golden set of 30 test queries judged on them."""
-    from ragrec.evaluation import BeirDataset
+    from ragrec.eval.datasets import BeirDataset
 
     data = BeirDataset(SHARED / "scifact")
     qrels = data.qrels("test")
@@ -94,23 +94,30 @@ def _run(dag, source, golden, alias, **params):
 def test_rebuild_goes_live_and_a_worse_model_is_refused(connections, golden_kb, worse_model,
                                                          es, index_name, cleanup_alias):
     from ragrec.indexing import versions
+    from ragrec.retrieval import SearchSpec
 
     source, golden = golden_kb
     cleanup_alias(index_name)
     dag = _load_dag("kb_reindex")
 
-    first, tries = _run(dag, source, golden, index_name)
+    spec = SearchSpec("hybrid", "convex", 0.4).to_dict()
+    first, tries = _run(dag, source, golden, index_name,
+                        search_spec={"mode": "hybrid", "fusion": "convex", "dense_weight": 0.4})
     assert first.state == "success", tries
     live = versions.current_version(es, index_name)
     meta = versions.index_meta(es, live)
     assert meta["model_version"] == "all-minilm-l6-v2-base"
     assert meta["golden"]["ndcg_at_10"] > 0.5 and meta["golden"]["queries"] == 30
+    # What was gated is what is served: the spec is recorded with the version at go-live.
+    assert meta["golden"]["spec"] == spec and meta["search_spec"] == spec
     assert es.count(index=index_name)["count"] >= 60
 
-    # A second rebuild with the same model passes the gate, copies every vector, swaps.
+    # A second rebuild with the same model passes the gate (under the spec the live version
+    # serves), copies every vector, swaps.
     second, tries = _run(dag, source, golden, index_name)
     assert second.state == "success", tries
     assert versions.current_version(es, index_name) != live
+    assert versions.index_meta(es, index_name)["search_spec"] == spec
     assert versions.list_versions(es, index_name) == sorted([live, versions.current_version(
         es, index_name)])
     live = versions.current_version(es, index_name)
@@ -162,3 +169,60 @@ def test_an_outage_mid_build_leaves_the_alias_and_the_retry_succeeds(
     assert new_live != live
     assert es.count(index=index_name)["count"] == es.count(index=live)["count"]
     assert versions.list_versions(es, index_name) == sorted([live, new_live])
+
+
+class LexicalReranker:
+    """A plain reranker: the share of the query's words a passage holds (``sign`` -1: the
+    same judgement turned upside down, a deliberately harmful reranker)."""
+
+    def __init__(self, sign: float):
+        self.sign = sign
+
+    def score(self, query: str, texts: list[str]):
+        import re
+
+        import numpy as np
+
+        words = set(re.findall(r"\w+", query.lower()))
+        return np.array([self.sign * len(words & set(re.findall(r"\w+", t.lower())))
+                         / max(1, len(words)) for t in texts], dtype=np.float32)
+
+
+def test_the_gate_scores_the_served_spec_and_refuses_a_harmful_reranker(
+        golden_kb, worse_model, es, index_name, cleanup_alias, embedder):
+    """Candidate: a better embedder (its dense-only golden score rises) with a harmful
+    reranker; served with rerank, its nDCG@10 falls: the gate, which scores the served spec,
+    refuses it, where a dense-only gate would have let it through."""
+    from ragrec.chunking import ModelTokenizer
+    from ragrec.embedding import encoder_for
+    from ragrec.embedding.in_process import base_model_dir
+    from ragrec.jobs.reindex import GateSettings, build, gate, score, swap
+    from ragrec.models.uris import load_layout
+    from ragrec.retrieval import PinnedModels, SearchSpec
+    from ragrec.sources import open_source
+
+    source, golden = golden_kb
+    cleanup_alias(index_name)
+    noisy = encoder_for(load_layout(str(worse_model)).embedder_dir)
+    tokenizer = ModelTokenizer(base_model_dir())
+    live = build(es, noisy, tokenizer, open_source(str(source)), index_name)["index"]
+    swap(es, index_name, live, keep=2)
+    candidate = build(es, embedder, tokenizer, open_source(str(source)), index_name)["index"]
+    live_models = PinnedModels(noisy, LexicalReranker(+1))
+    candidate_models = PinnedModels(embedder, LexicalReranker(-1))
+
+    dense = GateSettings(golden, SearchSpec("dense", depth=50))
+    dense_live, dense_candidate = (score(es, live, live_models, dense),
+                                   score(es, candidate, candidate_models, dense))
+    assert dense_candidate["ndcg_at_10"] > dense_live["ndcg_at_10"] + 0.1
+    assert gate(dense_candidate, dense_live, 0.02)["passed"]
+
+    served = GateSettings(golden, SearchSpec("hybrid", depth=50, rerank_top=20,
+                                             rerank_weight=0.7))
+    live_score = score(es, live, live_models, served)
+    candidate_score = score(es, candidate, candidate_models, served)
+    assert candidate_score["spec"] == served.spec.to_dict()
+    assert candidate_score["mode"] == "hybrid+rerank"
+    verdict = gate(candidate_score, live_score, 0.02)
+    assert not verdict["passed"], verdict
+    assert candidate_score["ndcg_at_10"] < live_score["ndcg_at_10"] - 0.02

@@ -1,6 +1,6 @@
 """The DAGs under a real Airflow 3 deployment (``airflow standalone``: API server, scheduler
 with the LocalExecutor, DAG processor, triggerer), driven from the CLI as an operator would,
-through ``python -m ragrec.airflow.scheduler_run`` (the documented script): an ``airflow
+through ``python -m ragrec.dev.scheduler_run`` (the documented script): an ``airflow
 backfill create`` over two hourly intervals; and in one deployment a triggered ``kb_ingest``
 then a ``model_rollout`` whose reindex hand-off (TriggerDagRunOperator, wait for completion)
 runs ``kb_reindex`` for real. (Each deployment costs minutes on 2 cores: two, not more.)"""
@@ -41,7 +41,7 @@ def _env(es_url: str, tmp_path, model_server=None) -> dict:
 
 def _scheduler_run(env: dict, *args: str) -> list[dict]:
     result = subprocess.run(
-        [sys.executable, "-m", "ragrec.airflow.scheduler_run", *args, "--timeout", "780",
+        [sys.executable, "-m", "ragrec.dev.scheduler_run", *args, "--timeout", "780",
          "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 class ModelServerProcess:
     def __init__(self, model: str, token: str, admin_token: str, service: str = "kb-embed",
                  extra_env: dict | None = None):
-        from ragrec.es_node.node import free_port
+        from ragrec.dev.es_node.node import free_port
 
         self.port = free_port()
         self.model, self.token, self.admin_token, self.service = model, token, admin_token, service

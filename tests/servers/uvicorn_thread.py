@@ -12,7 +12,7 @@ import uvicorn
 
 class UvicornThread:
     def __init__(self, app):
-        from ragrec.es_node.node import free_port
+        from ragrec.dev.es_node.node import free_port
 
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"

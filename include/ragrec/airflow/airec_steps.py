@@ -9,34 +9,12 @@ feature table is written (the embedded default).
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
 from ragrec.airflow import runtime
-from ragrec.airflow.hooks import optional_connection
-from ragrec.cloud.airec import AirecClient, AirecSettings, delete_document, item_document
+from ragrec.airflow.connections import airec_settings
+from ragrec.cloud.airec import AirecClient, delete_document, item_document
 
 log = logging.getLogger(__name__)
-
-
-def airec_settings() -> AirecSettings:
-    env = AirecSettings.from_env()
-    conn = optional_connection("airec_default")
-    if conn is None:
-        return env
-    extra = conn.extra_dejson
-    endpoint = conn.host or env.endpoint
-    protocol = extra.get("protocol") or env.protocol
-    if endpoint and "://" in endpoint:
-        protocol, endpoint = endpoint.split("://", 1)
-    if endpoint and conn.port:
-        endpoint = f"{endpoint}:{conn.port}"
-    return replace(env, endpoint=endpoint, protocol=protocol,
-                   access_key_id=conn.login or env.access_key_id,
-                   access_key_secret=conn.password or env.access_key_secret,
-                   region_id=extra.get("region_id") or env.region_id,
-                   instance_id=extra.get("instance_id") or env.instance_id,
-                   ranking_model_id=extra.get("ranking_model_id") or env.ranking_model_id,
-                   scene_id=extra.get("scene_id") or env.scene_id)
 
 
 def alias_of(params: dict, triggering_events) -> str:
@@ -50,7 +28,7 @@ def alias_of(params: dict, triggering_events) -> str:
 
 
 def feature_table(alias: str) -> dict:
-    from ragrec.recsync import sync_feature_table
+    from ragrec.jobs.recsync import sync_feature_table
 
     result = sync_feature_table(runtime.es_client(), alias)
     log.info("feature table %s: %d items, %d changed, %d deleted", result["table"],
@@ -59,7 +37,7 @@ def feature_table(alias: str) -> dict:
 
 
 def push_to_airec(alias: str, table: dict) -> dict:
-    from ragrec.recsync import mark_pushed, pending_for_airec
+    from ragrec.jobs.recsync import mark_pushed, pending_for_airec
 
     settings = airec_settings()
     if not settings.configured:

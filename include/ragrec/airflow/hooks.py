@@ -1,56 +1,31 @@
-"""Elasticsearch hook that reads an Airflow Connection and returns the provider's client.
+"""Hooks in the provider shape over ragrec's Connections: Elasticsearch (the provider's
+client), OSS, and the model endpoint / PAI-EAS.
 
 The upstream ``ElasticsearchPythonHook`` takes ``hosts=`` and does not read a Connection;
-this hook maps the Connection (``elasticsearch_default``) onto it. Without such a Connection
-it falls back to ragrec's settings (``ES_URL`` or the local node), so a local ``dag.test()``
-needs no set-up.
+``RagrecElasticsearchHook`` maps the Connection (``elasticsearch_default``) onto it. The
+mapping of every Connection onto its settings record - and the fall-back to the environment
+without one, so a local ``dag.test()`` needs no set-up - lives in
+``ragrec.airflow.connections``; the hooks call it.
 
-Connection fields: host (a host name or a full URL), port, schema (``http``/``https``),
-login/password (basic auth); extra: ``api_key``, ``ca_certs``, ``verify_certs``,
-``request_timeout``.
+``elasticsearch_default`` fields: host (a host name or a full URL), port, schema
+(``http``/``https``), login/password (basic auth); extra: ``api_key``, ``ca_certs``,
+``verify_certs``, ``request_timeout``.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
-
 from airflow.providers.elasticsearch.hooks.elasticsearch import ElasticsearchPythonHook
 from airflow.sdk import BaseHook
-from airflow.sdk.exceptions import AirflowNotFoundException, AirflowRuntimeError
 from elasticsearch import Elasticsearch
 
-from ragrec.config import ElasticsearchSettings, OssSettings
+from ragrec.airflow import connections
+from ragrec.config import (
+    EasSettings,
+    ElasticsearchSettings,
+    ModelEndpointSettings,
+    OssSettings,
+)
 from ragrec.es_client import client_options, resolve_url
-
-
-def optional_connection(conn_id: str):
-    """The Airflow Connection ``conn_id``, or None when it is not defined."""
-    try:
-        return BaseHook.get_connection(conn_id)
-    except (AirflowNotFoundException, AirflowRuntimeError):
-        return None
-
-
-def host_url(conn: Any, scheme: str) -> str:
-    """A Connection's host as a URL: a full URL is kept (its port wins), a bare host gets
-    the Connection's schema (else ``scheme``) and its port, if any."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    host = conn.host if "://" in conn.host else f"{conn.schema or scheme}://{conn.host}"
-    parts = urlsplit(host)
-    if conn.port and parts.port is None:
-        parts = parts._replace(netloc=f"{parts.netloc}:{conn.port}")
-    return urlunsplit(parts).rstrip("/")
-
-
-def _connection_url(conn: Any) -> str:
-    host = conn.host or "127.0.0.1"
-    if "://" in host:
-        return host.rstrip("/")
-    scheme = conn.schema or (conn.extra_dejson.get("scheme")) or "http"
-    port = conn.port or 9200
-    return f"{scheme}://{host}:{port}"
 
 
 class RagrecElasticsearchHook(BaseHook):
@@ -69,24 +44,7 @@ class RagrecElasticsearchHook(BaseHook):
         self.elasticsearch_conn_id = elasticsearch_conn_id
 
     def settings(self) -> ElasticsearchSettings:
-        env_settings = ElasticsearchSettings.from_env()
-        conn = optional_connection(self.elasticsearch_conn_id)
-        if conn is None:
-            self.log.info("no connection %r: using ES_URL / the local node",
-                          self.elasticsearch_conn_id)
-            return env_settings
-        extra = conn.extra_dejson
-        verify = extra.get("verify_certs", True)
-        return replace(
-            env_settings,
-            url=_connection_url(conn),
-            username=conn.login or None,
-            password=conn.password or None,
-            api_key=extra.get("api_key") or None,
-            ca_certs=extra.get("ca_certs") or None,
-            verify_certs=verify if isinstance(verify, bool) else str(verify).lower() == "true",
-            request_timeout=float(extra.get("request_timeout", env_settings.request_timeout)),
-        )
+        return connections.elasticsearch_settings(self.elasticsearch_conn_id)
 
     def get_conn(self) -> Elasticsearch:
         settings = self.settings()
@@ -114,23 +72,7 @@ class RagrecOssHook(BaseHook):
         self.oss_conn_id = oss_conn_id
 
     def settings(self) -> OssSettings:
-        env_settings = OssSettings.from_env()
-        conn = optional_connection(self.oss_conn_id)
-        if conn is None:
-            return env_settings
-        endpoint = conn.host or env_settings.endpoint
-        if endpoint and "://" not in endpoint:
-            endpoint = f"{conn.schema or 'https'}://{endpoint}"
-        if endpoint and conn.port:
-            endpoint = f"{endpoint}:{conn.port}"
-        return replace(
-            env_settings,
-            endpoint=endpoint,
-            access_key_id=conn.login or env_settings.access_key_id,
-            access_key_secret=conn.password or env_settings.access_key_secret,
-            security_token=conn.extra_dejson.get("security_token")
-            or env_settings.security_token,
-        )
+        return connections.oss_settings(self.oss_conn_id)
 
     def get_conn(self):
         """The configured settings (the SDK client is built per source by OssSource)."""
@@ -160,39 +102,24 @@ class RagrecModelEndpointHook(BaseHook):
         self.eas_conn_id = eas_conn_id
 
     def connection(self):
-        return optional_connection(self.eas_conn_id)
+        return connections.optional_connection(self.eas_conn_id)
 
     def endpoint(self) -> tuple[str | None, str | None, dict]:
-        """(inference URL, token, extra); URL None means the in-process model."""
+        """(inference URL, token, extra) of the Connection; URL None: it names no host."""
         conn = self.connection()
         if conn is None or not conn.host:
             return None, None, {}
-        return host_url(conn, "http"), conn.password or None, conn.extra_dejson
+        settings = connections.model_endpoint_of(conn, ModelEndpointSettings())
+        return settings.url, settings.token, conn.extra_dejson
+
+    def settings(self) -> ModelEndpointSettings:
+        return connections.model_endpoint_settings(self.eas_conn_id)
 
     def embedder(self, backend: str | None = None):
+        """The Connection's endpoint, else ``RAGREC_EMBED_URL`` or the model in process."""
         from ragrec.embedding import make_embedder
-        from ragrec.embedding.model_endpoint import ModelEndpoint
 
-        url, token, extra = self.endpoint()
-        if url is None:
-            return make_embedder(None, backend=backend)
-        return ModelEndpoint(url, protocol=extra.get("protocol"), token=token)
+        return make_embedder(backend=backend, settings=self.settings())
 
-    def eas_settings(self):
-        from ragrec.cloud.eas import EasSettings
-
-        env = EasSettings.from_env()
-        conn = self.connection()
-        if conn is None:
-            return env
-        extra = conn.extra_dejson
-        region = extra.get("region_id") or env.region_id
-        return replace(
-            env,
-            endpoint=extra.get("control_endpoint") or env.endpoint,
-            access_key_id=extra.get("access_key_id") or env.access_key_id,
-            access_key_secret=extra.get("access_key_secret") or env.access_key_secret,
-            security_token=extra.get("security_token") or env.security_token,
-            region_id=region, cluster_id=extra.get("cluster_id") or region or env.cluster_id,
-            service_name=extra.get("service_name") or env.service_name,
-        )
+    def eas_settings(self) -> EasSettings:
+        return connections.eas_settings(self.eas_conn_id)

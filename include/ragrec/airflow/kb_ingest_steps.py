@@ -1,4 +1,4 @@
-"""kb_ingest's task bodies: Connections in, ``ragrec.batch_ingest`` does the work."""
+"""kb_ingest's task bodies: Connections in, ``ragrec.jobs.batch_ingest`` does the work."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import logging
 from datetime import datetime
 
 from ragrec.airflow import runtime
-from ragrec.batch_ingest import (
+from ragrec.jobs.batch_ingest import (
     ingest_batch,
     plan_interval,
     prepare_index,
     prune_deleted,
-    validate_index,
 )
+from ragrec.quality.index_check import validate_index
 
 log = logging.getLogger(__name__)
 

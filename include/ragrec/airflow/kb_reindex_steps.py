@@ -1,55 +1,74 @@
-"""kb_reindex's task bodies: Connections and Params in, ``ragrec.reindex`` does the work."""
+"""kb_reindex's task bodies: Connections and Params in, ``ragrec.jobs.reindex`` does the work."""
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from ragrec.airflow import runtime
 from ragrec.airflow.kb_ingest_steps import QualityGateFailed, batch_validator, source_uri
+from ragrec.config import DagSettings
 from ragrec.indexing import versions
-from ragrec.reindex import (
+from ragrec.jobs.reindex import (
     GateRefused,
     GateSettings,
     build,
     catch_up,
     discard,
     gate,
+    record_spec,
     recorded_score,
     score,
     swap,
 )
+from ragrec.retrieval import SearchSpec, SpecError
 
 log = logging.getLogger(__name__)
 
 
-def gate_settings(params: dict) -> GateSettings | None:
-    folder = params.get("golden_dir") or os.environ.get("RAGREC_GOLDEN_DIR")
+def gate_spec(params: dict, client) -> SearchSpec:
+    """The spec the gate scores and the API serves after go-live: the ``search_spec`` param
+    (a JSON object; fields left out take the defaults), else the one the live version
+    serves."""
+    import json
+
+    given = params.get("search_spec") or None
+    try:
+        if isinstance(given, str):
+            given = json.loads(given)
+        if given:
+            return SearchSpec.from_dict(given)
+    except (ValueError, TypeError) as exc:
+        raise SpecError(f"search_spec param: {exc}") from None
+    live = versions.current_version(client, params["index"])
+    return SearchSpec.recorded(versions.index_meta(client, live)) if live else SearchSpec()
+
+
+def gate_settings(params: dict, client) -> GateSettings | None:
+    folder = params.get("golden_dir") or DagSettings.from_env().golden_dir
     if not folder:
         return None
-    return GateSettings(Path(folder), mode=params.get("gate_mode") or "hybrid",
+    return GateSettings(Path(folder), spec=gate_spec(params, client),
                         margin=float(params.get("gate_margin", 0.02)))
 
 
 def baseline(params: dict) -> dict | None:
-    """The live version's golden score (recorded, or measured with its own model)."""
-    settings = gate_settings(params)
+    """The live version's golden score under the gate's spec (recorded, or measured with
+    its own models)."""
     client = runtime.es_client()
+    settings = gate_settings(params, client)
     live = versions.current_version(client, params["index"])
     if settings is None or live is None:
         log.info("no %s: nothing to compare against", "golden set" if live else "live index")
         return None
-    model_version = versions.index_meta(client, live).get("model_version")
-    embedder = runtime.encoder_for_version(model_version)
-    if embedder is None:
-        # Only a score recorded for this very golden set and mode compares.
+    try:
+        return score(client, live, runtime.models(), settings)
+    except GateRefused as exc:
+        # Only a score recorded for this very golden set and spec compares.
         recorded = recorded_score(client, live, settings)
         if recorded is None:
-            log.warning("live %s (model %s): no encoder for its queries and no comparable "
-                        "recorded score", live, model_version)
+            log.warning("live %s: %s, and no comparable recorded score", live, exc)
         return recorded
-    return score(client, live, embedder, settings)
 
 
 def build_candidate(params: dict) -> dict:
@@ -64,7 +83,7 @@ def build_candidate(params: dict) -> dict:
 
 
 def validate_candidate(params: dict, candidate: dict) -> dict:
-    from ragrec.batch_ingest import validate_index
+    from ragrec.quality.index_check import validate_index
     from ragrec.quality.runner import QualityRunner
 
     report = validate_index(runtime.es_client(), runtime.source(source_uri(params)),
@@ -77,19 +96,28 @@ def validate_candidate(params: dict, candidate: dict) -> dict:
 
 
 def retrieval_gate(params: dict, candidate: dict, live: dict | None) -> dict:
-    settings = gate_settings(params)
     client = runtime.es_client()
+    spec = gate_spec(params, client)
+    settings = gate_settings(params, client)
     if settings is None:
-        return {"passed": True, "reason": "no golden set configured"}
-    embedder, _ = runtime.encoder_for_model(params.get("model_uri") or None)
-    result = gate(score(client, candidate["index"], embedder, settings), live, settings.margin)
-    log.info("retrieval gate: %s (%s)", "passed" if result["passed"] else "REFUSED",
-             result["reason"])
+        record_spec(client, candidate["index"], spec)
+        return {"passed": True, "reason": "no golden set configured", "spec": spec.to_dict()}
+    if params.get("model_uri"):
+        runtime.encoder_for_model(params["model_uri"])  # the candidate's models, by version
+    try:
+        result = gate(score(client, candidate["index"], runtime.models(), settings), live,
+                      settings.margin)
+    except GateRefused:
+        discard(client, params["index"], candidate["index"])
+        raise
+    log.info("retrieval gate (%s): %s (%s)", spec.label,
+             "passed" if result["passed"] else "REFUSED", result["reason"])
     if not result["passed"]:
         discard(client, params["index"], candidate["index"])
         raise GateRefused(f"{candidate['index']} refused: {result['reason']}; "
                           f"{params['index']} stays on its live version")
-    return result
+    record_spec(client, candidate["index"], spec)
+    return {**result, "spec": spec.to_dict()}
 
 
 def swap_alias(params: dict, candidate: dict) -> dict:

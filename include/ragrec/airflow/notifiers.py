@@ -10,42 +10,26 @@ login/password; extra ``from``, ``to`` (comma-separated), ``starttls``) or
 from __future__ import annotations
 
 import logging
-import os
 
 from airflow.sdk import BaseNotifier
 
-from ragrec.airflow.hooks import host_url, optional_connection
-from ragrec.quality.alerts import Alert, SmtpSettings, send_email, send_webhook
+from ragrec.airflow.connections import ALERTS_SMTP, ALERTS_WEBHOOK, alert_settings
+from ragrec.config import SmtpSettings
+from ragrec.quality.alerts import Alert, send_email, send_webhook
 
 log = logging.getLogger(__name__)
-WEBHOOK_CONN, SMTP_CONN = "alerts_webhook", "alerts_smtp"
+WEBHOOK_CONN, SMTP_CONN = ALERTS_WEBHOOK, ALERTS_SMTP
 
 
 def webhook_target() -> tuple[str, str | None] | None:
-    conn = optional_connection(WEBHOOK_CONN)
-    if conn is not None and conn.host:
-        return host_url(conn, "https"), conn.password or None
-    url = os.environ.get("RAGREC_ALERT_WEBHOOK")
-    return (url, os.environ.get("RAGREC_ALERT_WEBHOOK_TOKEN")) if url else None
+    """(webhook URL, bearer token), or None when no webhook is configured."""
+    settings = alert_settings(WEBHOOK_CONN, SMTP_CONN)
+    return (settings.webhook_url, settings.webhook_token) if settings.webhook_url else None
 
 
 def smtp_settings() -> SmtpSettings | None:
-    conn = optional_connection(SMTP_CONN)
-    if conn is not None and conn.host:
-        extra = conn.extra_dejson
-        recipients = tuple(r.strip() for r in str(extra.get("to", "")).split(",") if r.strip())
-        return SmtpSettings(host=conn.host, port=conn.port or 25, username=conn.login or None,
-                            password=conn.password or None,
-                            starttls=str(extra.get("starttls", "false")).lower() == "true",
-                            sender=extra.get("from") or "ragrec@localhost",
-                            recipients=recipients)
-    target = os.environ.get("RAGREC_ALERT_SMTP")
-    if not target:
-        return None
-    host, _, port = target.partition(":")
-    recipients = tuple(r.strip() for r in os.environ.get("RAGREC_ALERT_EMAIL_TO", "").split(",")
-                       if r.strip())
-    return SmtpSettings(host=host, port=int(port or 25), recipients=recipients)
+    """The SMTP server alerts are e-mailed through, or None when none is configured."""
+    return alert_settings(WEBHOOK_CONN, SMTP_CONN).smtp
 
 
 def deliver(alert: Alert) -> list[str]:

@@ -7,7 +7,6 @@ import logging
 from ragrec.airflow import runtime
 from ragrec.airflow.kb_ingest_steps import source_uri
 from ragrec.airflow.kb_reindex_steps import gate_settings
-from ragrec.indexing import versions
 from ragrec.quality import monitor
 from ragrec.quality.runner import QualityRunner
 
@@ -36,18 +35,20 @@ def documents(params: dict) -> dict:
 
 
 def golden(params: dict) -> dict | None:
-    settings = gate_settings(params)
+    """The golden set on the live version under the spec it serves, vs go-live."""
+    from ragrec.retrieval import EncoderMismatch, NoReranker
+
+    client = runtime.es_client()
+    settings = gate_settings(params, client)
     if settings is None:
         log.info("no golden set configured")
         return None
-    client = runtime.es_client()
-    version = versions.index_meta(client, params["index"]).get("model_version")
-    embedder = runtime.encoder_for_version(version)
-    if embedder is None:
-        raise DataQualityFailed(f"no encoder for model {version!r} of {params['index']}: "
-                                "queries cannot be encoded with the index's model")
-    return monitor.check_golden(client, params["index"], embedder, settings.golden_dir,
-                                settings.mode, settings.margin)
+    try:
+        return monitor.check_golden(client, params["index"], runtime.models(),
+                                    settings.golden_dir, settings.spec, settings.margin)
+    except (EncoderMismatch, NoReranker) as exc:
+        raise DataQualityFailed(f"{params['index']}: the golden set cannot be ranked as "
+                                f"served: {exc}") from None
 
 
 def alert(params: dict, results: dict) -> dict:

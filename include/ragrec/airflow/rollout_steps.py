@@ -1,27 +1,31 @@
-"""model_rollout's task bodies: registry, endpoint deployers, smoke test."""
+"""model_rollout's task bodies: registry, endpoint deployers, smoke test.
+
+The registry is ``RAGREC_REGISTRY`` (or the default) reached through the ``oss_default``
+Connection, as sources are; so are the ``oss://`` and ``registry:`` model URIs loaded here.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 
 from ragrec.airflow import runtime
+from ragrec.airflow.connections import registry_settings
 
 log = logging.getLogger(__name__)
 
 
 def registry():
-    from ragrec.models.registry import Registry, open_store
+    from ragrec.models.registry import open_registry
 
-    return Registry(open_store(os.environ.get("RAGREC_REGISTRY") or None))
+    return open_registry(registry_settings())
 
 
 def register(params: dict) -> dict:
     """The version in the registry as ``candidate`` (already registered: reused, since
     versions are immutable and a re-run must not fail on it)."""
-    from ragrec.models.store import load_layout
+    from ragrec.models.uris import load_layout
 
-    layout = load_layout(params["model_uri"])
+    layout = load_layout(params["model_uri"], registry_settings())
     reg = registry()
     existing = reg.find_version(layout.version)
     if existing is None:
@@ -39,7 +43,7 @@ def _dims(layout) -> int:
 
 def deployer():
     from ragrec.airflow.hooks import RagrecModelEndpointHook
-    from ragrec.rollout import EasServiceDeployer, LocalServerDeployer, RolloutError
+    from ragrec.jobs.rollout import EasServiceDeployer, LocalServerDeployer, RolloutError
 
     hook = RagrecModelEndpointHook()
     url, _, extra = hook.endpoint()
@@ -60,12 +64,12 @@ def deploy(model: dict) -> dict:
 
 def smoke(params: dict, model: dict) -> dict:
     from ragrec.embedding import encoder_for
-    from ragrec.models.store import load_layout
-    from ragrec.rollout import smoke_test
+    from ragrec.jobs.rollout import smoke_test
+    from ragrec.models.uris import load_layout
 
     runtime.encoder.cache_clear()
     endpoint, _ = runtime.encoder()
-    reference = encoder_for(load_layout(model["uri"]).embedder_dir)
+    reference = encoder_for(load_layout(model["uri"], registry_settings()).embedder_dir)
     result = smoke_test(endpoint, model["version"], int(model["dims"]), reference,
                         known_query=params.get("known_query") or "how do I reset my password",
                         max_p99_ms=float(params.get("max_p99_ms") or 2000))

@@ -3,7 +3,6 @@ client, a source, the encoder and its tokenizer. Called inside tasks, never at p
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -30,9 +29,10 @@ def source(uri: str):
 
 def default_source_uri() -> str:
     """``RAGREC_SOURCE``, else the sample documents shipped with ragrec."""
-    from ragrec.quickstart import samples_dir
+    from ragrec.config import DagSettings
+    from ragrec.sources.samples import samples_dir
 
-    return os.environ.get("RAGREC_SOURCE") or Path(samples_dir()).as_uri()
+    return DagSettings.from_env().source or Path(samples_dir()).as_uri()
 
 
 @lru_cache(maxsize=1)
@@ -50,9 +50,26 @@ def encoder():
 
 def quality_docs_dir() -> Path:
     """Where Data Docs sites are written (``RAGREC_QUALITY_DOCS``, default under the cache)."""
-    from ragrec.config import cache_dir
+    from ragrec.config import DagSettings
 
-    return Path(os.environ.get("RAGREC_QUALITY_DOCS") or cache_dir() / "data-docs")
+    return DagSettings.from_env().quality_docs
+
+
+@lru_cache(maxsize=1)
+def models():
+    """The model resolver of this task process (``models.resolver``, as the search API
+    uses): the endpoint behind ``eas_default`` when it serves a version, else that version
+    in process from the registry."""
+    from ragrec.airflow.connections import registry_settings
+    from ragrec.embedding.model_endpoint import ModelEndpoint
+    from ragrec.models.resolver import ModelResolver
+
+    default, _ = encoder()
+    endpoint = default if isinstance(default, ModelEndpoint) else None
+    resolver = ModelResolver(endpoint, registry_settings())
+    if endpoint is None:
+        resolver.adopt(default)
+    return resolver
 
 
 def encoder_for_model(model_uri: str | None):
@@ -60,29 +77,29 @@ def encoder_for_model(model_uri: str | None):
     else the model in process; the endpoint's model when ``model_uri`` is empty."""
     if not model_uri:
         return encoder()
+    from ragrec.airflow.connections import registry_settings
     from ragrec.chunking import ModelTokenizer
-    from ragrec.embedding import encoder_for
-    from ragrec.models.store import load_layout
+    from ragrec.embedding import tokenizer_dir_for
+    from ragrec.models.uris import load_layout
 
-    layout = load_layout(model_uri)
-    endpoint, tokenizer = encoder()
-    if endpoint.model_version == layout.version:
-        return endpoint, tokenizer
-    local = encoder_for(layout.embedder_dir)
-    local.describe()
-    return local, ModelTokenizer(layout.embedder_dir)
+    layout = load_layout(model_uri, registry_settings())
+    resolver = models()
+    resolver.add(layout)
+    embedder = resolver.embedder(layout.version)
+    if embedder is not resolver.endpoint:
+        embedder.describe()
+    return embedder, ModelTokenizer(tokenizer_dir_for(embedder))
 
 
 def encoder_for_version(version: str):
     """An embedder of model ``version`` (the endpoint's, the bundled base model, or a
     version in the registry), or None when none can be found."""
-    from ragrec.models.registry import version_uri
+    from ragrec.retrieval import EncoderMismatch
 
-    endpoint, _ = encoder()
-    if endpoint.model_version == version:
-        return endpoint
-    uri = version_uri(version, os.environ.get("RAGREC_REGISTRY"))
-    return encoder_for_model(uri)[0] if uri else None
+    try:
+        return models().embedder(version)
+    except EncoderMismatch:
+        return None
 
 
 def encoder_for_index(client, alias: str):

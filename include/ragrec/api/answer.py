@@ -19,29 +19,14 @@ from dataclasses import dataclass
 import httpx
 import numpy as np
 
+from ragrec.config import LlmSettings
+
 SYSTEM_PROMPT = (
     "You answer questions about the company's documents. Use only the numbered passages "
     "below. After every sentence, cite the passages it relies on as [n]. If the passages do "
     "not contain the answer, say that you cannot answer from the documents.")
 REFUSAL = "I cannot answer that from the indexed documents: nothing relevant enough was found."
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
-
-
-@dataclass(frozen=True)
-class LlmSettings:
-    url: str  # base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1
-    model: str
-    api_key: str | None = None
-    timeout: float = 60.0
-    max_tokens: int = 512
-
-    @classmethod
-    def from_env(cls, environ) -> LlmSettings | None:
-        url = environ.get("RAGREC_LLM_URL")
-        if not url:
-            return None
-        return cls(url=url.rstrip("/"), model=environ.get("RAGREC_LLM_MODEL", "qwen-plus"),
-                   api_key=environ.get("RAGREC_LLM_API_KEY") or environ.get("DASHSCOPE_API_KEY"))
 
 
 @dataclass

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-from dataclasses import dataclass
 from importlib import resources
 from typing import Annotated, Literal
 
@@ -45,7 +43,6 @@ from ragrec.api import responses as answers
 from ragrec.api.answer import (
     REFUSAL,
     LlmError,
-    LlmSettings,
     Passage,
     build_messages,
     cited_numbers,
@@ -53,10 +50,11 @@ from ragrec.api.answer import (
     stream_chat,
 )
 from ragrec.api.es_limits import EsDateTime, RequestModel
-from ragrec.api.query_models import ModelUnavailable, QueryModels
-from ragrec.api.search import QueryText, Searcher, SearchFilters, SearchQuery
-from ragrec.retrieval import EncoderMismatch
-from ragrec.serving.http_errors import (
+from ragrec.api.search import QueryText, SearchFilters, SearchQuery, search
+from ragrec.config import ApiSettings, LlmSettings
+from ragrec.models.resolver import ModelResolver, ModelUnavailable, TextRefused
+from ragrec.retrieval import EncoderMismatch, NoReranker, Searcher
+from ragrec.web.http_errors import (
     BadRequest,
     FaultBarrier,
     error_response,
@@ -64,33 +62,18 @@ from ragrec.serving.http_errors import (
     install_error_handlers,
     json_response,
 )
-from ragrec.serving.openapi_docs import complete_openapi
-from ragrec.serving.request_guard import DOCS_PATHS, RequestGuard, token_refusal
+from ragrec.web.openapi_docs import complete_openapi
+from ragrec.web.request_guard import DOCS_PATHS, RequestGuard, token_refusal
 
 log = logging.getLogger("ragrec.api")
-
-
-@dataclass(frozen=True)
-class ApiConfig:
-    index: str = "ragrec-kb"
-    token: str | None = None
-    max_body_bytes: int = 256 * 1024
-    min_support: float = 0.3  # best question-passage cosine needed to answer
-    llm: LlmSettings | None = None
-
-    @classmethod
-    def from_env(cls, environ=os.environ, index: str | None = None) -> ApiConfig:
-        return cls(index=index or environ.get("RAGREC_API_INDEX", "ragrec-kb"),
-                   token=environ.get("RAGREC_API_TOKEN") or None,
-                   min_support=float(environ.get("RAGREC_ANSWER_MIN_SUPPORT", "0.3")),
-                   llm=LlmSettings.from_env(environ))
 
 
 class AskRequest(RequestModel):
     question: QueryText
     k: StrictInt = Field(5, ge=1, le=20, description="passages given to the answer")
-    mode: Literal["bm25", "dense", "hybrid"] = "hybrid"
-    rerank: StrictBool = False
+    mode: Literal["bm25", "dense", "hybrid"] | None = Field(
+        None, description="default: the served spec's")
+    rerank: StrictBool | None = None
     filters: SearchFilters = Field(default_factory=SearchFilters)
     stream: StrictBool = Field(False, description="server-sent events instead of one JSON")
 
@@ -135,9 +118,9 @@ def _search_from_query_string(**fields) -> SearchQuery:
         raise RequestValidationError(errors) from None
 
 
-def create_app(client: Elasticsearch, models: QueryModels,
-               config: ApiConfig | None = None) -> FastAPI:
-    config = config or ApiConfig()
+def create_app(client: Elasticsearch, models: ModelResolver,
+               config: ApiSettings | None = None) -> FastAPI:
+    config = config or ApiSettings()
     searcher = Searcher(client, models)
     alias = config.index
     if not config.token:
@@ -165,6 +148,14 @@ def create_app(client: Elasticsearch, models: QueryModels,
     async def mismatch(_request: Request, exc: EncoderMismatch):
         return error_response(409, str(exc))
 
+    @app.exception_handler(NoReranker)
+    async def no_reranker(_request: Request, exc: NoReranker):
+        return error_response(409, str(exc))
+
+    @app.exception_handler(TextRefused)
+    async def text_refused(_request: Request, exc: TextRefused):
+        return error_response(422, str(exc))
+
     @app.exception_handler(ModelUnavailable)
     async def model_down(_request: Request, exc: ModelUnavailable):
         return error_response(503, str(exc), {"Retry-After": "5"})
@@ -184,24 +175,24 @@ def create_app(client: Elasticsearch, models: QueryModels,
               responses={200: {"model": answers.SearchResult},
                          **error_responses(*BODY_ERRORS, *GUARDED, *SEARCH_ERRORS)})
     def search_post(body: SearchQuery):
-        return json_response(searcher.search(alias, body))
+        return json_response(search(searcher, alias, body))
 
     @app.get("/search", summary="Search the index (query string)",
              responses={200: {"model": answers.SearchResult},
                         **error_responses(422, *GUARDED, *SEARCH_ERRORS)})
     def search_get(q: str = Query(min_length=1, max_length=2000,
                                   json_schema_extra={"pattern": r"\S"}),
-                   mode: Literal["bm25", "dense", "hybrid"] = "hybrid",
-                   fusion: Literal["rrf", "convex"] = "rrf",
-                   k: int = Query(10, ge=1, le=50), rerank: bool = False,
+                   mode: Literal["bm25", "dense", "hybrid"] | None = None,
+                   fusion: Literal["rrf", "convex"] | None = None,
+                   k: int = Query(10, ge=1, le=50), rerank: bool | None = None,
                    doc_id: Annotated[list[UrlId] | None, Query(
                        max_length=100, description="only these documents (more: POST)")] = None):
         query = _search_from_query_string(query=q, mode=mode, fusion=fusion, k=k,
                                           rerank=rerank, filters=SearchFilters(doc_id=doc_id))
-        return json_response(searcher.search(alias, query))
+        return json_response(search(searcher, alias, query))
 
     def retrieve(body: AskRequest) -> tuple[list[Passage], object, str]:
-        result = searcher.search(alias, SearchQuery(
+        result = search(searcher, alias, SearchQuery(
             query=body.question, mode=body.mode, k=body.k, rerank=body.rerank,
             filters=body.filters, highlight=False))
         version = result["model_version"]

@@ -19,10 +19,11 @@ import numpy as np
 from elasticsearch import Elasticsearch
 
 from ragrec.api import events as event_log
+from ragrec.indexing.chunk_document import NEIGHBOURS, SUMMARY, VECTORS
 from ragrec.retrieval.fusion import min_max, rrf
 from ragrec.retrieval.queries import excluding_documents, knn_query
 
-FIELDS = ["doc_id", "chunk_no", "title", "text", "vector", "source_uri"]
+FIELDS = NEIGHBOURS
 
 
 class UnknownDocument(LookupError):
@@ -50,7 +51,7 @@ def doc_vectors(client: Elasticsearch, alias: str, doc_ids: list[str]) -> dict[s
     """Normalised mean chunk vector per document."""
     if not doc_ids:
         return {}
-    response = client.search(index=alias, size=10_000, source=["doc_id", "vector"],
+    response = client.search(index=alias, size=10_000, source=VECTORS,
                              query={"terms": {"doc_id": doc_ids}})
     grouped: dict[str, list] = {}
     for hit in response["hits"]["hits"]:
@@ -64,7 +65,7 @@ def _first_chunks(client: Elasticsearch, alias: str, doc_ids: list[str]) -> dict
     if not doc_ids:
         return {}
     response = client.search(index=alias, size=len(doc_ids),
-                             source=["doc_id", "title", "text", "source_uri"],
+                             source=SUMMARY,
                              query={"bool": {"filter": [{"terms": {"doc_id": doc_ids}},
                                                         {"term": {"chunk_no": 0}}]}})
     rows = {}

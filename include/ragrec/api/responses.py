@@ -25,11 +25,22 @@ class Hit(BaseModel):
     highlights: list[str]
 
 
+class Spec(BaseModel):
+    mode: Literal["bm25", "dense", "hybrid"]
+    fusion: Literal["rrf", "convex"]
+    dense_weight: float
+    depth: int
+    rerank_top: int = Field(description="0: no rerank")
+    rerank_weight: float
+
+
 class SearchResult(BaseModel):
     query: str
     mode: Literal["bm25", "dense", "hybrid"]
     fusion: Literal["rrf", "convex"] | None
     reranked: bool
+    spec: Spec = Field(description="how the hits were ranked (default: the spec the index "
+                                   "version was gated with)")
     model_version: str
     index: str
     took_ms: float

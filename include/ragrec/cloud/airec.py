@@ -13,11 +13,10 @@ document, 5 KB per field; ``cmd`` is ``add`` or ``delete``; items keyed by ``ite
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
 
 from ragrec.cloud.sdk_errors import sdk_call
+from ragrec.config import AirecSettings
 
 MAX_DOCS, MAX_REQUEST_BYTES, MAX_DOC_BYTES, MAX_FIELD_BYTES = 800, 1_000_000, 10_000, 5_000
 ITEM_TYPE = "article"
@@ -25,44 +24,6 @@ ITEM_TYPE = "article"
 
 class AirecError(RuntimeError):
     pass
-
-
-@dataclass(frozen=True)
-class AirecSettings:
-    endpoint: str | None = None
-    access_key_id: str | None = None
-    access_key_secret: str | None = None
-    security_token: str | None = None
-    region_id: str | None = None
-    instance_id: str | None = None
-    ranking_model_id: str | None = None
-    scene_id: str = "ragrec"
-    protocol: str = "https"
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> AirecSettings:
-        return cls(
-            endpoint=env.get("AIREC_ENDPOINT") or None,
-            access_key_id=env.get("AIREC_ACCESS_KEY_ID")
-            or env.get("ALIBABA_CLOUD_ACCESS_KEY_ID") or None,
-            access_key_secret=env.get("AIREC_ACCESS_KEY_SECRET")
-            or env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET") or None,
-            region_id=env.get("AIREC_REGION_ID") or None,
-            instance_id=env.get("AIREC_INSTANCE_ID") or None,
-            ranking_model_id=env.get("AIREC_RANKING_MODEL_ID") or None,
-            scene_id=env.get("AIREC_SCENE_ID") or "ragrec",
-            protocol=env.get("AIREC_PROTOCOL") or "https",
-        )
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.endpoint and self.instance_id and self.access_key_id
-                    and self.access_key_secret)
-
-    def __repr__(self) -> str:  # never print the secret
-        return (f"AirecSettings(endpoint={self.endpoint!r}, instance_id={self.instance_id!r}, "
-                f"access_key_id={self.access_key_id!r}, access_key_secret="
-                f"{'***' if self.access_key_secret else None})")
 
 
 def _fit(value: str, limit: int) -> str:

@@ -2,21 +2,21 @@
 (``alibabacloud-eas20210701``): describe, update (new model path, rolling update), wait for
 the rollout, roll back to an earlier service version.
 
-Endpoint and credentials come from ``EasSettings`` (environment, or the Airflow Connection
-``eas_default``: host = endpoint, login/password = AccessKey pair, extra = region_id,
-cluster_id, service_name, protocol). Secrets are never logged.
+Endpoint and credentials come from ``ragrec.config.EasSettings`` (environment, or the extra
+of the Airflow Connection ``eas_default``: ``control_endpoint``, ``access_key_id``,
+``access_key_secret``, ``region_id``, ``cluster_id``, ``service_name``; see
+``ragrec.airflow.connections``). Secrets are never logged.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ragrec.cloud.sdk_errors import sdk_call
+from ragrec.config import EasSettings
 
 log = logging.getLogger(__name__)
 FAILED_STATES = {"Failed", "Stopped", "DeleteFailed"}
@@ -24,38 +24,6 @@ FAILED_STATES = {"Failed", "Stopped", "DeleteFailed"}
 
 class DeployError(RuntimeError):
     pass
-
-
-@dataclass(frozen=True)
-class EasSettings:
-    endpoint: str | None = None
-    access_key_id: str | None = None
-    access_key_secret: str | None = None
-    security_token: str | None = None
-    region_id: str | None = None
-    cluster_id: str | None = None
-    service_name: str | None = None
-    protocol: str = "https"
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> EasSettings:
-        region = env.get("EAS_REGION_ID") or None
-        return cls(
-            endpoint=env.get("EAS_ENDPOINT") or None,
-            access_key_id=env.get("EAS_ACCESS_KEY_ID") or env.get("ALIBABA_CLOUD_ACCESS_KEY_ID")
-            or None,
-            access_key_secret=env.get("EAS_ACCESS_KEY_SECRET")
-            or env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET") or None,
-            security_token=env.get("EAS_SECURITY_TOKEN") or None,
-            region_id=region, cluster_id=env.get("EAS_CLUSTER_ID") or region,
-            service_name=env.get("EAS_SERVICE_NAME") or None,
-            protocol=env.get("EAS_PROTOCOL") or "https",
-        )
-
-    def __repr__(self) -> str:  # never print the secret
-        return (f"EasSettings(endpoint={self.endpoint!r}, access_key_id={self.access_key_id!r}, "
-                f"access_key_secret={'***' if self.access_key_secret else None}, "
-                f"cluster_id={self.cluster_id!r}, service_name={self.service_name!r})")
 
 
 @dataclass(frozen=True)

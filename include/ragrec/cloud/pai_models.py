@@ -12,42 +12,14 @@ OpenAI-compatible endpoint.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 from ragrec.cloud.sdk_errors import sdk_call
+from ragrec.config import PaiSettings
 from ragrec.models.store import ModelLayout
 
 
 class PaiRegistryError(RuntimeError):
     pass
-
-
-@dataclass(frozen=True)
-class PaiSettings:
-    endpoint: str | None = None
-    access_key_id: str | None = None
-    access_key_secret: str | None = None
-    workspace_id: str | None = None
-    region_id: str | None = None
-    protocol: str = "https"
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> PaiSettings:
-        return cls(
-            endpoint=env.get("PAI_WORKSPACE_ENDPOINT") or None,
-            access_key_id=env.get("ALIBABA_CLOUD_ACCESS_KEY_ID") or None,
-            access_key_secret=env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET") or None,
-            workspace_id=env.get("PAI_WORKSPACE_ID") or None,
-            region_id=env.get("PAI_REGION_ID") or None,
-            protocol=env.get("PAI_PROTOCOL") or "https",
-        )
-
-    def __repr__(self) -> str:
-        return (f"PaiSettings(endpoint={self.endpoint!r}, access_key_id={self.access_key_id!r}, "
-                f"access_key_secret={'***' if self.access_key_secret else None}, "
-                f"workspace_id={self.workspace_id!r})")
 
 
 class PaiModelRegistry:

@@ -4,12 +4,12 @@ machines without an endpoint. Same model, same vectors as the model server."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ragrec.config import SENTENCE_TRANSFORMERS_QUIET, ModelEndpointSettings, set_library_defaults
 from ragrec.embedding.base import EmbedResult, check_vectors
 
 BASE_MODEL_VERSION = "all-minilm-l6-v2-base"
@@ -79,7 +79,7 @@ class InProcessEmbedder:
     # 16 measured best on 2 CPU cores for 256-token chunks (bench/encode_only: 16 < 32 < 64).
     def __init__(self, model_dir: Path | None = None, batch_size: int = 16,
                  device: str | None = None):
-        env_dir = os.environ.get("RAGREC_MODEL_DIR")
+        env_dir = ModelEndpointSettings.from_env().model_dir
         self.model_dir = Path(model_dir or env_dir or base_model_dir())
         if not (self.model_dir / "modules.json").is_file():
             raise FileNotFoundError(f"{self.model_dir} is not a sentence-transformers model")
@@ -93,9 +93,7 @@ class InProcessEmbedder:
     @property
     def model(self):
         if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+            set_library_defaults(SENTENCE_TRANSFORMERS_QUIET)
             from sentence_transformers import SentenceTransformer
 
             self._model = SentenceTransformer(str(self.model_dir), device=self.device,

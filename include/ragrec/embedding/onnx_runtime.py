@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ragrec.config import cache_dir
+from ragrec.config import ModelEndpointSettings, cache_dir
 from ragrec.embedding.base import EmbedResult, check_vectors
 from ragrec.embedding.in_process import (
     base_model_dir,
@@ -106,7 +106,8 @@ def _export_float(model_dir: Path, target: Path) -> None:
 class OnnxEmbedder:
     def __init__(self, model_dir: Path | None = None, quantize: bool = False,
                  batch_size: int = 16, threads: int | None = None):
-        self.model_dir = Path(model_dir or os.environ.get("RAGREC_MODEL_DIR") or base_model_dir())
+        self.model_dir = Path(model_dir or ModelEndpointSettings.from_env().model_dir
+                              or base_model_dir())
         self.quantize = quantize
         self.batch_size = batch_size
         self.threads = threads or os.cpu_count() or 1

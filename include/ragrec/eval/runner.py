@@ -2,13 +2,15 @@
 
 1. The corpus is indexed through the normal ingest path (files under the cache, then
    ``Ingestor``) unless the alias already holds it with this model version.
-2. For each query: BM25 and dense chunk hits (``depth`` each), collapsed to documents.
-3. Modes: ``bm25``, ``dense``, ``hybrid`` (RRF), ``hybrid-convex`` (normalised-score blend)
-   and ``hybrid+rerank`` (top ``rerank_top`` documents of the better hybrid re-scored by the
-   cross-encoder, blended with the first-stage score).
-4. The convex weight, the first stage for reranking and the rerank blend are chosen on a
-   fixed sample of the **train** split (``evaluation.tuning_sample``, the same queries
+2. Each mode is a ``SearchSpec`` ranked by ``retrieval.Searcher`` - the path the API
+   serves: ``bm25``, ``dense``, ``hybrid`` (RRF), ``hybrid-convex`` (normalised-score blend)
+   and ``hybrid+rerank`` (the better hybrid's top ``rerank_top`` chunks re-scored by the
+   cross-encoder and blended with the first stage). The legs of a query are fetched once
+   and ranked under every spec; the chunk hits are then collapsed to documents.
+3. The convex weight, the first stage for reranking and the rerank blend are chosen on a
+   fixed sample of the **train** split (``datasets.tuning_sample``, the same queries
    ``ragrec train`` holds out of training); the evaluated split is never looked at for that.
+   The report carries each mode's spec, ready to gate and serve.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
-from ragrec.evaluation import BeirDataset, score_run, tuning_sample
-from ragrec.retrieval import fusion
+from ragrec.eval.datasets import BeirDataset, tuning_sample, write_corpus_as_files
+from ragrec.eval.metrics import judged_ranking, score_run
+from ragrec.retrieval import Hit, Searcher, SearchSpec
 
 MODES = ("bm25", "dense", "hybrid", "hybrid-convex", "hybrid+rerank")
 WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
@@ -37,16 +40,9 @@ class EvalSettings:
     split: str = "test"
     tune_split: str = "train"
     tune_queries: int = 150
-    depth: int = 300  # chunks per system per query (Recall@100 needs > 100 documents)
+    depth: int = 300  # chunks per leg per query (Recall@100 needs > 100 documents)
     rerank_top: int = 50
     seed: int = 13
-
-
-@dataclass
-class Candidates:
-    bm25: dict[str, float] = field(default_factory=dict)
-    dense: dict[str, float] = field(default_factory=dict)
-    texts: dict[str, str] = field(default_factory=dict)  # doc -> its best chunk's text
 
 
 @dataclass
@@ -57,6 +53,7 @@ class EvalReport:
     model_version: str
     reranker_version: str | None
     metrics: dict[str, dict[str, float]]
+    specs: dict[str, dict]
     tuned: dict[str, object]
     seconds: dict[str, float]
 
@@ -68,124 +65,103 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def gather(client: Elasticsearch, alias: str, embedder, queries: dict[str, str],
-           depth: int) -> dict[str, Candidates]:
-    from ragrec import retrieval
-
-    ids = list(queries)
-    vectors = embedder.embed([queries[q] for q in ids]).vectors
-    found: dict[str, Candidates] = {}
-    for number, (qid, vector) in enumerate(zip(ids, vectors, strict=True), start=1):
-        lexical = retrieval.bm25(client, alias, queries[qid], depth)
-        semantic = retrieval.dense(client, alias, vector, depth, num_candidates=depth * 2)
-        entry = Candidates(fusion.collapse((h.doc_id, h.score) for h in lexical),
-                           fusion.collapse((h.doc_id, h.score) for h in semantic))
-        for hit in semantic + lexical:
-            entry.texts.setdefault(hit.doc_id, (f"{hit.title}\n{hit.text}" if hit.title
-                                                else hit.text))
-        found[qid] = entry
-        if number % 100 == 0:
-            _say(f"  retrieved {number}/{len(ids)} queries")
-    return found
+def mode_specs(settings: EvalSettings, convex_weight: float = 0.5,
+               first_stage: str = "hybrid", rerank_weight: float = 1.0) -> dict[str, SearchSpec]:
+    """Each mode's spec at the evaluation depth."""
+    depth = settings.depth
+    specs = {"bm25": SearchSpec("bm25", depth=depth), "dense": SearchSpec("dense", depth=depth),
+             "hybrid": SearchSpec("hybrid", "rrf", depth=depth),
+             "hybrid-convex": SearchSpec("hybrid", "convex", convex_weight, depth=depth)}
+    specs["hybrid+rerank"] = specs[first_stage].overridden(
+        rerank=True, rerank_top=settings.rerank_top, rerank_weight=rerank_weight)
+    return specs
 
 
-def _doc(doc_id: str) -> str:
-    return doc_id.removesuffix(".md")
+class Run:
+    """One query set's legs, fetched once (both legs, at one depth), ranked under any spec
+    by the searcher; rerank scores are kept per query, so blend weights cost nothing."""
+
+    def __init__(self, searcher: Searcher, alias: str, queries: dict[str, str], depth: int):
+        self.searcher, self.alias, self.queries = searcher, alias, queries
+        self.version = searcher.model_version(alias)
+        self.legs: dict[str, dict[str, list[Hit]]] = {}
+        self._cross: dict[str, dict[str, float]] = {}
+        legs_spec = SearchSpec("hybrid", depth=depth)
+        for number, (qid, text) in enumerate(queries.items(), start=1):
+            self.legs[qid] = searcher.legs(alias, text, legs_spec, self.version)
+            if number % 100 == 0:
+                _say(f"  retrieved {number}/{len(queries)} queries")
+
+    def hits(self, spec: SearchSpec) -> dict[str, list[Hit]]:
+        """qid -> the chunk ranking ``Searcher.search`` gives under ``spec``."""
+        return {qid: self.searcher.rank(self.queries[qid], legs, spec, self.version,
+                                        self._cross.setdefault(qid, {}))
+                for qid, legs in self.legs.items()}
+
+    def scores(self, spec: SearchSpec, qrels: dict[str, dict[str, int]]) -> dict[str, float]:
+        judged = {d for docs in qrels.values() for d in docs}
+        run = {qid: judged_ranking((h.doc_id for h in hits), judged)
+               for qid, hits in self.hits(spec).items()}
+        return score_run(run, qrels)
 
 
-def first_stage_runs(found: dict[str, Candidates], convex_weight: float) -> dict[str, dict]:
-    """mode -> qid -> (ranked docs, scores) for the modes without a reranker."""
-    runs: dict[str, dict] = {m: {} for m in ("bm25", "dense", "hybrid", "hybrid-convex")}
-    for qid, c in found.items():
-        fused = fusion.rrf([fusion.ranked(c.bm25), fusion.ranked(c.dense)])
-        mixed = fusion.convex(c.bm25, c.dense, convex_weight)
-        for mode, scores in (("bm25", c.bm25), ("dense", c.dense), ("hybrid", fused),
-                             ("hybrid-convex", mixed)):
-            runs[mode][qid] = (fusion.ranked(scores), scores)
-    return runs
-
-
-def _as_docs(run: dict) -> dict[str, list[str]]:
-    return {qid: [_doc(d) for d in ranking] for qid, (ranking, _) in run.items()}
-
-
-def _ndcg(run: dict, qrels) -> float:
-    return score_run(_as_docs(run), qrels)["ndcg@10"]
-
-
-def rerank_scores(reranker, query: str, candidates: Candidates, head: list[str]) -> dict:
-    scores = reranker.score(query, [candidates.texts[d] for d in head])
-    return dict(zip(head, map(float, scores), strict=True))
-
-
-def tune(found, queries, qrels, reranker, settings: EvalSettings) -> dict:
+def tune(run: Run, qrels, settings: EvalSettings, rerank: bool) -> dict:
     tuned: dict[str, object] = {}
-    per_weight = {w: _ndcg(first_stage_runs(found, w)["hybrid-convex"], qrels) for w in WEIGHTS}
+    base = mode_specs(settings)["hybrid-convex"]
+    per_weight = {w: run.scores(base.overridden(dense_weight=w), qrels)["ndcg@10"]
+                  for w in WEIGHTS}
     tuned["convex_weight"] = max(WEIGHTS, key=lambda w: (per_weight[w], -abs(w - 0.5)))
     tuned["convex_train_ndcg"] = {str(w): round(v, 4) for w, v in per_weight.items()}
-    runs = first_stage_runs(found, tuned["convex_weight"])
-    stage = max(("hybrid", "hybrid-convex"), key=lambda m: _ndcg(runs[m], qrels))
-    tuned["rerank_first_stage"] = stage
-    if reranker is None:
+    specs = mode_specs(settings, tuned["convex_weight"])
+    tuned["rerank_first_stage"] = max(
+        ("hybrid", "hybrid-convex"), key=lambda m: run.scores(specs[m], qrels)["ndcg@10"])
+    if not rerank:
         return tuned
-    cross = {}
-    for qid, (ranking, _) in runs[stage].items():
-        cross[qid] = rerank_scores(reranker, queries[qid], found[qid],
-                                   ranking[: settings.rerank_top])
+    head = specs[tuned["rerank_first_stage"]]
     per_blend = {}
     for weight in WEIGHTS:
-        run = {qid: (fusion.blend_rerank(ranking, cross[qid], scores, weight), {})
-               for qid, (ranking, scores) in runs[stage].items()}
-        per_blend[weight] = _ndcg(run, qrels)
+        spec = head.overridden(rerank=True, rerank_top=settings.rerank_top,
+                               rerank_weight=weight)
+        per_blend[weight] = run.scores(spec, qrels)["ndcg@10"]
     tuned["rerank_weight"] = max(WEIGHTS, key=lambda w: (per_blend[w], w))
     tuned["rerank_train_ndcg"] = {str(w): round(v, 4) for w, v in per_blend.items()}
     return tuned
 
 
-def evaluate(client: Elasticsearch, alias: str, dataset: BeirDataset, embedder,
-             reranker=None, modes=MODES, settings: EvalSettings = EvalSettings(),
-             reranker_version: str | None = None) -> EvalReport:
+def evaluate(searcher: Searcher, alias: str, dataset: BeirDataset, modes=MODES,
+             settings: EvalSettings = EvalSettings(), reranker_version: str | None = None
+             ) -> EvalReport:
+    """``searcher.models`` must encode the index's model version (and rerank, for
+    ``hybrid+rerank``)."""
     seconds: dict[str, float] = {}
     queries = dataset.queries()
     tuned: dict[str, object] = {}
-    needs_tuning = any(m in modes for m in ("hybrid-convex", "hybrid+rerank"))
-    if needs_tuning:
+    if any(m in modes for m in ("hybrid-convex", "hybrid+rerank")):
         started = time.monotonic()
         train = dataset.qrels(settings.tune_split)
         sample = tuning_sample(train, settings.tune_queries, settings.seed)
         _say(f"tuning on {len(sample)} {settings.tune_split} queries")
-        found = gather(client, alias, embedder, {q: queries[q] for q in sample}, settings.depth)
-        tuned = tune(found, queries, {q: train[q] for q in sample},
-                     reranker if "hybrid+rerank" in modes else None, settings)
+        run = Run(searcher, alias, {q: queries[q] for q in sample}, settings.depth)
+        tuned = tune(run, {q: train[q] for q in sample}, settings, "hybrid+rerank" in modes)
         tuned["tune_queries"] = len(sample)
         seconds["tuning"] = round(time.monotonic() - started, 1)
-
+    specs = mode_specs(settings, float(tuned.get("convex_weight", 0.5)),
+                       str(tuned.get("rerank_first_stage", "hybrid")),
+                       float(tuned.get("rerank_weight", 1.0)))
     qrels = dataset.qrels(settings.split)
     started = time.monotonic()
     _say(f"evaluating {len(qrels)} {settings.split} queries")
-    found = gather(client, alias, embedder, {q: queries[q] for q in qrels}, settings.depth)
-    runs = first_stage_runs(found, float(tuned.get("convex_weight", 0.5)))
+    run = Run(searcher, alias, {q: queries[q] for q in qrels}, settings.depth)
     seconds["retrieval"] = round(time.monotonic() - started, 1)
     metrics = {}
     for mode in modes:
-        if mode == "hybrid+rerank":
-            continue
-        metrics[mode] = _rounded(score_run(_as_docs(runs[mode]), qrels))
-    if "hybrid+rerank" in modes and reranker is not None:
         started = time.monotonic()
-        stage = runs[str(tuned["rerank_first_stage"])]
-        weight = float(tuned["rerank_weight"])
-        reranked = {}
-        for number, (qid, (ranking, scores)) in enumerate(stage.items(), start=1):
-            cross = rerank_scores(reranker, queries[qid], found[qid],
-                                  ranking[: settings.rerank_top])
-            reranked[qid] = (fusion.blend_rerank(ranking, cross, scores, weight), {})
-            if number % 50 == 0:
-                _say(f"  reranked {number}/{len(stage)} queries")
-        metrics["hybrid+rerank"] = _rounded(score_run(_as_docs(reranked), qrels))
-        seconds["rerank"] = round(time.monotonic() - started, 1)
-    return EvalReport(str(dataset.root), settings.split, alias, embedder.model_version,
-                      reranker_version, metrics, tuned, seconds)
+        metrics[mode] = _rounded(run.scores(specs[mode], qrels))
+        if specs[mode].reranks:
+            seconds["rerank"] = round(time.monotonic() - started, 1)
+    return EvalReport(str(dataset.root), settings.split, alias, run.version,
+                      reranker_version, metrics, {m: specs[m].to_dict() for m in modes},
+                      tuned, seconds)
 
 
 def _rounded(scores: dict) -> dict:
@@ -194,8 +170,6 @@ def _rounded(scores: dict) -> dict:
 
 def corpus_folder(dataset: BeirDataset, cache: Path) -> Path:
     """The dataset's corpus as Markdown files (written once per corpus content)."""
-    from ragrec.evaluation import write_corpus_as_files
-
     corpus = dataset.root / "corpus.jsonl"
     digest = hashlib.sha256(f"{corpus.resolve()}:{corpus.stat().st_size}:"
                             f"{corpus.stat().st_mtime_ns}".encode()).hexdigest()[:16]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from ragrec.indexing.chunk_document import properties
+
 SCHEMA_VERSION = 1
 
 
@@ -41,35 +43,17 @@ def chunk_index_body(
                     **(extra_meta or {}),
                 }
             },
-            "properties": {
-                "doc_id": {"type": "keyword"},
-                "chunk_no": {"type": "integer"},
-                "chunk_count": {"type": "integer"},
-                "text": {"type": "text", "analyzer": analyzer},
-                "title": {"type": "text", "analyzer": analyzer},
-                "title_path": {"type": "keyword"},
-                "page": {"type": "integer"},
-                "token_count": {"type": "integer"},
-                "model_token_count": {"type": "integer"},
-                "content_hash": {"type": "keyword"},
-                "source_uri": {"type": "keyword"},
-                "source_fingerprint": {"type": "keyword"},
-                "source_sha256": {"type": "keyword"},
-                "last_modified": {"type": "date"},
-                "indexed_at": {"type": "date"},
-                "model_version": {"type": "keyword"},
-                "vector": {
-                    "type": "dense_vector",
-                    "dims": dims,
-                    "index": True,
-                    "similarity": vectors.similarity,
-                    "index_options": {
-                        "type": "int8_hnsw" if vectors.int8 else "hnsw",
-                        "m": vectors.m,
-                        "ef_construction": vectors.ef_construction,
-                    },
+            "properties": properties(analyzer, {
+                "type": "dense_vector",
+                "dims": dims,
+                "index": True,
+                "similarity": vectors.similarity,
+                "index_options": {
+                    "type": "int8_hnsw" if vectors.int8 else "hnsw",
+                    "m": vectors.m,
+                    "ef_construction": vectors.ef_construction,
                 },
-            },
+            }),
         },
     }
 

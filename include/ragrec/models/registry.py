@@ -10,31 +10,29 @@ Stages are aliases (``candidate``, ``production``); every change is appended to 
 so ``rollback`` restores the previous holder of a stage. On ``file://`` a lock file
 serialises writers; on ``oss://`` the registry object is re-read and compared (ETag) right
 before it is written, and a concurrent change is refused rather than overwritten.
+
+Where the registry is and how OSS is reached come from a ``RegistrySettings``
+(``ragrec.config``: the environment; ``ragrec.airflow.connections.registry_settings`` in
+DAGs, with the ``oss_default`` Connection's access); the registry reads no environment.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
-import os
 import shutil
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ragrec.models.store import CARD, ModelNotFound, read_layout, resolve_model_uri
+from ragrec.config import OssSettings, RegistrySettings
+from ragrec.models.store import CARD, ModelNotFound, fetch_model_dir, read_layout
 
 STAGES = ("candidate", "production")
 
 
 class RegistryError(ValueError):
     pass
-
-
-def default_root() -> str:
-    from ragrec.config import cache_dir
-
-    return os.environ.get("RAGREC_REGISTRY") or f"file://{cache_dir() / 'registry'}"
 
 
 class LocalStore:
@@ -80,13 +78,12 @@ class LocalStore:
 
 
 class OssStore:
-    def __init__(self, bucket: str, prefix: str):
-        from ragrec.config import OssSettings
+    def __init__(self, bucket: str, prefix: str, oss: OssSettings):
         from ragrec.sources.base import SourceError
         from ragrec.sources.oss import OssSource
 
         try:  # the source's client: same settings checks, STS tokens, timeouts
-            source = OssSource(bucket, prefix, OssSettings.from_env())
+            source = OssSource(bucket, prefix, oss)
         except SourceError as exc:
             raise RegistryError(f"an oss:// registry needs OSS access: {exc}") from exc
         self.bucket_name, self.prefix = bucket, prefix.strip("/")
@@ -133,24 +130,31 @@ class OssStore:
         yield  # optimistic: ``write`` refuses when the object changed underneath
 
 
-def version_uri(version: str, registry_root: str | None) -> str | None:
+def version_uri(version: str, registry: RegistrySettings | None) -> str | None:
     """Where model ``version`` can be loaded from: ``base`` for the bundled base model, the
-    artifact URI of a version the registry at ``registry_root`` holds, else None."""
+    artifact URI of a version ``registry`` holds, else None (None: no registry)."""
     from ragrec.embedding.in_process import BASE_MODEL_VERSION
 
     if version == BASE_MODEL_VERSION:
         return "base"
-    if registry_root:
-        return Registry(open_store(registry_root)).find_version(version)
+    if registry is not None:
+        return open_registry(registry).find_version(version)
     return None
 
 
-def open_store(root: str | None = None):
-    root = root or default_root()
+def open_store(root: str, oss: OssSettings | None = None):
+    """The store at ``root`` (``file://`` or a path; ``oss://bucket/prefix`` reached with
+    ``oss``)."""
     if root.startswith("oss://"):
         bucket, _, prefix = root.removeprefix("oss://").partition("/")
-        return OssStore(bucket, prefix)
+        return OssStore(bucket, prefix, oss or OssSettings())
     return LocalStore(Path(root.removeprefix("file://")).expanduser())
+
+
+def open_registry(settings: RegistrySettings) -> Registry:
+    """The registry ``settings`` name, reached (and fetching ``oss://`` versions to
+    register) with its OSS access."""
+    return Registry(open_store(settings.root, settings.oss), oss=settings.oss)
 
 
 def _now() -> str:
@@ -158,8 +162,12 @@ def _now() -> str:
 
 
 class Registry:
-    def __init__(self, store=None):
-        self.store = store or open_store()
+    """Versions, stages and history in ``store``; ``oss``: the access ``oss://`` model URIs
+    given to ``register`` are fetched with."""
+
+    def __init__(self, store, oss: OssSettings | None = None):
+        self.store = store
+        self.oss = oss
 
     def _load(self, name: str) -> tuple[dict, str | None]:
         data, tag = self.store.read(f"{name}/registry.json")
@@ -175,7 +183,9 @@ class Registry:
         return data
 
     def register(self, model_uri: str, stage: str | None = "candidate") -> dict:
-        local = resolve_model_uri(model_uri)
+        if str(model_uri).startswith("registry:"):
+            model_uri = self.resolve(str(model_uri).removeprefix("registry:"))
+        local = fetch_model_dir(model_uri, self.oss)
         layout = read_layout(local)
         if not (local / CARD).is_file():
             raise RegistryError(f"{model_uri} has no {CARD}: register versions ragrec trained "

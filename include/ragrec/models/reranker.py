@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from ragrec.config import HF_OFFLINE, set_library_defaults
 
 RERANK_MAX_LENGTH = 320  # word pieces for query + passage; longer pairs are cut at the passage end
 
@@ -26,8 +27,7 @@ class CrossEncoderScorer:
 
 
 def load_cross_encoder(model_dir: Path, device: str | None = None) -> CrossEncoderScorer:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    set_library_defaults(HF_OFFLINE)
     from sentence_transformers import CrossEncoder
 
     model = CrossEncoder(str(model_dir), device=device, local_files_only=True,
@@ -38,8 +38,7 @@ def load_cross_encoder(model_dir: Path, device: str | None = None) -> CrossEncod
 def init_cross_encoder(encoder_dir: Path, out: Path, seed: int = 13) -> Path:
     """A cross-encoder that starts from a bi-encoder's transformer (fresh scoring head):
     the starting point for ``ragrec train reranker``; nothing is downloaded."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    set_library_defaults(HF_OFFLINE)
     import torch
     from sentence_transformers import CrossEncoder
 

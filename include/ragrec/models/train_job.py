@@ -18,10 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ragrec.evaluation import BeirDataset, score_run
-from ragrec.models.store import CARD, load_layout, read_layout
+from ragrec.eval.datasets import BeirDataset
+from ragrec.eval.metrics import score_run
+from ragrec.models.store import CARD, read_layout
 from ragrec.models.trainers import TrainSettings, train_embedder, train_reranker
 from ragrec.models.training_data import TrainingSet, document_text, from_beir, from_clicks
+from ragrec.models.uris import load_layout
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,6 @@ def rerank_ndcg(client, alias: str, scorer, dataset: BeirDataset, split: str,
     """BM25 top-``top`` documents for the first ``queries_limit`` judged queries, before
     (BM25 order) and after reranking."""
     from ragrec import retrieval
-    from ragrec.retrieval.fusion import collapse, ranked
 
     queries, qrels = dataset.queries(), dataset.qrels(split)
     ids = sorted(qrels)[:queries_limit]
@@ -92,7 +93,7 @@ def rerank_ndcg(client, alias: str, scorer, dataset: BeirDataset, split: str,
     before, after = {}, {}
     for qid in ids:
         hits = retrieval.bm25(client, alias, queries[qid], top * 3)
-        order = ranked(collapse((h.doc_id.removesuffix(".md"), h.score) for h in hits))[:top]
+        order = list(dict.fromkeys(h.doc_id.removesuffix(".md") for h in hits))[:top]
         before[qid] = order
         if scorer is not None and order:
             scores = scorer.score(queries[qid], [documents[d] for d in order])

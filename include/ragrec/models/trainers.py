@@ -15,13 +15,13 @@ optimiser state stay float32; about 1.6x faster per step on a 2-core AVX512-BF16
 
 from __future__ import annotations
 
-import os
 import random
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ragrec.config import TrainingDeviceSettings
 from ragrec.models.training_data import TrainingSet
 
 
@@ -53,8 +53,8 @@ def _seed_everything(seed: int):
 def _device() -> str:
     import torch
 
-    return os.environ.get("RAGREC_TRAIN_DEVICE") or ("cuda" if torch.cuda.is_available()
-                                                     else "cpu")
+    return TrainingDeviceSettings.from_env().device or ("cuda" if torch.cuda.is_available()
+                                                        else "cpu")
 
 
 def bf16_is_fast(device: str) -> bool:

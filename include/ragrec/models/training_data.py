@@ -12,7 +12,7 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
-from ragrec.evaluation import BeirDataset, tuning_sample
+from ragrec.eval.datasets import BeirDataset, tuning_sample
 
 
 @dataclass

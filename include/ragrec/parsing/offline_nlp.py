@@ -12,9 +12,10 @@ both alike.
 
 from __future__ import annotations
 
-import os
 import re
 from functools import lru_cache
+
+from ragrec.config import UNSTRUCTURED_OFFLINE, set_library_defaults
 
 _installed = False
 
@@ -73,12 +74,8 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    os.environ.setdefault("DO_NOT_TRACK", "true")
-    os.environ.setdefault("SCARF_NO_ANALYTICS", "true")
-    os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
-    # Any model-hub lookup fails at once instead of hanging on a closed network.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # No telemetry; any model-hub lookup fails at once instead of hanging on a closed network.
+    set_library_defaults(UNSTRUCTURED_OFFLINE)
     from unstructured.nlp import tokenize
     from unstructured.partition import text_type
 

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
+from ragrec.config import SmtpSettings
+
 log = logging.getLogger(__name__)
 
 
@@ -29,22 +31,6 @@ class Alert:
         extra = "\n".join(f"{k}: {v}" for k, v in self.fields.items())
         return f"[ragrec {self.severity}] {self.title}\n{self.text}" + (f"\n{extra}" if extra
                                                                          else "")
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    host: str
-    port: int = 25
-    username: str | None = None
-    password: str | None = None
-    starttls: bool = False
-    sender: str = "ragrec@localhost"
-    recipients: tuple[str, ...] = ()
-    timeout: float = 10.0
-
-    def __repr__(self) -> str:  # never print the password
-        return (f"SmtpSettings(host={self.host!r}, port={self.port}, username={self.username!r},"
-                f" recipients={self.recipients!r})")
 
 
 def _retry(what: str, call, attempts: int, backoff: float):

@@ -7,8 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 from elasticsearch import Elasticsearch, helpers
 
-CHUNK_FIELDS = ["doc_id", "chunk_no", "token_count", "model_token_count", "model_version",
-                "indexed_at", "vector"]
+from ragrec.indexing.chunk_document import CHECKED as CHUNK_FIELDS
 
 
 def chunk_frame(rows: Iterable[dict]):

@@ -32,23 +32,24 @@ def check_chunks(client: Elasticsearch, alias: str, runner: QualityRunner,
 
 def check_documents(client: Elasticsearch, source, alias: str, runner: QualityRunner,
                     max_age_hours: float) -> dict:
-    from ragrec.batch_ingest import validate_index
+    from ragrec.quality.index_check import validate_index
 
     fresh_after = datetime.now(UTC) - timedelta(hours=max_age_hours) if max_age_hours else None
     return validate_index(client, source, alias, runner, fresh_after=fresh_after).to_dict()
 
 
-def check_golden(client: Elasticsearch, alias: str, embedder, golden_dir: Path,
-                 mode: str, margin: float) -> dict:
-    """Live golden score vs the one recorded when this version went live (or, without one,
-    only reported)."""
-    from ragrec.golden import evaluate_golden
+def check_golden(client: Elasticsearch, alias: str, models, golden_dir: Path, spec,
+                 margin: float) -> dict:
+    """Live golden score under ``spec`` vs the one recorded when this version went live
+    under the same spec (or, without one, only reported)."""
+    from ragrec.eval.golden import evaluate_golden
+    from ragrec.retrieval import Searcher
 
     live = versions.current_version(client, alias)
     recorded = versions.index_meta(client, live).get("golden") or {}
-    now = evaluate_golden(client, live, embedder, golden_dir, mode).to_dict()
+    now = evaluate_golden(Searcher(client, models), live, golden_dir, spec).to_dict()
     comparable = (recorded.get("golden_sha256") == now["golden_sha256"]
-                  and recorded.get("mode") == mode)
+                  and recorded.get("spec") == now["spec"])
     drop = round(recorded["ndcg_at_10"] - now["ndcg_at_10"], 4) if comparable else None
     success = drop is None or drop <= margin
     return {"suite": f"{alias}-golden", "success": success, "score": now,

@@ -7,11 +7,12 @@ and the report carries the path of its ``index.html`` for alerts to link to.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+from ragrec.config import GREAT_EXPECTATIONS_OFFLINE, set_library_defaults
+
+set_library_defaults(GREAT_EXPECTATIONS_OFFLINE)
 
 
 @dataclass

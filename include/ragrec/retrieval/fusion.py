@@ -1,23 +1,14 @@
-"""Fusion arithmetic: per-system collapse to documents, reciprocal rank fusion,
-convex combination of normalised scores, and blending in a reranker's scores.
+"""Fusion arithmetic: reciprocal rank fusion, convex combination of normalised scores, and
+blending in a reranker's scores.
 
 Everything here is pure (no I/O), so the tuned weights are easy to test and to explain.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 RRF_K = 60
-
-
-def collapse(hits: Iterable[tuple[str, float]]) -> dict[str, float]:
-    """(doc_id, score) in rank order -> best score per document."""
-    best: dict[str, float] = {}
-    for doc_id, score in hits:
-        if doc_id not in best:
-            best[doc_id] = score
-    return best
 
 
 def ranked(scores: dict[str, float]) -> list[str]:
@@ -47,13 +38,9 @@ def convex(bm25: dict[str, float], dense: dict[str, float], weight: float) -> di
     return {d: weight * b.get(d, 0.0) + (1 - weight) * a.get(d, 0.0) for d in set(a) | set(b)}
 
 
-def blend_rerank(first_stage: list[str], rerank_scores: dict[str, float],
-                 first_stage_scores: dict[str, float], weight: float) -> list[str]:
-    """Re-orders the reranked head of ``first_stage``: ``weight`` x normalised cross-encoder
-    score + (1 - weight) x normalised first-stage score; the tail keeps its order."""
-    head = [d for d in first_stage if d in rerank_scores]
-    tail = [d for d in first_stage if d not in rerank_scores]
-    cross = min_max(rerank_scores)
-    first = min_max({d: first_stage_scores.get(d, 0.0) for d in head})
-    mixed = {d: weight * cross[d] + (1 - weight) * first[d] for d in head}
-    return ranked(mixed) + tail
+def blend(first_stage: dict[str, float], cross: dict[str, float],
+          weight: float) -> dict[str, float]:
+    """The reranked head's scores: ``weight`` x normalised cross-encoder score + (1 - weight)
+    x normalised first-stage score."""
+    a, b = min_max(cross), min_max({d: first_stage.get(d, 0.0) for d in cross})
+    return {d: weight * a[d] + (1 - weight) * b[d] for d in cross}

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ragrec.indexing.chunk_document import RANKED
+
 BM25_FIELDS = ["text", "title^0.5"]
 VECTOR_FIELD = "vector"
+SOURCE_FIELDS = RANKED  # what a ranked chunk carries back (never its vector)
 
 
 def bm25_query(query: str, filters: list[dict] | None = None) -> dict:
@@ -24,6 +27,16 @@ def knn_query(vector, k: int, num_candidates: int | None = None,
     if filters:
         knn["filter"] = filters
     return knn
+
+
+def highlight_request(query: str, chunk_ids: list[str]) -> dict:
+    """``query`` and ``highlight`` of one request for the fragments of these chunks' text
+    that match the query's terms (HTML-escaped, matches in ``<mark>``)."""
+    return {"query": {"bool": {"filter": {"ids": {"values": chunk_ids}},
+                               "should": {"match": {"text": query}}}},
+            "highlight": {"fields": {"text": {"fragment_size": 160, "number_of_fragments": 2}},
+                          "pre_tags": ["<mark>"], "post_tags": ["</mark>"],
+                          "encoder": "html"}}
 
 
 def excluding_documents(doc_ids: Iterable[str]) -> dict:

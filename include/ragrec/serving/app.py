@@ -39,17 +39,8 @@ from starlette.routing import Match
 
 from ragrec.serving import responses as answers
 from ragrec.serving.batching import DynamicBatcher
-from ragrec.serving.http_errors import (
-    BadRequest,
-    FaultBarrier,
-    error_responses,
-    install_error_handlers,
-    json_response,
-)
 from ragrec.serving.loaded_model import LoadedModel
 from ragrec.serving.metrics import Metrics
-from ragrec.serving.openapi_docs import complete_openapi, json_body
-from ragrec.serving.request_guard import DOCS_PATHS, RequestGuard, token_refusal
 from ragrec.serving.requests import (
     BODIES,
     EasRequest,
@@ -62,6 +53,15 @@ from ragrec.serving.requests import (
     rerank_request,
     text_list,
 )
+from ragrec.web.http_errors import (
+    BadRequest,
+    FaultBarrier,
+    error_responses,
+    install_error_handlers,
+    json_response,
+)
+from ragrec.web.openapi_docs import complete_openapi, json_body
+from ragrec.web.request_guard import DOCS_PATHS, RequestGuard, token_refusal
 
 log = logging.getLogger("ragrec.serving")
 

@@ -3,14 +3,15 @@ input limits, and the cross-encoder reranker when the version has one."""
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ragrec.models.store import ModelLayout, load_layout
+from ragrec.config import ServeModelSettings
+from ragrec.models.store import ModelLayout
+from ragrec.models.uris import load_layout
 
 SERVE_BACKENDS = ("torch", "onnx", "onnx-int8")
 
@@ -55,7 +56,7 @@ class LoadedModel:
 
     @classmethod
     def from_uri(cls, uri: str, backend: str | None = None) -> LoadedModel:
-        return cls(load_layout(uri), backend or os.environ.get("RAGREC_SERVE_BACKEND", "torch"))
+        return cls(load_layout(uri), backend or ServeModelSettings.from_env().backend)
 
     def warm_up(self) -> None:
         """Load weights now (not on the first request) so a swap only goes live when ready."""

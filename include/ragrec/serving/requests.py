@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragrec.serving.http_errors import BadRequest
+from ragrec.web.http_errors import BadRequest
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ragrec.serving.http_errors import BadRequest, error_response
+from ragrec.web.http_errors import BadRequest, error_response
 
 # path, headers -> why the request is refused before its body is read, or None
 Refusal = Callable[[str, Headers], BadRequest | None]

@@ -1,14 +1,11 @@
-"""Retrieval evaluation on BEIR-layout datasets: corpus.jsonl, queries.jsonl, qrels/*.tsv.
-
-Metrics are document-level: chunk hits are collapsed to their document (best rank wins),
-because qrels judge documents.
-"""
+"""BEIR-layout datasets (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``), the
+fixed train-split sample fusion and rerank weights are tuned on, and a corpus written out
+as a folder of Markdown files (a ``file://`` source for the normal ingest path)."""
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -63,43 +60,3 @@ def write_corpus_as_files(dataset: BeirDataset, folder: Path, every: int = 1) ->
         (folder / f"{doc['_id']}.md").write_text(body, encoding="utf-8")
         written += 1
     return written
-
-
-def doc_ranking(hit_doc_ids: Iterable[str]) -> list[str]:
-    """Collapse chunk hits (in rank order) to documents, keeping each document's best rank."""
-    seen: dict[str, None] = {}
-    for doc_id in hit_doc_ids:
-        seen.setdefault(doc_id.removesuffix(".md"), None)
-    return list(seen)
-
-
-def ndcg_at(ranked: list[str], relevant: dict[str, int], k: int = 10) -> float:
-    dcg = sum(relevant.get(doc, 0) / math.log2(rank + 2) for rank, doc in enumerate(ranked[:k]))
-    ideal = sorted(relevant.values(), reverse=True)[:k]
-    idcg = sum(gain / math.log2(rank + 2) for rank, gain in enumerate(ideal))
-    return dcg / idcg if idcg else 0.0
-
-
-def recall_at(ranked: list[str], relevant: dict[str, int], k: int = 100) -> float:
-    positives = {d for d, g in relevant.items() if g > 0}
-    return len(positives & set(ranked[:k])) / len(positives) if positives else 0.0
-
-
-def mrr_at(ranked: list[str], relevant: dict[str, int], k: int = 10) -> float:
-    for rank, doc in enumerate(ranked[:k], start=1):
-        if relevant.get(doc, 0) > 0:
-            return 1.0 / rank
-    return 0.0
-
-
-def score_run(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
-    """Mean nDCG@10, Recall@100 and MRR@10 over the judged queries."""
-    queries = [q for q in qrels if q in run]
-    if not queries:
-        return {"ndcg@10": 0.0, "recall@100": 0.0, "mrr@10": 0.0, "queries": 0}
-    return {
-        "ndcg@10": sum(ndcg_at(run[q], qrels[q]) for q in queries) / len(queries),
-        "recall@100": sum(recall_at(run[q], qrels[q]) for q in queries) / len(queries),
-        "mrr@10": sum(mrr_at(run[q], qrels[q]) for q in queries) / len(queries),
-        "queries": len(queries),
-    }

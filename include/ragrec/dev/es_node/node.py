@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ragrec.config import LocalNodeSettings
-from ragrec.es_node.distribution import ensure_distribution
-from ragrec.es_node.java_runtime import find_java_home
+from ragrec.dev.es_node.distribution import ensure_distribution
+from ragrec.dev.es_node.java_runtime import find_java_home
 
 # Elasticsearch refuses to run as root; as root we run it as this unprivileged system user.
 SERVICE_USER = "ragrec-es"

@@ -1,5 +1,5 @@
 """The local Elasticsearch node: distribution, Java, and the node process."""
 
-from ragrec.es_node.node import LocalNode, NodeError, NodeStatus
+from ragrec.dev.es_node.node import LocalNode, NodeError, NodeStatus
 
 __all__ = ["LocalNode", "NodeError", "NodeStatus"]

@@ -2,9 +2,9 @@
 (API server, scheduler with the LocalExecutor, DAG processor, triggerer) on the SQLite
 metadata DB of ``AIRFLOW_HOME`` - then prints the task states of each run.
 
-    python -m ragrec.airflow.scheduler_run kb_ingest --conf '{"all_documents": true}'
-    python -m ragrec.airflow.scheduler_run kb_ingest model_rollout --conf '{...}' --conf '{...}'
-    python -m ragrec.airflow.scheduler_run kb_ingest --backfill 2026-03-01T00:00 2026-03-01T01:00
+    python -m ragrec.dev.scheduler_run kb_ingest --conf '{"all_documents": true}'
+    python -m ragrec.dev.scheduler_run kb_ingest model_rollout --conf '{...}' --conf '{...}'
+    python -m ragrec.dev.scheduler_run kb_ingest --backfill 2026-03-01T00:00 2026-03-01T01:00
 
 It creates the ``model_endpoint`` pool, unpauses the DAGs, triggers them from the CLI one
 after the other (or creates one ``airflow backfill``), waits for each run to finish and
@@ -51,7 +51,7 @@ def _seconds(start: str | None, end: str | None) -> float | None:
 
 
 def _free_port() -> int:
-    from ragrec.es_node.node import free_port
+    from ragrec.dev.es_node.node import free_port
 
     return free_port()
 

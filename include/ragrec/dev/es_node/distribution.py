@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ragrec.config import LocalNodeSettings
-from ragrec.es_node.java_runtime import find_java_home
+from ragrec.dev.es_node.java_runtime import find_java_home
 
 MAVEN_COORDINATE = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
 MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
@@ -63,7 +63,7 @@ def ensure_distribution(settings: LocalNodeSettings, log: Callable[[str], None] 
         archive = (
             Path(settings.distribution)
             if settings.distribution
-            else _fetch_with_maven(settings.version, home.parent / "downloads", log)
+            else _fetch_with_maven(settings, home.parent / "downloads", log)
         )
         if not archive.is_file():
             raise DistributionError(f"RAGREC_ES_DIST={archive} is not a file")
@@ -77,11 +77,13 @@ def ensure_distribution(settings: LocalNodeSettings, log: Callable[[str], None] 
     return home
 
 
-def _fetch_with_maven(version: str, downloads: Path, log: Callable[[str], None]) -> Path:
+def _fetch_with_maven(settings: LocalNodeSettings, downloads: Path,
+                      log: Callable[[str], None]) -> Path:
+    version = settings.version
     target = downloads / f"elasticsearch-{version}.zip"
     if target.is_file():
         return target
-    mvn = shutil.which(os.environ.get("RAGREC_MVN", "mvn"))
+    mvn = shutil.which(settings.maven)
     if not mvn:
         raise DistributionError(
             "Maven (mvn) is needed once to fetch Elasticsearch from Maven Central: install it "

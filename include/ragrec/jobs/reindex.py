@@ -2,9 +2,11 @@
 
 1. ``build``: a new physical version from the whole source with the chosen encoder
    (vectors of unchanged chunks reused when the model is the same); the alias is untouched.
-2. ``gate``: the golden set on the candidate vs the live index; refused when nDCG@10 drops
-   more than ``margin`` below it. Scores are recorded in each version's ``_meta``, so the
-   live baseline is measured once per golden set.
+2. ``gate``: the golden set on the candidate vs the live index, both ranked under the search
+   spec that will be served (rerank included); refused when nDCG@10 drops more than
+   ``margin`` below the live one. Scores are recorded in each version's ``_meta``, so the
+   live baseline is measured once per golden set and spec; the spec a candidate passed with
+   is recorded on it (``search_spec``) and is what the API serves once it is live.
 3. ``swap``: one atomic alias action, older versions beyond ``keep`` deleted, then a
    catch-up sync of changes written to the old version while the new one was built.
 4. ``discard``: a refused or failed candidate is deleted; the live version never is.
@@ -18,8 +20,9 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
-from ragrec.golden import GoldenScore, evaluate_golden, golden_digest
+from ragrec.eval.golden import GoldenScore, evaluate_golden, golden_digest
 from ragrec.indexing import versions
+from ragrec.retrieval import EncoderMismatch, NoReranker, Searcher, SearchSpec
 from ragrec.sync import IngestOptions, Ingestor
 
 log = logging.getLogger(__name__)
@@ -32,7 +35,7 @@ class GateRefused(RuntimeError):
 @dataclass(frozen=True)
 class GateSettings:
     golden_dir: Path | None
-    mode: str = "hybrid"
+    spec: SearchSpec = SearchSpec()
     margin: float = 0.02
     split: str = "test"
 
@@ -47,27 +50,35 @@ def build(client: Elasticsearch, embedder, tokenizer, source, alias: str,
 
 
 def recorded_score(client: Elasticsearch, index: str, settings: GateSettings) -> dict | None:
-    """The golden score recorded on ``index`` for this golden set and mode, if any."""
+    """The golden score recorded on ``index`` for this golden set and spec, if any."""
     digest = golden_digest(settings.golden_dir, settings.split)
     golden = versions.index_meta(client, index).get("golden") or {}
-    if golden.get("golden_sha256") == digest and golden.get("mode") == settings.mode:
+    if golden.get("golden_sha256") == digest \
+            and golden.get("spec") == settings.spec.to_dict():
         return golden
     return None
 
 
-def score(client: Elasticsearch, index: str, embedder, settings: GateSettings) -> dict:
-    """The golden score of one version (recorded in its ``_meta``; measured if missing)."""
+def score(client: Elasticsearch, index: str, models, settings: GateSettings) -> dict:
+    """The golden score of one version under the gate's spec (recorded in its ``_meta``;
+    measured with that version's own models if missing)."""
     recorded = recorded_score(client, index, settings)
     if recorded is not None:
         return recorded
-    meta = versions.index_meta(client, index)
-    if meta.get("model_version") != embedder.model_version:
-        raise GateRefused(f"{index} was built with {meta.get('model_version')!r}; its queries "
-                          f"cannot be encoded with {embedder.model_version!r}")
-    result: GoldenScore = evaluate_golden(client, index, embedder, settings.golden_dir,
-                                          settings.mode, settings.split)
+    try:
+        result: GoldenScore = evaluate_golden(Searcher(client, models), index,
+                                              settings.golden_dir, settings.spec,
+                                              settings.split)
+    except (EncoderMismatch, NoReranker) as exc:
+        raise GateRefused(f"{index} cannot be scored under {settings.spec.label}: {exc}") \
+            from exc
     versions.update_meta(client, index, golden=result.to_dict())
     return result.to_dict()
+
+
+def record_spec(client: Elasticsearch, index: str, spec: SearchSpec) -> None:
+    """Records the spec ``index`` was gated with: what the API serves once it is live."""
+    versions.update_meta(client, index, search_spec=spec.to_dict())
 
 
 def gate(candidate: dict, live: dict | None, margin: float) -> dict:

@@ -8,20 +8,16 @@ import json
 import os
 import subprocess
 import sys
-from importlib import resources
 from pathlib import Path
 
 from ragrec.retrieval import Hit
+from ragrec.sources.samples import samples_dir
 
 DEMO_QUERIES = (
     "how do I get reimbursed for a hotel",
     "the VPN keeps disconnecting at the airport",
     "my laptop was stolen, what should I do",
 )
-
-
-def samples_dir() -> Path:
-    return Path(str(resources.files("ragrec") / "samples"))
 
 
 def format_hits(query: str, hits: list[Hit]) -> str:
@@ -48,7 +44,7 @@ def run_kb_ingest(index: str, log_path: Path, source: Path | None = None) -> dic
     env = os.environ.copy()
     with open(log_path, "w") as log:
         for command in (["airflow", "db", "migrate"],
-                        ["ragrec.airflow.demo_run", "--index", index, "--source",
+                        ["ragrec.dev.demo_run", "--index", index, "--source",
                          (source or samples_dir()).as_uri(), "--out", str(outcome_path)]):
             step = subprocess.run([sys.executable, "-m", *command], stdout=log,
                                   stderr=subprocess.STDOUT, env=env)

@@ -8,6 +8,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from ragrec.config import java_homes
+
 MIN_JAVA = 17
 
 
@@ -39,10 +41,7 @@ def _major_version(java_home: Path) -> int | None:
 
 
 def _candidates() -> list[Path]:
-    found: list[Path] = []
-    for var in ("ES_JAVA_HOME", "JAVA_HOME"):
-        if os.environ.get(var):
-            found.append(Path(os.environ[var]))
+    found = java_homes()
     java = shutil.which("java")
     if java:
         found.append(Path(os.path.realpath(java)).parent.parent)

@@ -9,8 +9,8 @@ wires them together.
 3. ``ingest_batch``: one batch through the normal incremental path (parse, chunk, embed,
    the chunk suite as a gate, bulk index); idempotent, never deletes.
 4. ``prune_deleted``: documents gone from the full listing leave the index.
-5. ``validate_index``: the index suite (document count vs source minus quarantine, unique
-   documents, freshness).
+5. the index suite (``quality.index_check.validate_index``): document count vs source minus
+   quarantine, unique documents, freshness.
 
 Re-running any interval re-processes exactly the documents modified in it; unchanged ones
 are skipped by fingerprint, so a backfill over past intervals converges on the same index
@@ -76,27 +76,3 @@ def ingest_batch(client: Elasticsearch, embedder, tokenizer: ModelTokenizer, sou
 def prune_deleted(client: Elasticsearch, embedder, tokenizer: ModelTokenizer, source: Source,
                   alias: str) -> dict:
     return _ingestor(client, embedder, tokenizer).prune(source, alias).to_dict()
-
-
-def validate_index(client: Elasticsearch, source: Source, alias: str, runner=None,
-                   fresh_after: datetime | None = None, index: str | None = None,
-                   before: datetime | None = None):
-    """The index suite on what ``alias`` serves now (or on one of its versions,
-    ``index``); returns the QualityReport. Expected: every listed document not in quarantine;
-    with ``before`` (an interval's end), documents modified later are only expected once
-    some run has indexed them."""
-    from ragrec.indexing.quarantine_store import read_quarantine
-    from ragrec.quality.expectations import IndexRules, index_suite
-    from ragrec.quality.frames import document_frame
-    from ragrec.quality.runner import QualityRunner
-
-    target = index or alias
-    client.indices.refresh(index=target)
-    documents = document_frame(client, target)
-    indexed = set(documents["doc_id"])
-    listed = {obj.doc_id for obj in source.list()
-              if before is None or obj.last_modified < before or obj.doc_id in indexed}
-    quarantined = {d for d in read_quarantine(client, alias) if d in listed}
-    rules = IndexRules(expected_documents=len(listed - quarantined), fresh_after=fresh_after)
-    runner = runner or QualityRunner()
-    return runner.validate(documents, index_suite(f"{alias}-index", rules))

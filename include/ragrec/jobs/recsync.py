@@ -20,6 +20,7 @@ from elasticsearch import Elasticsearch, helpers
 
 from ragrec.indexing import versions
 from ragrec.indexing.bulk_writer import run_bulk
+from ragrec.indexing.chunk_document import CATALOGUE
 
 EXCERPT_CHARS = 1000
 
@@ -48,7 +49,7 @@ def item_id(doc_id: str) -> str:
 def collect_items(client: Elasticsearch, alias: str) -> Iterator[tuple[str, Item]]:
     """(doc_id, Item) for every document behind ``alias`` (chunks scanned in doc order)."""
     model_version = versions.index_meta(client, alias).get("model_version", "")
-    fields = ["doc_id", "chunk_no", "title", "text", "vector", "content_hash", "last_modified"]
+    fields = CATALOGUE
     current, parts = None, []
     for hit in helpers.scan(client, index=alias, _source=fields, size=500, preserve_order=True,
                             query={"query": {"match_all": {}},

@@ -1,14 +1,15 @@
 """Runs ``kb_ingest`` once with ``dag.test()`` (the README's main job) and writes the run's
-outcome as JSON: ``python -m ragrec.airflow.demo_run --index I --source URI --out F``.
+outcome as JSON: ``python -m ragrec.dev.demo_run --index I --source URI --out F``.
 Airflow's own output goes to this process's stdout/stderr (the caller logs it to a file)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
+
+from ragrec.config import airflow_dags_folder
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,9 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
-    folder = os.environ.get("AIRFLOW__CORE__DAGS_FOLDER") or str(
-        Path(__file__).resolve().parents[3] / "dags")
-    bag = DagBag(dag_folder=folder)
+    folder = airflow_dags_folder() or Path(__file__).resolve().parents[3] / "dags"
+    bag = DagBag(dag_folder=str(folder))
     if bag.import_errors or "kb_ingest" not in bag.dags:
         Path(args.out).write_text(json.dumps({"state": "failed",
                                               "error": str(bag.import_errors)[:2000]}))
