@@ -95,6 +95,19 @@ def airflow_db() -> str:
     return _AIRFLOW_HOME
 
 
+def fresh_cache(folder: Path) -> str:
+    """An empty ragrec cache for one test that shares the session's exported ONNX graphs
+    (an export is a torch trace of half a minute; a graph is keyed by the model's files, so
+    sharing it changes nothing a test checks)."""
+    from ragrec.config import cache_dir
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shared = cache_dir() / "onnx"
+    shared.mkdir(parents=True, exist_ok=True)
+    (folder / "onnx").symlink_to(shared, target_is_directory=True)
+    return str(folder)
+
+
 @pytest.fixture
 def project_env(es_url: str) -> dict[str, str]:
     """Environment for running the project's commands as a user would, against the harness ES."""

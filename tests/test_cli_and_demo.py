@@ -7,7 +7,7 @@ import os
 import subprocess
 import uuid
 
-from conftest import ROOT
+from conftest import ROOT, fresh_cache
 
 
 def _drop_alias(es, alias):
@@ -50,7 +50,7 @@ def test_demo_prints_real_hits_from_the_local_node(project_env, local_node_name,
 def test_es_url_switches_the_demo_script_to_an_external_cluster(project_env, es_url, es,
                                                                   tmp_path):
     """`scripts/demo` (the README's command) with ES_URL never starts a node of its own."""
-    env = {**project_env, "ES_URL": es_url, "RAGREC_CACHE_DIR": str(tmp_path / "cache")}
+    env = {**project_env, "ES_URL": es_url, "RAGREC_CACHE_DIR": fresh_cache(tmp_path / "cache")}
     index = f"ragrec-test-external-{uuid.uuid4().hex[:8]}"
     try:
         result = _run([str(ROOT / "scripts" / "demo"), "--index", index], env)
@@ -66,7 +66,7 @@ def test_es_url_switches_the_demo_script_to_an_external_cluster(project_env, es_
 
 def test_es_url_switches_the_test_command_to_an_external_cluster(project_env, es_url,
                                                                    tmp_path):
-    env = {**project_env, "ES_URL": es_url, "RAGREC_CACHE_DIR": str(tmp_path / "cache")}
+    env = {**project_env, "ES_URL": es_url, "RAGREC_CACHE_DIR": fresh_cache(tmp_path / "cache")}
     result = _run(
         [str(ROOT / "scripts" / "test"), "-q", "-p", "no:cacheprovider",
          "tests/test_elasticsearch_node.py"],

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, fresh_cache
 from ragrec.retrieval import fusion
 
 TOPICS = {
@@ -106,7 +106,7 @@ def _weights_digest(folder) -> str:
 
 def test_train_evaluate_register(tiny_beir, tmp_path, project_env, es_url, index_name,
                                  cleanup_alias):
-    env = {**project_env, "ES_URL": es_url, "RAGREC_CACHE_DIR": str(tmp_path / "cache")}
+    env = {**project_env, "ES_URL": es_url, "RAGREC_CACHE_DIR": fresh_cache(tmp_path / "cache")}
     cleanup_alias(index_name)
     out = tmp_path / "kb-v1"
     common = ["--dataset", str(tiny_beir), "--index", index_name, "--epochs", "1",

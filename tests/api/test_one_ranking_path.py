@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from api.conftest import MODEL_TOKEN
-from conftest import ROOT
+from conftest import ROOT, fresh_cache
 
 VPN = "the VPN keeps disconnecting at the airport"
 SPEC = {"mode": "hybrid", "fusion": "convex", "dense_weight": 0.4, "depth": 40,
@@ -29,7 +29,7 @@ def _cli_search(env, alias, *flags):
 @pytest.fixture
 def cli_env(project_env, es_url, api_model_server, tmp_path):
     return {**project_env, "ES_URL": es_url, "RAGREC_EMBED_URL": api_model_server.predict_url,
-            "RAGREC_EMBED_TOKEN": MODEL_TOKEN, "RAGREC_CACHE_DIR": str(tmp_path / "cache")}
+            "RAGREC_EMBED_TOKEN": MODEL_TOKEN, "RAGREC_CACHE_DIR": fresh_cache(tmp_path / "cache")}
 
 
 def test_api_cli_and_evaluation_rank_alike(api, es, kb_alias, api_model_server, cli_env):
