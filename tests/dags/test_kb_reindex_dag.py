@@ -224,5 +224,9 @@ def test_the_gate_scores_the_served_spec_and_refuses_a_harmful_reranker(
     assert candidate_score["spec"] == served.spec.to_dict()
     assert candidate_score["mode"] == "hybrid+rerank"
     verdict = gate(candidate_score, live_score, 0.02)
+    print(f"[gate] nDCG@10 on {live_score['queries']} golden queries - dense only: live "
+          f"{dense_live['ndcg_at_10']:.4f}, candidate {dense_candidate['ndcg_at_10']:.4f}; "
+          f"served {served.spec.label}: live {live_score['ndcg_at_10']:.4f}, candidate "
+          f"{candidate_score['ndcg_at_10']:.4f}")
     assert not verdict["passed"], verdict
     assert candidate_score["ndcg_at_10"] < live_score["ndcg_at_10"] - 0.02

@@ -1,1 +1,2 @@
-"""Retrieval evaluation of model versions: fusion, tuning on train, reports."""
+"""Retrieval evaluation: BEIR datasets, document-level metrics, evaluation runs of search specs
+(tuned on train), the golden set the gates score, reports."""
