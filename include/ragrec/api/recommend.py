@@ -20,7 +20,7 @@ from elasticsearch import Elasticsearch
 
 from ragrec.api import events as event_log
 from ragrec.indexing.chunk_document import NEIGHBOURS, SUMMARY, VECTORS
-from ragrec.retrieval.fusion import min_max, rrf
+from ragrec.retrieval.fusion import blend, min_max, rrf
 from ragrec.retrieval.queries import excluding_documents, knn_query
 
 FIELDS = NEIGHBOURS
@@ -203,12 +203,13 @@ def for_user(client: Elasticsearch, alias: str, user_id: str, models, version: s
         scores = models.rerank(interest, [c["title"] + ". " + c["excerpt"] for c in head],
                                version)
     if scores is not None:
-        cross = min_max({c["doc_id"]: float(s) for c, s in zip(head, scores, strict=True)})
-        first = min_max({c["doc_id"]: fused[c["doc_id"]] for c in head})
+        cross = {c["doc_id"]: float(s) for c, s in zip(head, scores, strict=True)}
+        mixed = blend({c["doc_id"]: fused[c["doc_id"]] for c in head}, cross,
+                      settings.rerank_weight)
+        normalised = min_max(cross)
         for c in head:
-            c["rerank"] = round(cross[c["doc_id"]], 6)
-            c["_score"] = (settings.rerank_weight * cross[c["doc_id"]]
-                           + (1 - settings.rerank_weight) * first[c["doc_id"]])
+            c["rerank"] = round(normalised[c["doc_id"]], 6)
+            c["_score"] = mixed[c["doc_id"]]
         head.sort(key=lambda c: -c["_score"])
     return {"user_id": user_id, "strategy": "interests", "reranked": scores is not None,
             "history": len(history), "items": _public(head[:k])}
