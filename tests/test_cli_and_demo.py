@@ -37,6 +37,8 @@ def test_demo_prints_real_hits_from_the_local_node(project_env, local_node_name,
         first_hit = result.stdout.splitlines()[1]
         assert "(vpn-access.md)" in first_hit
         assert "ingested 6 sample documents (6 new" in result.stderr
+        assert f"ragrec serve-api --index {index}`, then open http://127.0.0.1:8080/" \
+            in result.stderr  # how to reach the page over what the demo built
         assert es.count(index=index)["count"] == 6  # each short sample is one chunk
         # A re-run finds nothing to do and duplicates nothing.
         rerun = _run(["ragrec", "demo", "--index", index], env)

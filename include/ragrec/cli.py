@@ -72,6 +72,8 @@ def _demo_command(args: argparse.Namespace) -> int:
         ranking = searcher.search(args.index, query, k=args.k)
         print(quickstart.format_hits(query, ranking.hits))
         print()
+    _log(f"search and ask these documents in a browser: `source scripts/env.sh && ragrec "
+         f"serve-api --index {args.index}`, then open http://127.0.0.1:8080/")
     return 0
 
 
