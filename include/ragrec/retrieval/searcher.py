@@ -83,11 +83,6 @@ class Ranking:
                 "hits": [{k: v for k, v in h.to_dict().items() if k != "ranks"}
                          for h in self.hits]}
 
-    @property
-    def doc_ids(self) -> list[str]:
-        """The hits collapsed to documents, each at its best chunk's rank."""
-        return list(dict.fromkeys(h.doc_id for h in self.hits))
-
 
 def _leg(response, name: str, rescale=None) -> list[Hit]:
     hits = []
