@@ -198,7 +198,7 @@ def _events_command(args: argparse.Namespace) -> int:
     from ragrec.es_client import connect
 
     count = export_training_pairs(connect(), args.index, Path(args.out))
-    _log(f"wrote {count} (query, clicked document) pairs to {args.out}")
+    _log(f"wrote {count} labelled (query, document) pairs to {args.out}")
     return 0
 
 
@@ -217,11 +217,16 @@ def _eval_command(args: argparse.Namespace) -> int:
     dataset = BeirDataset(Path(args.dataset))
     if not (dataset.root / "corpus.jsonl").is_file():
         raise runner.EvalError(f"{dataset.root} is not a BEIR dataset (no corpus.jsonl)")
+    args.index = args.index or f"ragrec-eval-{dataset.root.resolve().name.lower()}"
+    if args.target == "answers":
+        return _eval_answers(args, dataset)
+    if args.reranker and len(args.reranker) > 1:
+        raise runner.EvalError("retrieval evaluation takes one --reranker")
     layout = load_layout(args.model)
     embedder = encoder_for(layout.embedder_dir, args.backend)
     reranker, reranker_version = None, None
     if "hybrid+rerank" in modes:
-        rerank_layout = load_layout(args.reranker) if args.reranker else layout
+        rerank_layout = load_layout(args.reranker[0]) if args.reranker else layout
         if rerank_layout.reranker_dir is None:
             _log(f"hybrid+rerank skipped: model {rerank_layout.version} has no reranker "
                  "(pass --reranker MODEL)")
@@ -257,6 +262,66 @@ def _eval_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_answers(args: argparse.Namespace, dataset) -> int:
+    from pathlib import Path
+
+    from ragrec.answers.answerer import Answerer
+    from ragrec.config import ApiSettings, LlmSettings, cache_dir
+    from ragrec.embedding import encoder_for
+    from ragrec.es_client import connect
+    from ragrec.eval import answers, runner
+    from ragrec.models.reranker import load_cross_encoder
+    from ragrec.models.uris import load_layout
+    from ragrec.retrieval import PinnedModels, Searcher
+
+    rationales = answers.Rationales(Path(args.rationales) if args.rationales
+                                    else dataset.root / "rationales")
+    llm = None
+    if args.answer_mode == "llm":
+        llm = LlmSettings.from_env()
+        if llm is None:
+            raise runner.EvalError("--answer-mode llm needs RAGREC_LLM_URL (an "
+                                   "OpenAI-compatible server)")
+    layout = load_layout(args.model)
+    embedder = encoder_for(layout.embedder_dir, args.backend)
+    client = connect()
+    summary = runner.ensure_index(client, args.index, dataset, embedder, layout.embedder_dir,
+                                  cache_dir(), show_progress=not args.json)
+    _log(f"index {args.index}: {summary.docs_seen} documents ({summary.model_version})")
+    min_support = ApiSettings.from_env().min_support
+    systems = [answers.System(f"{layout.version} (cosine selector)", Answerer(
+        Searcher(client, PinnedModels(embedder)), min_support, llm))]
+    for uri in args.reranker or ([args.model] if layout.reranker_dir else []):
+        rerank_layout = load_layout(uri)
+        if rerank_layout.reranker_dir is None:
+            raise runner.EvalError(f"model {rerank_layout.version} has no reranker")
+        searcher = Searcher(client, PinnedModels(embedder, load_cross_encoder(
+            rerank_layout.reranker_dir)))
+        version, served = searcher.served(args.index)
+        systems.append(answers.System(f"{layout.version} + {rerank_layout.version}",
+                                      Answerer(searcher, min_support, llm),
+                                      served.overridden(rerank=True)))
+    qrels = dataset.qrels("train") if (dataset.root / "qrels" / "train.tsv").is_file() else {}
+    report = answers.evaluate(systems, args.index, rationales, args.split,
+                              0 if llm else args.tune_claims, k=5,
+                              show_progress=not args.json, train_ids=list(qrels) or None,
+                              limit=args.limit)
+    json_path, html_path = answers.write_answer_report(report, Path(args.report_dir))
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"protocol: {report['protocol']}")
+    print(f"{'system':<58} {'P':>6} {'R':>6} {'F1':>6} {'absR':>6} {'refuse':>6} "
+          f"{'p50 ms':>7}")
+    for label, entry in report["systems"].items():
+        m = entry["metrics"]
+        print(f"{label[:58]:<58} {m['sentence_precision']:6.3f} {m['sentence_recall']:6.3f} "
+              f"{m['sentence_f1']:6.3f} {m['evidence_abstract_recall']:6.3f} "
+              f"{m['refusal_rate_without_evidence'] or 0:6.3f} {m['latency_ms_p50']:7.1f}")
+    _log(f"report: {json_path} and {html_path}")
+    return 0
+
+
 def _train_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -275,6 +340,7 @@ def _train_command(args: argparse.Namespace) -> int:
     job = TrainJob(kind=args.kind, dataset=Path(args.dataset), base=args.base, out=out,
                    index=args.index, split=args.split,
                    clicks=Path(args.clicks) if args.clicks else None,
+                   rationales=Path(args.rationales) if args.rationales else None,
                    negatives=args.negatives if args.negatives is not None
                    else (1 if args.kind == "embedder" else 2),
                    holdout=args.holdout, eval_split=None if args.no_eval else args.eval_split,
@@ -417,21 +483,41 @@ def build_parser() -> argparse.ArgumentParser:
         "events", help="export logged clicks as training pairs for 'ragrec train --clicks'")
     events.add_argument("action", choices=["export"])
     events.add_argument("--index", default="ragrec-kb")
-    events.add_argument("--out", required=True, help="JSONL file of {query, doc_id}")
+    events.add_argument("--out", required=True, help="JSONL file of {query, doc_id, label}")
     events.set_defaults(handler=_events_command)
 
     evaluate = commands.add_parser(
-        "eval", help="evaluate a model version on a BEIR dataset (every retrieval mode)")
+        "eval", help="evaluate a model version on a BEIR dataset: retrieval (every mode) or "
+                     "cited answers ('ragrec eval answers')")
+    evaluate.add_argument("target", nargs="?", choices=["retrieval", "answers"],
+                          default="retrieval",
+                          help="answers: cited sentences vs DIR/rationales (human evidence)")
     evaluate.add_argument("--dataset", required=True,
                           help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/*.tsv")
-    evaluate.add_argument("--index", required=True, help="alias holding (or to hold) the corpus")
+    evaluate.add_argument("--index", default=None,
+                          help="alias holding (or to hold) the corpus (default: "
+                               "ragrec-eval-<dataset folder name>)")
+    evaluate.add_argument("--rationales", default=None,
+                          help="answers: folder of <split>.jsonl + sentences.jsonl "
+                               "(default: DIR/rationales)")
+    evaluate.add_argument("--answer-mode", "--answers-mode", dest="answer_mode",
+                          choices=["extractive", "llm"], default="extractive",
+                          help="answers: the extractive selector, or the LLM at "
+                               "RAGREC_LLM_URL")
+    evaluate.add_argument("--tune-claims", type=int, default=150,
+                          help="answers: train claims (the 'ragrec train' hold-out sample) "
+                               "the selection policy is tuned on; 0: the shipped policy")
+    evaluate.add_argument("--limit", type=int, default=None,
+                          help="answers: only the first N claims of the split (a quick look)")
     evaluate.add_argument("--mode", action="append",
                           choices=["all", "bm25", "dense", "hybrid", "hybrid-convex",
                                    "hybrid+rerank"],
                           help="repeatable; default all")
     evaluate.add_argument("--model", default="base", help="model URI or 'base'")
-    evaluate.add_argument("--reranker", default=None,
-                          help="model URI whose reranker to use (default: --model's own)")
+    evaluate.add_argument("--reranker", action="append", default=None,
+                          help="model URI whose reranker to use (default: --model's own); "
+                               "answers: repeatable, each a system beside the cosine "
+                               "selector of --model")
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--tune-queries", type=int, default=150,
                           help="train-split queries used to tune fusion and rerank weights")
@@ -452,7 +538,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="alias holding the corpus; hard negatives are mined from it")
     train.add_argument("--split", default="train", help="qrels split to learn from")
     train.add_argument("--clicks", default=None,
-                       help="JSONL of logged {query, doc_id} clicks to learn from instead")
+                       help="JSONL of logged {query, doc_id, label} events (ragrec events "
+                            "export) to learn from instead")
+    train.add_argument("--rationales", default=None,
+                       help="reranker: a folder of human-marked evidence sentences "
+                            "(<split>.jsonl + sentences.jsonl) to also learn (claim, "
+                            "evidence sentence) pairs: the extractive answer's selector")
     train.add_argument("--negatives", type=int, default=None,
                        help="hard negatives per pair (default: embedder 1, reranker 2)")
     train.add_argument("--holdout", type=int, default=150,
@@ -500,6 +591,7 @@ def main(argv: list[str] | None = None) -> int:
         from ragrec.dev.es_node.node import NodeError
         from ragrec.embedding.base import EmbeddingError
         from ragrec.es_client import ElasticsearchNotConfigured
+        from ragrec.eval.answers import AnswerEvalError
         from ragrec.eval.runner import EvalError
         from ragrec.indexing.versions import IndexVersionError
         from ragrec.models.registry import RegistryError
@@ -512,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, ElasticsearchNotConfigured | NodeError | DistributionError
                       | JavaNotFound | SourceError | IngestError | EmbeddingError
                       | EncoderMismatch | IndexVersionError | ModelNotFound
-                      | EvalError | RegistryError | NoReranker | SpecError
+                      | EvalError | AnswerEvalError | RegistryError | NoReranker | SpecError
                       | ModelUnavailable | TextRefused):
             _log(f"ragrec: error: {exc}")
             return 2

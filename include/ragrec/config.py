@@ -254,13 +254,14 @@ class LlmSettings:
 class ApiSettings:
     """``ragrec serve-api``: the alias it serves, the callers' bearer token (auth off when
     unset), the largest request body, the question-passage cosine ``/ask`` needs to answer,
-    and the chat model (None: extractive answers)."""
+    the chat model (None: extractive answers) and how long conversations are kept."""
 
     index: str = "ragrec-kb"
     token: str | None = None
     max_body_bytes: int = 256 * 1024
     min_support: float = 0.3  # best question-passage cosine needed to answer
     llm: LlmSettings | None = None
+    chat_retention_days: float = 30.0  # stored conversation turns expire after this
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ,
@@ -268,7 +269,8 @@ class ApiSettings:
         return cls(index=index or env.get("RAGREC_API_INDEX") or "ragrec-kb",
                    token=env.get("RAGREC_API_TOKEN") or None,
                    min_support=float(env.get("RAGREC_ANSWER_MIN_SUPPORT") or 0.3),
-                   llm=LlmSettings.from_env(env))
+                   llm=LlmSettings.from_env(env),
+                   chat_retention_days=float(env.get("RAGREC_CHAT_RETENTION_DAYS") or 30))
 
     def __repr__(self) -> str:  # never print secrets
         return (f"ApiSettings(index={self.index!r}, token={_hidden(self.token)}, "

@@ -8,8 +8,9 @@ import time
 
 class Progress:
     def __init__(self, label: str, total: int, stream=None, interval: float = 10.0,
-                 enabled: bool = True):
+                 enabled: bool = True, unit: str = "docs"):
         self.label = label
+        self.unit = unit
         self.total = total
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
@@ -32,10 +33,13 @@ class Progress:
             width = 24
             filled = int(width * self.done / self.total)
             bar = "#" * filled + "-" * (width - filled)
-            line = f"{self.label} [{bar}] {self.done}/{self.total} docs"
+            line = f"{self.label} [{bar}] {self.done}/{self.total} {self.unit}"
         else:
-            line = f"{self.label} {self.done} docs"
-        line += f"  {rate:.1f} docs/s  {self.extra}"
+            line = f"{self.label} {self.done} {self.unit}"
+        line += f"  {rate:.1f} {self.unit}/s"
+        if self.total and rate > 0 and self.done < self.total:
+            line += f"  ETA {_clock((self.total - self.done) / rate)}"
+        line += f"  {self.extra}"
         if self.tty:
             self.stream.write("\r" + line.ljust(100)[:160])
         else:
@@ -47,3 +51,9 @@ class Progress:
         if self.enabled and self.tty:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

@@ -50,7 +50,8 @@ def kb_alias(es, api_bundles):
         es.indices.delete(index=name, ignore_unavailable=True)
 
 
-def make_client(es, alias, server=None, registry=None, llm=None, min_support=0.3):
+def make_client(es, alias, server=None, registry=None, llm=None, min_support=0.3,
+                **settings):
     from fastapi.testclient import TestClient
 
     from ragrec.api.app import create_app
@@ -61,7 +62,7 @@ def make_client(es, alias, server=None, registry=None, llm=None, min_support=0.3
     registry = RegistrySettings(registry) if registry else None
     app = create_app(es, ModelResolver(endpoint, registry),
                      ApiSettings(index=alias, token=API_TOKEN, llm=llm,
-                                 min_support=min_support))
+                                 min_support=min_support, **settings))
     return TestClient(app, headers={"Authorization": f"Bearer {API_TOKEN}"})
 
 

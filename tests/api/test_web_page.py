@@ -54,7 +54,10 @@ def served_api(es_url, kb_alias, api_model_server):
     process.wait(timeout=20)
 
 
-def test_a_question_gets_a_cited_answer_and_related_documents(served_api, tmp_path):
+def test_a_conversation_in_the_page(served_api, es, kb_alias, tmp_path):
+    """A question and a follow-up as a thread: the second answer cites the right document,
+    a citation opens its passage with the cited sentence highlighted, a thumbs-up is
+    logged, related documents are listed, and a wrong token is shown, not swallowed."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
@@ -66,26 +69,49 @@ def test_a_question_gets_a_cited_answer_and_related_documents(served_api, tmp_pa
             expect(page.locator("#model")).to_contain_text("kb-minilm-v1")
             expect(page.locator("#token-row")).to_be_visible()  # the API wants a token
             page.fill("#token", API_TOKEN)
-            page.fill("#question", "the VPN keeps disconnecting at the airport")
+            page.fill("#question", "my laptop was stolen at the airport, what do I do first?")
             page.click("#ask")
+            turns = page.locator("#thread .turn")
+            expect(turns).to_have_count(1, timeout=60_000)
             expect(page.locator("#status")).to_contain_text("Answered (extractive)",
                                                             timeout=60_000)
-            answer = page.locator("#answer").inner_text()
-            assert "[1]" in answer
-            citations = page.locator("#citations li")
-            assert citations.count() >= 1
-            cited = citations.first.get_attribute("data-doc-id")
-            assert cited == "vpn-access.md"
+            page.fill("#question", "and who do I tell about it?")
+            page.click("#ask")
+            expect(turns).to_have_count(2, timeout=60_000)
+            second = turns.nth(1)
+            expect(second.locator(".feedback")).to_be_visible(timeout=60_000)
+            cited = [second.locator(".citations li").nth(i).get_attribute("data-doc-id")
+                     for i in range(second.locator(".citations li").count())]
+            assert "security-incidents.md" in cited
+            assert "[1]" in second.locator(".answer").inner_text()
+
+            # A citation opens the passage with the cited sentence highlighted.
+            link = second.locator(".answer .cite").first
+            sentence = second.locator(".answer .sentence").first.inner_text()
+            link.click()
+            expect(page.locator("#source-panel")).to_be_visible()
+            expect(page.locator("#source mark")).to_have_text(sentence.strip())
+
+            second.locator(".feedback .up").click()
+            expect(page.locator("#status")).to_contain_text("Thanks", timeout=30_000)
+            second.locator(".helped").first.click()
+            expect(second.locator(".helped").first).to_have_attribute("aria-pressed", "true")
             related = page.locator("#related li")
             expect(related.first).to_be_visible(timeout=30_000)
-            related_ids = [related.nth(i).get_attribute("data-doc-id")
-                           for i in range(related.count())]
-            assert related_ids and cited not in related_ids
-            page.screenshot(path=str(tmp_path / "ask.png"), full_page=True)
+            page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
 
             # A wrong token is shown to the person, not swallowed.
             page.fill("#token", "wrong")
+            page.fill("#question", "and then?")
             page.click("#ask")
             expect(page.locator("#status")).to_contain_text("token", timeout=30_000)
+            expect(turns).to_have_count(2)
         finally:
             browser.close()
+    es.indices.refresh(index=f"{kb_alias}-events")
+    logged = es.search(index=f"{kb_alias}-events", query={"bool": {"filter": [
+        {"terms": {"type": ["up", "helped"]}}, {"term": {"surface": "chat"}}]}},
+        size=50)["hits"]["hits"]
+    kinds = {h["_source"]["type"] for h in logged}
+    assert kinds == {"up", "helped"}
+    assert all(h["_source"]["conversation_id"] and h["_source"]["turn"] == 2 for h in logged)

@@ -16,8 +16,12 @@ from servers.json_reply import send_json
 
 class ChatStub(InBackground):
     def __init__(self, api_key: str = "llm-key", model: str = "qwen-plus",
-                 fail_with: int | None = None):
+                 fail_with: int | None = None, answer: str | None = None):
+        """``answer``: reply with this text instead of one sentence per passage. A condense
+        request (ragrec's follow-up rewrite) is answered with the last message's words
+        plus those of the conversation's first question."""
         self.api_key, self.model, self.fail_with = api_key, model, fail_with
+        self.answer = answer
         self.requests: list[dict] = []
         self.problems: list[str] = []
         stub = self
@@ -45,9 +49,17 @@ class ChatStub(InBackground):
                 stub.requests.append(body)
                 if stub.fail_with:
                     return self._reply(stub.fail_with, {"error": {"message": "overloaded"}})
-                numbers = sorted({int(n) for n in re.findall(
-                    r"^\[(\d+)\]", body["messages"][0]["content"], re.M)})
-                pieces = [f"Passage {n} answers part of it [{n}]. " for n in numbers]
+                if stub.condensing(body):
+                    asked = body["messages"][-1]["content"]
+                    first = re.search(r"^User: (.*)$", asked, re.M).group(1)
+                    last = asked.rsplit("Last message: ", 1)[1]
+                    pieces = [f"{last} (about: {first})"]
+                else:
+                    numbers = sorted({int(n) for n in re.findall(
+                        r"^\[(\d+)\]", body["messages"][0]["content"], re.M)})
+                    pieces = [f"Passage {n} answers part of it [{n}]. " for n in numbers]
+                    if stub.answer is not None:
+                        pieces = re.findall(r"\S+\s*", stub.answer)
                 if body.get("stream"):
                     self.send_response(200)
                     self.send_header("Content-Type", "text/event-stream")
@@ -67,6 +79,10 @@ class ChatStub(InBackground):
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
+    @staticmethod
+    def condensing(body) -> bool:
+        return body["messages"][0]["content"].startswith("Rewrite the user's last message")
+
     def check(self, body) -> str | None:
         if not isinstance(body, dict) or body.get("model") != self.model:
             return f"model must be {self.model!r}"
@@ -78,6 +94,10 @@ class ChatStub(InBackground):
                     ("system", "user", "assistant") or not isinstance(message.get("content"),
                                                                       str)):
                 return "each message needs a role and string content"
+        if self.condensing(body):
+            if "Last message: " not in messages[-1]["content"]:
+                return "a condense request must end with the last message"
+            return None
         if messages[0]["role"] != "system" or not re.search(r"^\[1\] ", messages[0]["content"],
                                                              re.M):
             return "the system message must list numbered passages starting at [1]"

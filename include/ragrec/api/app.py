@@ -4,9 +4,11 @@ and a small web page - one service over the same index and models.
 Routes
   GET|POST /search              BM25 / dense / hybrid, filters, rerank, highlights
   POST /ask                     grounded answer with numbered citations (JSON or SSE stream)
+  POST /chat                    the same, in a conversation: follow-ups, stored turns
+  GET  /chat/{id}               a conversation's turns (its caller only)
   GET  /recommend/item/{doc_id} more like this (by vector, one per document, MMR)
   GET  /recommend/user/{user}   profile from recent clicks (time decay), seen excluded, reranked
-  POST /events                  impressions / clicks -> ``<alias>-events``
+  POST /events                  impressions, clicks, answer feedback -> ``<alias>-events``
   GET  /health                  index, model version behind the alias, what is configured
   GET  /                        the web page; /openapi.json, /docs
 
@@ -37,23 +39,24 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import Field, StrictBool, StrictInt, ValidationError
 from starlette.datastructures import Headers
 
+from ragrec.answers import llm
+from ragrec.answers.answerer import Answer, Answerer, Context
+from ragrec.answers.conversations import (
+    MAX_TURNS,
+    ConversationStore,
+    UnknownConversation,
+    new_conversation_id,
+    owner_key,
+)
 from ragrec.api import events as event_log
 from ragrec.api import recommend
 from ragrec.api import responses as answers
-from ragrec.api.answer import (
-    REFUSAL,
-    LlmError,
-    Passage,
-    build_messages,
-    cited_numbers,
-    extractive_answer,
-    stream_chat,
-)
 from ragrec.api.es_limits import EsDateTime, RequestModel
 from ragrec.api.search import QueryText, SearchFilters, SearchQuery, search
-from ragrec.config import ApiSettings, LlmSettings
+from ragrec.config import ApiSettings
 from ragrec.models.resolver import ModelResolver, ModelUnavailable, TextRefused
 from ragrec.retrieval import EncoderMismatch, NoReranker, Searcher
+from ragrec.retrieval.queries import filter_clauses
 from ragrec.web.http_errors import (
     BadRequest,
     FaultBarrier,
@@ -78,12 +81,26 @@ class AskRequest(RequestModel):
     stream: StrictBool = Field(False, description="server-sent events instead of one JSON")
 
 
+# A conversation id as /chat hands it out (URL-safe), and what a path may carry.
+ConversationId = Annotated[str, Field(min_length=8, max_length=64,
+                                      pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class ChatRequest(AskRequest):
+    conversation_id: ConversationId | None = Field(
+        None, description="continue this conversation (default: start one)")
+
+
 class EventIn(RequestModel):
     user_id: str = Field(min_length=1, max_length=200)
     doc_id: str = Field(min_length=1, max_length=1000)
-    type: Literal["impression", "click"]
+    type: Literal["impression", "click", "up", "down", "helped"] = Field(
+        description="impression/click: search and recommendations; up/down: an answer's "
+                    "thumbs (one event per cited document); helped: this cited source helped")
     query: str | None = Field(None, max_length=2000)
     surface: str | None = Field(None, max_length=50)
+    conversation_id: ConversationId | None = None
+    turn: StrictInt | None = Field(None, ge=1, le=MAX_TURNS)
     ts: EsDateTime | None = Field(None, description="ISO 8601 (UTC offset within +-18:00; "
                                                     "none: UTC); default now")
 
@@ -123,6 +140,8 @@ def create_app(client: Elasticsearch, models: ModelResolver,
     config = config or ApiSettings()
     searcher = Searcher(client, models)
     alias = config.index
+    answerer = Answerer(searcher, config.min_support, config.llm)
+    conversations = ConversationStore(client, alias, config.chat_retention_days)
     if not config.token:
         log.warning("RAGREC_API_TOKEN is not set: the API accepts any caller")
     app = FastAPI(title="ragrec search API", version="1",
@@ -191,21 +210,33 @@ def create_app(client: Elasticsearch, models: ModelResolver,
                                           rerank=rerank, filters=SearchFilters(doc_id=doc_id))
         return json_response(search(searcher, alias, query))
 
-    def retrieve(body: AskRequest) -> tuple[list[Passage], object, str]:
-        result = search(searcher, alias, SearchQuery(
-            query=body.question, mode=body.mode, k=body.k, rerank=body.rerank,
-            filters=body.filters, highlight=False))
-        version = result["model_version"]
-        question = models.encode([body.question], version)[0]
-        hits = result["hits"]
-        if not hits:
-            return [], question, version
-        vectors = models.encode([h["text"] for h in hits], version)
-        support = vectors @ question
-        passages = [Passage(number=i + 1, doc_id=h["doc_id"], title=h["title"], text=h["text"],
-                            chunk_id=h["id"], support=round(float(s), 4))
-                    for i, (h, s) in enumerate(zip(hits, support, strict=True))]
-        return passages, question, version
+    def context(body: AskRequest, history: list[dict]) -> Context:
+        def spec_of(served):
+            return SearchQuery(query=body.question, mode=body.mode, rerank=body.rerank,
+                               k=body.k).spec(served)
+        return answerer.retrieve(alias, body.question, spec_of, body.k,
+                                 filter_clauses(body.filters), history)
+
+    def respond(body: AskRequest, ctx: Context, extra: dict, keep=None):
+        """The answer as JSON or a stream; ``keep(payload)`` stores a chat turn."""
+        def finished(answer: Answer) -> dict:
+            payload = {**extra, **answer.to_dict(config.min_support)}
+            if keep is not None:
+                keep(payload)
+            return payload
+
+        if not ctx.passages or config.llm is None:
+            answer = answerer.extractive(ctx) if ctx.passages else answerer.refusal(ctx)
+            payload = finished(answer)
+            return _stream_once(payload) if body.stream else json_response(payload)
+        if body.stream:
+            return StreamingResponse(_llm_events(answerer, ctx, extra, finished),
+                                     media_type="text/event-stream")
+        try:
+            text = "".join(answerer.deltas(ctx))
+        except llm.LlmError as exc:
+            return error_response(502, str(exc))
+        return json_response(finished(answerer.grounded(ctx, text)))
 
     @app.post("/ask", summary="Answer a question from the documents",
               responses={200: {"model": answers.Answer, "description": "The answer (JSON), or "
@@ -214,35 +245,53 @@ def create_app(client: Elasticsearch, models: ModelResolver,
                                    "itemSchema": answers.ANSWER_EVENT}}},
                          **error_responses(*BODY_ERRORS, *GUARDED, *SEARCH_ERRORS)})
     def ask(body: AskRequest):
-        passages, question, version = retrieve(body)
-        support = max((p.support for p in passages), default=0.0)
-        usable = [p for p in passages if p.support >= config.min_support]
-        base = {"question": body.question, "model_version": version,
-                "support": round(support, 4), "min_support": config.min_support}
-        if not usable:
-            payload = {**base, "answer": REFUSAL, "mode": "refused", "citations": []}
-            return _stream_once(payload) if body.stream else json_response(payload)
-        for number, passage in enumerate(usable, start=1):
-            passage.number = number
-        if config.llm is None:
-            answer, numbers = extractive_answer(
-                question, usable, lambda texts: models.encode(texts, version))
-            payload = {**base, "answer": answer, "mode": "extractive",
-                       "citations": [p.to_dict() for p in usable if p.number in numbers],
-                       "passages": [p.to_dict() for p in usable]}
-            return _stream_once(payload) if body.stream else json_response(payload)
-        messages = build_messages(body.question, usable)
-        if body.stream:
-            return StreamingResponse(_llm_events(config.llm, messages, base, usable),
-                                     media_type="text/event-stream")
+        return respond(body, context(body, []), {})
+
+    def caller(request: Request) -> str:
+        return owner_key(config.token, request.headers.get("x-ragrec-user"))
+
+    @app.post("/chat", summary="Start or continue a conversation",
+              description="A follow-up is searched as a standalone query built from the "
+                          "earlier turns; every turn is stored in `<alias>-conversations`. "
+                          "The caller is the bearer token plus the `X-Ragrec-User` header.",
+              responses={200: {"model": answers.ChatTurn, "description": "The turn (JSON), "
+                               "or with `stream` a stream of server-sent events",
+                               "content": {"text/event-stream": {
+                                   "itemSchema": answers.ANSWER_EVENT}}},
+                         **error_responses(*BODY_ERRORS, *GUARDED, *SEARCH_ERRORS)})
+    def chat(body: ChatRequest, request: Request):
+        owner = caller(request)
+        history: list[dict] = []
+        conversation_id = body.conversation_id
+        if conversation_id:
+            try:
+                history = conversations.turns(conversation_id, owner)
+            except UnknownConversation as exc:
+                return error_response(404, str(exc))
+            if len(history) >= MAX_TURNS:
+                return error_response(409, f"conversation {conversation_id!r} has "
+                                           f"{MAX_TURNS} turns: start a new one")
+        else:
+            conversation_id = new_conversation_id()
+        turn = len(history) + 1
+        ctx = context(body, history)
+
+        def keep(payload: dict) -> None:
+            conversations.append(conversation_id, owner, turn, {
+                k: payload.get(k) for k in ("question", "standalone_query", "answer", "mode",
+                                            "model_version", "sentences", "citations",
+                                            "passages", "timings_ms")})
+        return respond(body, ctx, {"conversation_id": conversation_id, "turn": turn}, keep)
+
+    @app.get("/chat/{conversation_id}", summary="A conversation's turns",
+             responses={200: {"model": answers.Conversation},
+                        **error_responses(404, 422, *GUARDED, 502, 503)})
+    def chat_history(conversation_id: ConversationId, request: Request):
         try:
-            answer = "".join(stream_chat(config.llm, messages))
-        except LlmError as exc:
-            return error_response(502, str(exc))
-        numbers = cited_numbers(answer)
-        return json_response({**base, "answer": answer, "mode": "llm",
-                              "citations": [p.to_dict() for p in usable if p.number in numbers],
-                              "passages": [p.to_dict() for p in usable]})
+            turns = conversations.turns(conversation_id, caller(request))
+        except UnknownConversation as exc:
+            return error_response(404, str(exc))
+        return json_response({"conversation_id": conversation_id, "turns": turns})
 
     @app.get("/recommend/item/{doc_id:path}", summary="Documents related to one document",
              responses={200: {"model": answers.SimilarItems},
@@ -326,17 +375,15 @@ def _stream_once(payload: dict) -> StreamingResponse:
     return StreamingResponse(events(), media_type="text/event-stream")
 
 
-def _llm_events(settings: LlmSettings, messages, base: dict, passages: list[Passage]):
-    yield _sse("passages", [p.to_dict() for p in passages])
+def _llm_events(answerer: Answerer, ctx: Context, extra: dict, finished):
+    yield _sse("passages", [p.to_dict() for p in ctx.passages])
     parts = []
     try:
-        for delta in stream_chat(settings, messages):
+        for delta in answerer.deltas(ctx):
             parts.append(delta)
             yield _sse("delta", {"text": delta})
-    except LlmError as exc:
+    except llm.LlmError as exc:
         yield _sse("error", {"message": str(exc)})
         return
-    answer = "".join(parts)
-    numbers = cited_numbers(answer)
-    yield _sse("done", {**base, "answer": answer, "mode": "llm",
-                        "citations": [p.to_dict() for p in passages if p.number in numbers]})
+    payload = finished(answerer.grounded(ctx, "".join(parts)))
+    yield _sse("done", {k: v for k, v in payload.items() if k != "passages"})

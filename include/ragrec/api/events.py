@@ -1,6 +1,8 @@
-"""Interaction events (impressions, clicks) in Elasticsearch, ``<alias>-events``, and their
-export as training pairs for ``ragrec train --clicks`` (the loop that makes the custom
-models better at what users actually click)."""
+"""Interaction events in Elasticsearch, ``<alias>-events``: impressions and clicks from search
+and recommendations, and the chat's feedback (``up``/``down`` on an answer, one event per
+cited document; ``helped`` on one cited source) - and their export as labelled training
+pairs for ``ragrec train --clicks`` (the loop that makes the custom models better at what
+users actually use): clicks, ``helped`` and ``up`` are positives, ``down`` negatives."""
 
 from __future__ import annotations
 
@@ -17,7 +19,10 @@ MAX_EVENTS = 500
 _MAPPINGS = {"dynamic": "strict", "properties": {
     "user_id": {"type": "keyword"}, "doc_id": {"type": "keyword"},
     "type": {"type": "keyword"}, "query": {"type": "keyword", "ignore_above": 2000},
-    "surface": {"type": "keyword"}, "ts": {"type": "date"}}}
+    "surface": {"type": "keyword"}, "ts": {"type": "date"},
+    "conversation_id": {"type": "keyword"}, "turn": {"type": "integer"}}}
+POSITIVE = ("click", "helped", "up")
+NEGATIVE = ("down",)
 
 
 def events_index(alias: str) -> str:
@@ -29,7 +34,13 @@ def ensure_events_index(client: Elasticsearch, alias: str) -> str:
     if not client.indices.exists(index=name):
         client.indices.create(index=name, mappings=_MAPPINGS,
                               settings={"number_of_shards": 1, "number_of_replicas": 0})
+    elif name not in _CURRENT:  # an index from before the feedback fields: add them
+        client.indices.put_mapping(index=name, properties=_MAPPINGS["properties"])
+    _CURRENT.add(name)
     return name
+
+
+_CURRENT: set[str] = set()
 
 
 def normalise_events(rows: list[dict]) -> list[dict]:
@@ -44,7 +55,9 @@ def normalise_events(rows: list[dict]) -> list[dict]:
             stamp = stamp.replace(tzinfo=UTC)
         events.append({"user_id": row["user_id"], "doc_id": row["doc_id"], "type": row["type"],
                        "query": row.get("query") or None, "surface": row.get("surface") or None,
-                       "ts": stamp.isoformat()})
+                       "ts": stamp.isoformat(),
+                       "conversation_id": row.get("conversation_id") or None,
+                       "turn": row.get("turn")})
     return events
 
 
@@ -79,13 +92,17 @@ def click_counts(client: Elasticsearch, alias: str, size: int = 100) -> dict[str
 
 
 def training_pairs(client: Elasticsearch, alias: str) -> Iterator[dict]:
-    """``{"query", "doc_id"}`` for every click that came from a query."""
+    """``{"query", "doc_id", "label"}`` for every event with a query that says whether the
+    document answered it: 1 for a click, ``helped`` or ``up``; 0 for ``down``."""
     index = events_index(alias)
     if not client.indices.exists(index=index):
         return
     for hit in helpers.scan(client, index=index, query={"query": {"bool": {
-            "filter": [{"term": {"type": "click"}}, {"exists": {"field": "query"}}]}}}):
-        yield {"query": hit["_source"]["query"], "doc_id": hit["_source"]["doc_id"]}
+            "filter": [{"terms": {"type": [*POSITIVE, *NEGATIVE]}},
+                       {"exists": {"field": "query"}}]}}}):
+        source = hit["_source"]
+        yield {"query": source["query"], "doc_id": source["doc_id"],
+               "label": 0 if source["type"] in NEGATIVE else 1}
 
 
 def export_training_pairs(client: Elasticsearch, alias: str, out: Path) -> int:

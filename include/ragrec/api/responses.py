@@ -56,15 +56,64 @@ class Passage(BaseModel):
     support: float = Field(description="cosine between the question and the passage")
 
 
+class SentenceCitation(BaseModel):
+    number: int = Field(description="the cited passage")
+    doc_id: str
+    chunk_id: str
+    start: int = Field(description="the source sentence is the passage text[start:end]")
+    end: int
+
+
+class AnswerSentence(BaseModel):
+    text: str
+    citations: list[SentenceCitation]
+    supported: bool = Field(description="false: the sentence cites nothing, or its words "
+                                        "are not in the passages it cites (LLM answers)")
+    score: float | None = Field(None, description="the selector's score (extractive)")
+
+
 class Answer(BaseModel):
     question: str
+    standalone_query: str = Field(description="what was searched (a follow-up made "
+                                              "standalone)")
     model_version: str
     support: float
     min_support: float
     answer: str
     mode: Literal["refused", "extractive", "llm"]
+    sentences: list[AnswerSentence]
     citations: list[Passage]
     passages: list[Passage] | None = None
+    selector: Literal["cross-encoder", "cosine", "none"] | None = None
+    removed_citations: list[int] | None = Field(
+        None, description="LLM citations that named no retrieved passage")
+    timings_ms: dict[str, float]
+
+
+class ChatTurn(Answer):
+    conversation_id: str
+    turn: int
+
+
+class StoredTurn(BaseModel):
+    conversation_id: str
+    turn: int
+    ts: str
+    expires_at: str
+    question: str
+    standalone_query: str
+    answer: str
+    mode: Literal["refused", "extractive", "llm"]
+    model_version: str
+    sentences: list[AnswerSentence]
+    citations: list[Passage]
+    passages: list[Passage]
+    timings_ms: dict[str, float]
+
+
+class Conversation(BaseModel):
+    conversation_id: str
+    turns: list[StoredTurn]
 
 
 class Recommendation(BaseModel):
@@ -103,7 +152,8 @@ class Health(BaseModel):
     auth: bool
 
 
-# One server-sent event of /ask with "stream": true (OpenAPI's itemSchema for event streams).
+# One server-sent event of /ask or /chat with "stream": true (OpenAPI's itemSchema for
+# event streams).
 ANSWER_EVENT = {
     "type": "object", "required": ["event", "data"],
     "description": "`passages` (the numbered passages), `delta` (answer text, repeated), then "

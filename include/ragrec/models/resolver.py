@@ -137,6 +137,8 @@ class ModelResolver:
             except ModelUnavailable as exc:
                 if "no reranker" not in str(exc):
                     raise
+                if self.serves(version):  # the endpoint serves this version: it has none
+                    return None
         with self._lock:
             if version not in self._rerankers:
                 layout = self._layout(version)

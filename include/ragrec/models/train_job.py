@@ -35,6 +35,7 @@ class TrainJob:
     index: str
     split: str = "train"
     clicks: Path | None = None
+    rationales: Path | None = None  # reranker: also learn (claim, evidence sentence) pairs
     negatives: int = 1
     holdout: int = 150  # train queries kept out for ``ragrec eval``'s weight tuning
     eval_split: str | None = "test"
@@ -140,6 +141,16 @@ def run(job: TrainJob) -> dict:
     mine_hard_negatives(client, job.index, miner, training, per_query=job.negatives,
                         seed=job.settings.seed)
     _say(f"mined hard negatives from {job.index} (BM25 + dense, {job.negatives} per pair)")
+    if job.rationales is not None:
+        if job.kind != "reranker":
+            raise ValueError("--rationales teaches the cross-encoder: train reranker")
+        from ragrec.eval.datasets import tuning_sample
+        from ragrec.models.training_data import add_rationales
+
+        held = tuning_sample(dataset.qrels(job.split), job.holdout) \
+            if job.split == "train" and job.holdout else []
+        added = add_rationales(training, job.rationales, job.split, held)
+        _say(f"{added} (claim, evidence sentence) examples from {job.rationales}")
     mark = phase("mine", mark)
 
     job.out.mkdir(parents=True, exist_ok=True)

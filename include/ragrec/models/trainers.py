@@ -192,11 +192,9 @@ def train_reranker(init_dir: Path, training: TrainingSet, out_dir: Path,
               for e in training.examples if e.negatives]
     if not groups:
         raise ValueError("no training example has a hard negative to rank against")
-    per_group = max(len(docs) for _, docs in groups)
-    group_batch = max(1, settings.batch_size // per_group)
     rng = random.Random(settings.seed)
-    steps_per_epoch = max(1, len(groups) // group_batch)
-    total = steps_per_epoch * settings.epochs
+    batches = _group_batches(groups, settings.batch_size, rng)
+    total = len(batches) * settings.epochs
     network = model.model if hasattr(model, "model") else model[0].auto_model
     tokenizer = model.tokenizer
     network.to(device)
@@ -206,10 +204,10 @@ def train_reranker(init_dir: Path, training: TrainingSet, out_dir: Path,
     autocast, precision = _autocast(settings, device)
     network.train()
     started, step, last = time.monotonic(), 0, 0.0
-    for _epoch in range(settings.epochs):
-        rng.shuffle(groups)
-        for start in range(0, steps_per_epoch * group_batch, group_batch):
-            batch = groups[start:start + group_batch]
+    for epoch in range(settings.epochs):
+        if epoch:
+            batches = _group_batches(groups, settings.batch_size, rng)
+        for batch in batches:
             queries = [q for q, docs in batch for _ in docs]
             documents = [d for _, docs in batch for d in docs]
             features = tokenizer(queries, documents, padding=True, truncation="only_second",
@@ -234,3 +232,20 @@ def train_reranker(init_dir: Path, training: TrainingSet, out_dir: Path,
             "pairs": sum(len(d) for _, d in groups),
             "seconds": round(time.monotonic() - started, 1), "device": device,
             "precision": precision, "loss": "listwise softmax"}
+
+
+def _group_batches(groups: list, batch_size: int, rng: random.Random) -> list[list]:
+    """Shuffled batches of whole groups, each batch of groups of one size (a batch of
+    short sentence groups is not padded to a passage group's length) holding about
+    ``batch_size`` (query, document) pairs."""
+    by_size: dict[int, list] = {}
+    for group in groups:
+        by_size.setdefault(len(group[1]), []).append(group)
+    batches = []
+    for size in sorted(by_size):
+        members = by_size[size][:]
+        rng.shuffle(members)
+        step = max(1, batch_size // size)
+        batches += [members[i:i + step] for i in range(0, len(members) // step * step, step)]
+    rng.shuffle(batches)
+    return batches

@@ -66,9 +66,12 @@ def from_beir(dataset: BeirDataset, split: str = "train", holdout: int = 0) -> T
 
 
 def from_clicks(path: Path, documents: dict[str, str]) -> TrainingSet:
-    """``{"query": ..., "doc_id": ...}`` per line (``ragrec`` exports clicks this way);
-    duplicates collapse, clicks on unknown documents are skipped."""
+    """``{"query", "doc_id", "label"}`` per line (``ragrec events export`` writes them;
+    ``label`` 1 - a click, a source that helped, a thumbs-up - or 0 for a thumbs-down, 1
+    when absent). Positives become examples; a query's negatives are kept as its examples'
+    first hard negatives. Duplicates collapse; unknown documents are skipped."""
     seen, examples = set(), []
+    negatives: dict[str, list[str]] = {}
     with open(path, encoding="utf-8") as handle:
         for line in handle:
             if not line.strip():
@@ -78,8 +81,66 @@ def from_clicks(path: Path, documents: dict[str, str]) -> TrainingSet:
             if key in seen or row["doc_id"] not in documents or not key[0]:
                 continue
             seen.add(key)
-            examples.append(Example(key[0], row["doc_id"]))
+            if row.get("label", 1):
+                examples.append(Example(key[0], row["doc_id"]))
+            else:
+                negatives.setdefault(key[0], []).append(row["doc_id"])
+    positives = {(e.query, e.positive) for e in examples}
+    for example in examples:
+        example.negatives = [d for d in negatives.get(example.query, [])
+                             if (example.query, d) not in positives]
     return TrainingSet(examples, documents, f"clicks:{path.name}")
+
+
+def add_rationales(training: TrainingSet, root: Path, split: str = "train",
+                   held_out: Iterable[str] = (), in_document: int = 4, retrieved: int = 3,
+                   seed: int = 13) -> int:
+    """Adds (claim, evidence sentence) examples from a rationales folder (``<split>.jsonl``
+    with human-marked evidence sentences per claim, ``sentences.jsonl`` with each document's
+    sentences), so the cross-encoder also learns to pick the sentence that answers - the
+    extractive answer's selector. Negatives: the evidence document's other sentences, and
+    the sentences most like the claim from the documents already mined as its passage
+    negatives (call after ``mine_hard_negatives``). Claims in ``held_out`` are skipped (the
+    hold-out ``ragrec eval answers`` tunes its selection policy on). Sentence ids are
+    ``<doc id>#<n>``; returns the number of examples added."""
+    from ragrec.answers.words import content_words
+
+    held = set(held_out)
+    with open(root / "sentences.jsonl", encoding="utf-8") as handle:
+        sentences = {str(r["_id"]): r["sentences"] for r in map(json.loads, handle) if r}
+    mined: dict[str, list[str]] = {}
+    for example in training.examples:
+        mined.setdefault(example.query, []).extend(example.negatives)
+    rng = random.Random(seed)
+    added = []
+    with open(root / f"{split}.jsonl", encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    for row in rows:
+        if str(row["id"]) in held or not row.get("evidence"):
+            continue
+        claim = row["claim"].strip()
+        words = set(content_words(claim))
+        far: list[str] = []
+        for doc in _unique(mined.get(claim, [])):
+            ranked = sorted(range(len(sentences.get(doc, []))), key=lambda i: -len(
+                words & set(content_words(sentences[doc][i]))))
+            far += [f"{doc}#{i}" for i in ranked[:1]]
+        for doc, sets in row["evidence"].items():
+            doc = str(doc)
+            if doc not in sentences:
+                continue
+            gold = {int(i) for r in sets for i in r["sentences"]}
+            others = [f"{doc}#{i}" for i in range(len(sentences[doc])) if i not in gold]
+            for number in sorted(gold):
+                negatives = rng.sample(others, min(in_document, len(others))) \
+                    + rng.sample(far, min(retrieved, len(far)))
+                added.append(Example(claim, f"{doc}#{number}", negatives))
+    for doc, texts in sentences.items():
+        for number, text in enumerate(texts):
+            training.documents[f"{doc}#{number}"] = text
+    training.examples.extend(added)
+    training.source += f" + rationales:{root.name}/{split} ({len(added)} evidence sentences)"
+    return len(added)
 
 
 def mine_hard_negatives(client: Elasticsearch, alias: str, embedder, training: TrainingSet,
@@ -107,8 +168,9 @@ def mine_hard_negatives(client: Elasticsearch, alias: str, embedder, training: T
         pool[query] = [d for d in _unique(found)
                        if d not in positives[query] and d in training.documents]
     for example in training.examples:
-        candidates = pool[example.query]
-        example.negatives = rng.sample(candidates, min(per_query, len(candidates)))
+        given = list(example.negatives)  # judged negatives (a thumbs-down) come first
+        candidates = [d for d in pool[example.query] if d not in given]
+        example.negatives = given + rng.sample(candidates, min(per_query, len(candidates)))
 
 
 def _unique(items: Iterable[str]) -> list[str]:

@@ -1,9 +1,21 @@
-// The page asks /ask (streamed, server-sent events), lists the citations, and fills the
-// "related documents" panel from /recommend/item for the first cited document.
+// The chat page: a conversation with /chat (streamed, server-sent events) shown as a
+// thread. Each answer sentence links to the source sentence it cites (the passage opens
+// with that sentence highlighted); thumbs up/down per answer and "this source helped" per
+// citation are logged to /events; related documents come from /recommend/item.
 const $ = (id) => document.getElementById(id);
+let conversationId = null;
+
+function userId() {
+  let id = localStorage.getItem("ragrec-user");
+  if (!id) {
+    id = "web-" + Math.random().toString(36).slice(2, 12);
+    localStorage.setItem("ragrec-user", id);
+  }
+  return id;
+}
 
 function headers() {
-  const h = { "Content-Type": "application/json" };
+  const h = { "Content-Type": "application/json", "X-Ragrec-User": userId() };
   const token = $("token").value || localStorage.getItem("ragrec-token");
   if (token) h["Authorization"] = "Bearer " + token;
   return h;
@@ -20,21 +32,99 @@ async function init() {
   $("token").value = localStorage.getItem("ragrec-token") || "";
 }
 
-function renderCitations(citations) {
-  const list = $("citations");
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function openSource(passage, citation) {
+  $("source-panel").hidden = false;
+  $("source-title").textContent = `[${passage.number}] ${passage.title || passage.doc_id} ` +
+    `(${passage.doc_id})`;
+  const source = $("source");
+  source.innerHTML = "";
+  const text = passage.text;
+  if (citation) {
+    const mark = el("mark", "", text.slice(citation.start, citation.end));
+    source.append(text.slice(0, citation.start), mark, text.slice(citation.end));
+    mark.scrollIntoView({ block: "nearest" });
+  } else {
+    source.append(text);
+  }
+}
+
+async function sendFeedback(turn, type, docIds, button) {
+  const events = docIds.map((docId) => ({
+    user_id: userId(), doc_id: docId, type, query: turn.standalone_query, surface: "chat",
+    conversation_id: turn.conversation_id, turn: turn.turn }));
+  if (!events.length) return;
+  const response = await fetch("/events", { method: "POST", headers: headers(),
+    body: JSON.stringify({ events }) });
+  if (!response.ok) {
+    showError(`feedback not stored (${response.status})`);
+    return;
+  }
+  button.setAttribute("aria-pressed", "true");
+  $("status").textContent = "Thanks for the feedback";
+}
+
+function renderAnswer(item, turn) {
+  const passages = Object.fromEntries(turn.passages.map((p) => [p.number, p]));
+  const answer = item.querySelector(".answer");
+  answer.innerHTML = "";
+  if (turn.mode === "refused" || !turn.sentences.length) {
+    answer.textContent = turn.answer;
+  } else {
+    for (const sentence of turn.sentences) {
+      const span = el("span", "sentence" + (sentence.supported ? "" : " unsupported"),
+                      sentence.text);
+      if (!sentence.supported) span.title = "not supported by the passages it cites";
+      answer.append(span);
+      for (const c of sentence.citations) {
+        const link = el("button", "cite", `[${c.number}]`);
+        link.type = "button";
+        link.dataset.docId = c.doc_id;
+        link.addEventListener("click", () => openSource(passages[c.number], c));
+        answer.append(link);
+      }
+      answer.append(" ");
+    }
+    if (turn.removed_citations && turn.removed_citations.length) {
+      answer.append(el("p", "note", "Citations " +
+        turn.removed_citations.map((n) => `[${n}]`).join(", ") +
+        " named no retrieved passage and were removed."));
+    }
+  }
+  const list = item.querySelector(".citations");
   list.innerHTML = "";
-  for (const c of citations) {
-    const li = document.createElement("li");
-    li.value = c.number;
-    li.dataset.docId = c.doc_id;
-    const title = document.createElement("span");
-    title.className = "cite-title";
-    title.textContent = c.title || c.doc_id;
-    const excerpt = document.createElement("span");
-    excerpt.className = "excerpt";
-    excerpt.textContent = c.text.slice(0, 200);
-    li.append(title, ` (${c.doc_id})`, excerpt);
+  const firstSpan = {};
+  for (const s of turn.sentences) {
+    for (const c of s.citations) if (!(c.number in firstSpan)) firstSpan[c.number] = c;
+  }
+  for (const p of turn.citations) {
+    const li = el("li");
+    li.value = p.number;
+    li.dataset.docId = p.doc_id;
+    const title = el("a", "cite-title", p.title || p.doc_id);
+    title.href = "#";
+    title.addEventListener("click", (event) => {
+      event.preventDefault();
+      openSource(p, firstSpan[p.number]);
+    });
+    const helped = el("button", "helped", "this source helped");
+    helped.type = "button";
+    helped.addEventListener("click", () => sendFeedback(turn, "helped", [p.doc_id], helped));
+    li.append(title, ` (${p.doc_id}) `, helped, el("span", "excerpt", p.text.slice(0, 200)));
     list.append(li);
+  }
+  const docs = [...new Set(turn.citations.map((p) => p.doc_id))];
+  const feedback = item.querySelector(".feedback");
+  feedback.hidden = turn.mode === "refused";
+  for (const [cls, type] of [["up", "up"], ["down", "down"]]) {
+    const button = feedback.querySelector("." + cls);
+    button.onclick = () => sendFeedback(turn, type, docs, button);
   }
 }
 
@@ -46,9 +136,8 @@ async function loadRelated(docId) {
   list.innerHTML = "";
   if (!response.ok) return;
   for (const item of (await response.json()).items) {
-    const li = document.createElement("li");
+    const li = el("li", "", `${item.title} (${item.doc_id})`);
     li.dataset.docId = item.doc_id;
-    li.textContent = `${item.title} (${item.doc_id})`;
     list.append(li);
   }
 }
@@ -66,19 +155,38 @@ function parseEvents(buffer, onEvent) {
   return blocks[blocks.length - 1];
 }
 
+function newTurn(question) {
+  const item = el("li", "turn");
+  item.append(el("div", "question", question), el("div", "answer"),
+              el("ol", "citations"));
+  const feedback = el("div", "feedback");
+  feedback.hidden = true;
+  const up = el("button", "up", "👍");
+  const down = el("button", "down", "👎");
+  up.type = down.type = "button";
+  up.title = "good answer";
+  down.title = "bad answer";
+  feedback.append("Was this useful?", up, down);
+  item.append(feedback);
+  $("thread").append(item);
+  return item;
+}
+
 async function ask(question) {
   if ($("token").value) localStorage.setItem("ragrec-token", $("token").value);
-  $("answer").textContent = "";
-  $("answer").classList.remove("refused");
-  $("citations").innerHTML = "";
   $("status").textContent = "Searching…";
-  const response = await fetch("/ask", { method: "POST", headers: headers(),
-    body: JSON.stringify({ question, stream: true }) });
+  const body = { question, stream: true };
+  if (conversationId) body.conversation_id = conversationId;
+  const response = await fetch("/chat", { method: "POST", headers: headers(),
+    body: JSON.stringify(body) });
   if (!response.ok) {
-    const body = await response.json().catch(() => ({}));
-    showError((body.error && body.error.message) || `error ${response.status}`);
+    const error = await response.json().catch(() => ({}));
+    showError((error.error && error.error.message) || `error ${response.status}`);
     return;
   }
+  const item = newTurn(question);
+  const answer = item.querySelector(".answer");
+  let passages = [];
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
@@ -86,14 +194,18 @@ async function ask(question) {
     const { value, done } = await reader.read();
     if (done) break;
     buffer = parseEvents(buffer + decoder.decode(value, { stream: true }), (event, data) => {
-      if (event === "delta") $("answer").textContent += data.text;
+      if (event === "passages") passages = data;
+      if (event === "delta") answer.textContent += data.text;
       if (event === "error") showError(data.message);
       if (event === "done") {
-        $("status").textContent = data.mode === "refused" ? "No answer" :
-          `Answered (${data.mode}) from ${data.citations.length} cited passage(s)`;
-        if (data.mode === "refused") $("answer").classList.add("refused");
-        renderCitations(data.citations);
-        if (data.citations.length) loadRelated(data.citations[0].doc_id);
+        const turn = { ...data, passages };
+        conversationId = turn.conversation_id;
+        item.dataset.turn = turn.turn;
+        if (turn.mode === "refused") item.classList.add("refused");
+        renderAnswer(item, turn);
+        $("status").textContent = turn.mode === "refused" ? "No answer" :
+          `Answered (${turn.mode}) from ${turn.citations.length} cited passage(s)`;
+        if (turn.citations.length) loadRelated(turn.citations[0].doc_id);
       }
     });
   }
@@ -101,6 +213,14 @@ async function ask(question) {
 
 $("ask-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  ask($("question").value.trim()).catch((error) => showError(String(error)));
+  const question = $("question").value.trim();
+  $("question").value = "";
+  ask(question).catch((error) => showError(String(error)));
+});
+$("new-chat").addEventListener("click", () => {
+  conversationId = null;
+  $("thread").innerHTML = "";
+  $("source-panel").hidden = true;
+  $("status").textContent = "New conversation";
 });
 init().catch((error) => showError(String(error)));

@@ -1,0 +1,110 @@
+"""Conversations in Elasticsearch, ``<alias>-conversations``: one document per turn
+(question, standalone query, passages, answer, sentence citations, model version, timings).
+
+A conversation belongs to the caller that started it: its ``owner`` is a hash of the
+caller's identity (the API's bearer token and the ``X-Ragrec-User`` header a sign-on proxy
+sets); another caller asking for it is told it does not exist. Turns expire after the
+retention period: reads skip expired turns, and expired turns are deleted in the
+background at most once an hour per process."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+from elasticsearch import Elasticsearch, NotFoundError
+
+_MAPPINGS = {"dynamic": "strict", "properties": {
+    "conversation_id": {"type": "keyword"}, "owner": {"type": "keyword"},
+    "turn": {"type": "integer"}, "ts": {"type": "date"}, "expires_at": {"type": "date"},
+    "question": {"type": "text"}, "standalone_query": {"type": "text"},
+    "answer": {"type": "text"}, "mode": {"type": "keyword"},
+    "model_version": {"type": "keyword"},
+    "sentences": {"type": "object", "enabled": False},
+    "citations": {"type": "object", "enabled": False},
+    "passages": {"type": "object", "enabled": False},
+    "timings_ms": {"type": "object", "enabled": False}}}
+MAX_TURNS = 50
+PURGE_EVERY_S = 3600.0
+
+
+class UnknownConversation(LookupError):
+    pass
+
+
+def conversations_index(alias: str) -> str:
+    return f"{alias}-conversations"
+
+
+def owner_key(token: str | None, user: str | None) -> str:
+    return hashlib.sha256(f"{token or ''}\0{user or ''}".encode()).hexdigest()
+
+
+def new_conversation_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+class ConversationStore:
+    def __init__(self, client: Elasticsearch, alias: str, retention_days: float = 30.0):
+        self.client = client
+        self.index = conversations_index(alias)
+        self.retention = timedelta(days=retention_days)
+        self._ready = False
+        self._purged = 0.0
+        self._lock = threading.Lock()
+
+    def _ensure(self) -> None:
+        if self._ready:
+            return
+        with self._lock:
+            if not self.client.indices.exists(index=self.index):
+                try:
+                    self.client.indices.create(
+                        index=self.index, mappings=_MAPPINGS,
+                        settings={"number_of_shards": 1, "number_of_replicas": 0})
+                except Exception as exc:  # created meanwhile by another process
+                    if "resource_already_exists" not in str(exc):
+                        raise
+            self._ready = True
+
+    def turns(self, conversation_id: str, owner: str) -> list[dict]:
+        """The conversation's live turns, oldest first (``UnknownConversation`` when there
+        are none for this owner)."""
+        self._ensure()
+        now = datetime.now(UTC).isoformat()
+        response = self.client.search(
+            index=self.index, size=MAX_TURNS, sort=[{"turn": "asc"}],
+            query={"bool": {"filter": [{"term": {"conversation_id": conversation_id}},
+                                       {"term": {"owner": owner}},
+                                       {"range": {"expires_at": {"gt": now}}}]}})
+        turns = [h["_source"] for h in response["hits"]["hits"]]
+        if not turns:
+            raise UnknownConversation(f"no conversation {conversation_id!r}")
+        return [{k: v for k, v in t.items() if k != "owner"} for t in turns]
+
+    def append(self, conversation_id: str, owner: str, turn: int, record: dict) -> dict:
+        """Stores turn ``turn``; the document id makes a retried request overwrite, not
+        duplicate, the turn."""
+        self._ensure()
+        now = datetime.now(UTC)
+        document = {**record, "conversation_id": conversation_id, "owner": owner,
+                    "turn": turn, "ts": now.isoformat(),
+                    "expires_at": (now + self.retention).isoformat()}
+        self.client.index(index=self.index, id=f"{conversation_id}:{turn}", document=document,
+                          refresh="wait_for")
+        self._maybe_purge()
+        return document
+
+    def _maybe_purge(self) -> None:
+        if time.monotonic() - self._purged < PURGE_EVERY_S:
+            return
+        self._purged = time.monotonic()
+        try:
+            self.client.delete_by_query(
+                index=self.index, wait_for_completion=False, conflicts="proceed",
+                query={"range": {"expires_at": {"lte": datetime.now(UTC).isoformat()}}})
+        except NotFoundError:
+            pass
