@@ -276,6 +276,7 @@ def _eval_answers(args: argparse.Namespace, dataset) -> int:
 
     rationales = answers.Rationales(Path(args.rationales) if args.rationales
                                     else dataset.root / "rationales")
+    rationales.claims(args.split)  # a bad rationales folder fails before any indexing
     llm = None
     if args.answer_mode == "llm":
         llm = LlmSettings.from_env()
@@ -289,7 +290,9 @@ def _eval_answers(args: argparse.Namespace, dataset) -> int:
                                   cache_dir(), show_progress=not args.json)
     _log(f"index {args.index}: {summary.docs_seen} documents ({summary.model_version})")
     min_support = ApiSettings.from_env().min_support
-    systems = [answers.System(f"{layout.version} (cosine selector)", Answerer(
+    first = (f"{layout.version} + LLM {llm.model}" if llm
+             else f"{layout.version} (cosine selector)")
+    systems = [answers.System(first, Answerer(
         Searcher(client, PinnedModels(embedder)), min_support, llm))]
     for uri in args.reranker or ([args.model] if layout.reranker_dir else []):
         rerank_layout = load_layout(uri)

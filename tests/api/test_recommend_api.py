@@ -107,7 +107,8 @@ def test_clicks_with_a_query_export_as_training_pairs(api, kb_alias, es_url, tmp
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert {"query": "how long is parental leave", "doc_id": "parental-leave.md"} in rows
+    assert {"query": "how long is parental leave", "doc_id": "parental-leave.md",
+            "label": 1} in rows
     assert all(r["query"] for r in rows)
     training = from_clicks(out, {"parental-leave.md": "Parental leave lasts ..."})
     assert [(e.query, e.positive) for e in training.examples] == [
