@@ -81,8 +81,15 @@ def test_another_caller_cannot_read_or_continue_a_conversation(api):
 
 def test_expired_conversations_are_gone(es, kb_alias, api_model_server):
     with make_client(es, kb_alias, api_model_server, chat_retention_days=0) as client:
-        turn = client.post("/chat", json={"question": LAPTOP}).json()
-        assert client.get(f"/chat/{turn['conversation_id']}").status_code == 404
+        turn = client.post("/chat", json={"question": LAPTOP})
+        assert turn.status_code == 200, turn.text
+        cid = turn.json()["conversation_id"]
+        assert client.get(f"/chat/{cid}").status_code == 404
+    # Expired turns are deleted, not only hidden (on the real node, without the reindex
+    # module that _delete_by_query needs).
+    es.indices.refresh(index=f"{kb_alias}-conversations")
+    assert es.count(index=f"{kb_alias}-conversations",
+                    query={"term": {"conversation_id": cid}})["count"] == 0
 
 
 def test_feedback_becomes_labelled_training_pairs(api, es, kb_alias, tmp_path):

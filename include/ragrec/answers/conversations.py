@@ -4,18 +4,22 @@
 A conversation belongs to the caller that started it: its ``owner`` is a hash of the
 caller's identity (the API's bearer token and the ``X-Ragrec-User`` header a sign-on proxy
 sets); another caller asking for it is told it does not exist. Turns expire after the
-retention period: reads skip expired turns, and expired turns are deleted in the
-background at most once an hour per process."""
+retention period: reads skip expired turns, and a write deletes expired turns (up to
+1,000 at a time, by id: no ``_delete_by_query``, which needs Elasticsearch's reindex module)
+at most once an hour per process; a failed clean-up is logged, never the caller's error."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from elasticsearch import Elasticsearch, NotFoundError
+from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
+
+log = logging.getLogger("ragrec.api")
 
 _MAPPINGS = {"dynamic": "strict", "properties": {
     "conversation_id": {"type": "keyword"}, "owner": {"type": "keyword"},
@@ -53,7 +57,7 @@ class ConversationStore:
         self.index = conversations_index(alias)
         self.retention = timedelta(days=retention_days)
         self._ready = False
-        self._purged = 0.0
+        self._purged: float | None = None
         self._lock = threading.Lock()
 
     def _ensure(self) -> None:
@@ -99,12 +103,17 @@ class ConversationStore:
         return document
 
     def _maybe_purge(self) -> None:
-        if time.monotonic() - self._purged < PURGE_EVERY_S:
+        now = time.monotonic()
+        if self._purged is not None and now - self._purged < PURGE_EVERY_S:
             return
-        self._purged = time.monotonic()
+        self._purged = now
         try:
-            self.client.delete_by_query(
-                index=self.index, wait_for_completion=False, conflicts="proceed",
+            expired = self.client.search(
+                index=self.index, size=1000, source=False,
                 query={"range": {"expires_at": {"lte": datetime.now(UTC).isoformat()}}})
-        except NotFoundError:
-            pass
+            actions = [{"_op_type": "delete", "_index": self.index, "_id": h["_id"]}
+                       for h in expired["hits"]["hits"]]
+            if actions:
+                helpers.bulk(self.client, actions, raise_on_error=False, refresh=True)
+        except (ApiError, TransportError) as exc:
+            log.warning("expired conversation turns not deleted: %s", exc)
