@@ -301,9 +301,10 @@ def _eval_answers(args: argparse.Namespace, dataset) -> int:
         searcher = Searcher(client, PinnedModels(embedder, load_cross_encoder(
             rerank_layout.reranker_dir)))
         version, served = searcher.served(args.index)
-        systems.append(answers.System(f"{layout.version} + {rerank_layout.version}",
-                                      Answerer(searcher, min_support, llm),
-                                      served.overridden(rerank=True)))
+        label = f"{layout.version} + {rerank_layout.version}" + (
+            " (selector only)" if args.no_rerank else "")
+        systems.append(answers.System(label, Answerer(searcher, min_support, llm),
+                                      served.overridden(rerank=not args.no_rerank)))
     qrels = dataset.qrels("train") if (dataset.root / "qrels" / "train.tsv").is_file() else {}
     report = answers.evaluate(systems, args.index, rationales, args.split,
                               0 if llm else args.tune_claims, k=5,
@@ -510,6 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--tune-claims", type=int, default=150,
                           help="answers: train claims (the 'ragrec train' hold-out sample) "
                                "the selection policy is tuned on; 0: the shipped policy")
+    evaluate.add_argument("--no-rerank", action="store_true",
+                          help="answers: a --reranker's cross-encoder selects sentences "
+                               "only; the passages keep the first-stage order")
     evaluate.add_argument("--limit", type=int, default=None,
                           help="answers: only the first N claims of the split (a quick look)")
     evaluate.add_argument("--mode", action="append",
