@@ -11,7 +11,8 @@ Protocol: SciFact test claims (= SciFact's labelled dev set), open retrieval ove
 abstracts; sentence precision/recall/F1 as SciFact scores selection, over claims with
 evidence; the selection policy of each system tuned on the train claims ``ragrec train``
 holds out (150-query sample); the cross-encoder trained on the other train claims' passages
-and evidence sentences (``ragrec train reranker --rationales``, 1 epoch). Target: fine-tuned
+and evidence sentences (``ragrec train reranker --rationales``, 1 epoch), used both as
+reranker + selector and as selector only (``--no-rerank``). Target: fine-tuned
 F1 >= 0.60 and above the base; follow-ups cite the expected document >= 90 %; /chat p50 <=
 500 ms with rerank.
 """
@@ -119,6 +120,11 @@ def main() -> None:
     trained = time.monotonic()
     report = ragrec("eval", "answers", *data, "--reranker", str(out),
                     "--report-dir", str(ROOT / "eval-reports" / "answers"))
+    selector = ragrec("eval", "answers", *data, "--reranker", str(out), "--no-rerank",
+                      "--tune-claims", "150",
+                      "--report-dir", str(ROOT / "eval-reports" / "answers-selector"))
+    report["systems"].update({k: v for k, v in selector["systems"].items()
+                              if k not in report["systems"]})
     evaluated = time.monotonic()
     llm_report = None
     if args.llm_url:

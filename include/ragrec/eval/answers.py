@@ -288,7 +288,8 @@ def evaluate(systems: list[System], alias: str, rationales: Rationales, split: s
 PROTOCOL = (
     "claims of rationales/{split}.jsonl answered by the served answer path: open retrieval "
     "over the whole corpus (the index's served spec; rerank on for systems with a "
-    "cross-encoder), top {k} passages over min_support, extractive sentence selection; "
+    "cross-encoder unless --no-rerank; each system's spec is in the report), top {k} "
+    "passages over min_support, extractive sentence selection; "
     "cited sentences mapped to abstract sentence numbers; sentence precision/recall/F1 "
     "micro-averaged over claims with evidence (a cited sentence counts when it is in a gold "
     "rationale of that abstract); refusal rate over claims without evidence; selection "
