@@ -110,7 +110,8 @@ def test_a_conversation_in_the_page(served_api, es, kb_alias, tmp_path):
             browser.close()
     es.indices.refresh(index=f"{kb_alias}-events")
     logged = es.search(index=f"{kb_alias}-events", query={"bool": {"filter": [
-        {"terms": {"type": ["up", "helped"]}}, {"term": {"surface": "chat"}}]}},
+        {"terms": {"type": ["up", "helped"]}}, {"term": {"surface": "chat"}},
+        {"prefix": {"user_id": "web-"}}]}},  # the page's own per-browser user id
         size=50)["hits"]["hits"]
     kinds = {h["_source"]["type"] for h in logged}
     assert kinds == {"up", "helped"}
