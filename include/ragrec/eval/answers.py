@@ -183,13 +183,7 @@ def answer_all(answerer: Answerer, alias: str, claims: list[Claim], spec_of, k: 
     judged = []
     for done, claim in enumerate(claims, start=1):
         started = time.monotonic()
-        ctx = answerer.retrieve(alias, claim.text, spec_of, k)
-        if not ctx.passages:
-            answer = answerer.refusal(ctx)
-        elif answerer.llm is not None:
-            answer = answerer.grounded(ctx, "".join(answerer.deltas(ctx)))
-        else:
-            answer = answerer.extractive(ctx)
+        answer = answerer.answer(alias, claim.text, spec_of, k)
         judged.append(Judged(claim, answer, time.monotonic() - started))
         progress.update(done)
     progress.close()
