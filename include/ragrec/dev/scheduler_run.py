@@ -27,6 +27,8 @@ from pathlib import Path
 from ragrec.airflow.runtime import MODEL_POOL
 
 FINISHED = ("success", "failed")
+LOCKED = "database is locked"
+CLI_TRIES = 4
 
 
 def _json_rows(text: str) -> list[dict]:
@@ -76,6 +78,9 @@ class StandaloneAirflow:
             # DAG's latest interval (asset-triggered runs still happen).
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         })
+        if env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite").startswith("sqlite"):
+            for key in ("SQL_ALCHEMY_CONNECT_ARGS", "SQL_ALCHEMY_CONNECT_ARGS_ASYNC"):
+                env.setdefault(f"AIRFLOW__DATABASE__{key}", "ragrec.dev.sqlite_wait.CONNECT_ARGS")
         # One signing secret for the API server and the task workers it hands tokens to.
         env.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_urlsafe(32))
         self.env = env
@@ -85,8 +90,16 @@ class StandaloneAirflow:
         self.process: subprocess.Popen | None = None
 
     def airflow(self, *args: str, check: bool = True) -> str:
-        result = subprocess.run([sys.executable, "-m", "airflow", *args], env=self.env,
-                                capture_output=True, text=True)
+        """One CLI call; one that loses SQLite's lock to the running deployment (its
+        transaction rolled back, nothing written) is made again after a pause."""
+        for attempt in range(1, CLI_TRIES + 1):
+            result = subprocess.run([sys.executable, "-m", "airflow", *args], env=self.env,
+                                    capture_output=True, text=True)
+            if result.returncode == 0 or LOCKED not in result.stderr or attempt == CLI_TRIES:
+                break
+            self.say(f"airflow {args[0]} {args[1] if len(args) > 1 else ''}: {LOCKED}, "
+                     f"trying again ({attempt}/{CLI_TRIES - 1})")
+            time.sleep(2 ** attempt)
         if check and result.returncode != 0:
             raise RuntimeError(f"airflow {' '.join(args)} failed:\n{result.stderr[-3000:]}")
         return result.stdout
