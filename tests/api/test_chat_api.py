@@ -58,6 +58,7 @@ def test_a_conversation_is_started_continued_and_read_back(api, es, kb_alias):
     assert turns[1]["sentences"] == second["sentences"]
     assert turns[1]["model_version"] == "kb-minilm-v1" and "search" in turns[1]["timings_ms"]
     assert "owner" not in turns[0]
+    es.indices.refresh(index=f"{kb_alias}-conversations")  # turns are read by id, unrefreshed
     raw = es.search(index=f"{kb_alias}-conversations", query={"term": {
         "conversation_id": first["conversation_id"]}})["hits"]["hits"]
     assert len(raw) == 2 and all(len(h["_source"]["owner"]) == 64 for h in raw)

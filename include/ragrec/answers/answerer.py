@@ -136,8 +136,12 @@ class Answerer:
         if not ctx.passages:
             return self.refusal(ctx)
         started = time.monotonic()
+        # Only the passages a policy may quote are scored (both kinds' policies, since the
+        # scorer's kind is known only once it has scored).
+        reach = policy.passages if policy else max(
+            (p.passages for p in self.policies.values()), default=SelectionPolicy().passages)
         scored, kind = score_sentences(self.models, ctx.version, ctx.query, ctx.query_vector,
-                                       ctx.passages)
+                                       [p for p in ctx.passages if p.number <= reach])
         chosen = choose(scored, policy or self.policies.get(kind, SelectionPolicy()))
         ctx.timings["select"] = _ms(started, time.monotonic())
         if not chosen:

@@ -1,5 +1,7 @@
 """Conversations in Elasticsearch, ``<alias>-conversations``: one document per turn
 (question, standalone query, passages, answer, sentence citations, model version, timings).
+A turn is written without waiting for a refresh and read back by id (real-time), so a
+follow-up sees the turn before it at once and a turn costs no refresh wait.
 
 A conversation belongs to the caller that started it: its ``owner`` is a hash of the
 caller's identity (the API's bearer token and the ``X-Ragrec-User`` header a sign-on proxy
@@ -76,15 +78,16 @@ class ConversationStore:
 
     def turns(self, conversation_id: str, owner: str) -> list[dict]:
         """The conversation's live turns, oldest first (``UnknownConversation`` when there
-        are none for this owner)."""
+        are none for this owner). Read by id (turn ids are ``<conversation>:<n>``), which is
+        real-time: a turn just written is seen without waiting for a refresh."""
         self._ensure()
-        now = datetime.now(UTC).isoformat()
-        response = self.client.search(
-            index=self.index, size=MAX_TURNS, sort=[{"turn": "asc"}],
-            query={"bool": {"filter": [{"term": {"conversation_id": conversation_id}},
-                                       {"term": {"owner": owner}},
-                                       {"range": {"expires_at": {"gt": now}}}]}})
-        turns = [h["_source"] for h in response["hits"]["hits"]]
+        now = datetime.now(UTC)
+        response = self.client.mget(
+            index=self.index, ids=[f"{conversation_id}:{n}" for n in range(1, MAX_TURNS + 1)])
+        turns = [d["_source"] for d in response["docs"] if d.get("found")]
+        turns = sorted((t for t in turns if t.get("owner") == owner
+                        and datetime.fromisoformat(t["expires_at"]) > now),
+                       key=lambda t: t["turn"])
         if not turns:
             raise UnknownConversation(f"no conversation {conversation_id!r}")
         return [{k: v for k, v in t.items() if k != "owner"} for t in turns]
@@ -97,8 +100,7 @@ class ConversationStore:
         document = {**record, "conversation_id": conversation_id, "owner": owner,
                     "turn": turn, "ts": now.isoformat(),
                     "expires_at": (now + self.retention).isoformat()}
-        self.client.index(index=self.index, id=f"{conversation_id}:{turn}", document=document,
-                          refresh="wait_for")
+        self.client.index(index=self.index, id=f"{conversation_id}:{turn}", document=document)
         self._maybe_purge()
         return document
 
@@ -108,6 +110,7 @@ class ConversationStore:
             return
         self._purged = now
         try:
+            self.client.indices.refresh(index=self.index)  # turns are written unrefreshed
             expired = self.client.search(
                 index=self.index, size=1000, source=False,
                 query={"range": {"expires_at": {"lte": datetime.now(UTC).isoformat()}}})

@@ -257,8 +257,14 @@ def evaluate(systems: list[System], alias: str, rationales: Rationales, split: s
             return system.spec or served
         entry: dict = {}
         if validation:
+            # Every passage scored, so the grid can try each passage count.
+            served = dict(system.answerer.policies)
+            system.answerer.policies = {
+                kind: p.with_(passages=max(POLICY_GRID["passages"])) for kind, p in
+                (served or {"cosine": SelectionPolicy()}).items()}
             tuned_run = answer_all(system.answerer, alias, validation, spec_of, k,
                                    f"{system.label} (validation)", show_progress)
+            system.answerer.policies = served
             kind = next((j.answer.scorer for j in tuned_run if j.answer.scorer), "cosine")
             policy, f1 = tune_policy(tuned_run, mapping, kind)
             system.answerer.policies[kind] = policy
