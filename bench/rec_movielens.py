@@ -188,7 +188,7 @@ def tune(validation_events, held, catalogue, content, say) -> dict:
         models += [("EASE", {"l2": l2}, nb.ease(x, items, l2=l2)) for l2 in EASE_GRID["l2"]]
         for (name, key, model), recency in itertools.product(models, PROFILE_HALF_LIVES):
             run.profile_half_life = recency
-            ndcg = run.evaluate(lambda u, m=model: run.cf_scores(m, u))["ndcg"]
+            ndcg = run.evaluate(lambda u, m=model, r=run: r.cf_scores(m, u))["ndcg"]
             if ndcg > best.get(name, (-1, {}))[0]:
                 best[name] = (ndcg, {"half_life_days": half_life, "profile_half_life": recency,
                                      **key})
@@ -276,7 +276,7 @@ def main() -> None:
                      lambda u, r=runs["EASE"][0], m=runs["EASE"][1]: r.cf_scores(m, u)),
             "content only": (run, lambda u, r=run: r.content.scores(r.profile(u))[r.order]),
             f"blend ({cf_name} + content + popularity)":
-                (run, lambda u, r=run, m=model: combine(r.parts(u, m))),
+                (run, lambda u, r=run, m=model, c=combine: c(r.parts(u, m))),
         }
         for name, (evaluation, score_of) in methods.items():
             row = evaluation.evaluate(score_of, users)
