@@ -86,8 +86,20 @@ def ensure_feature_table(client: Elasticsearch, alias: str, dims: int) -> str:
             "chunks": {"type": "integer"}, "last_modified": {"type": "date"},
             "model_version": {"type": "keyword"}, "content_sha": {"type": "keyword"},
             "updated_at": {"type": "date"}, "airec_sha": {"type": "keyword"},
+            **NEIGHBOUR_FIELDS,
         }})
     return name
+
+
+NEIGHBOUR_FIELDS = {"neighbours": {"type": "object", "enabled": False},
+                    "neighbours_model": {"type": "keyword"},
+                    "neighbours_at": {"type": "date"}}
+
+
+def ensure_neighbour_fields(client: Elasticsearch, alias: str) -> None:
+    """The collaborative neighbours ``ragrec.recs.training`` stores on each row (added to a
+    table created before them)."""
+    client.indices.put_mapping(index=feature_table(alias), properties=NEIGHBOUR_FIELDS)
 
 
 def sync_feature_table(client: Elasticsearch, alias: str) -> dict:
@@ -96,7 +108,8 @@ def sync_feature_table(client: Elasticsearch, alias: str) -> dict:
     meta = versions.index_meta(client, alias)
     table = ensure_feature_table(client, alias, int(meta["dims"]))
     existing = {h["_id"]: h["_source"] for h in helpers.scan(
-        client, index=table, _source=["content_sha", "model_version", "airec_sha"],
+        client, index=table, _source=["content_sha", "model_version", "airec_sha",
+                                      *NEIGHBOUR_FIELDS],
         query={"query": {"match_all": {}}})}
     now = datetime.now(UTC).isoformat()
     actions, seen, changed = [], set(), 0
@@ -112,7 +125,9 @@ def sync_feature_table(client: Elasticsearch, alias: str) -> dict:
             "excerpt": item.excerpt, "vector": item.vector, "chunks": item.chunks,
             "last_modified": item.last_modified or None, "model_version": item.model_version,
             "content_sha": item.content_sha, "updated_at": now,
-            "airec_sha": old.get("airec_sha")}})
+            "airec_sha": old.get("airec_sha"),
+            # learned from behaviour, not from the content: kept until the next retrain
+            **{k: old[k] for k in NEIGHBOUR_FIELDS if k in old}}})
     gone = sorted(set(existing) - seen)
     actions += [{"_op_type": "delete", "_index": table, "_id": i} for i in gone]
     if actions:

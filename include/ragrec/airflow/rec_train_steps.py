@@ -1,0 +1,26 @@
+"""rec_train's task body: collaborative neighbours from the events index into the feature
+table (``ragrec.recs.training``). A deployment without behaviour yet skips the run, it does
+not fail it: content neighbours serve until there are clicks to learn from."""
+
+from __future__ import annotations
+
+import logging
+
+from ragrec.airflow import runtime
+
+log = logging.getLogger(__name__)
+
+
+def learn_neighbours(alias: str, settings: dict | None = None) -> dict:
+    from airflow.exceptions import AirflowSkipException
+
+    from ragrec.recs.training import CfSettings, NoEvents, learn
+
+    try:
+        report = learn(runtime.es_client(), alias, CfSettings(**(settings or {})))
+    except NoEvents as exc:
+        raise AirflowSkipException(str(exc)) from exc
+    log.info("%s neighbours for %d of %d items from %d events of %d users", report["method"],
+             report["items_with_neighbours"], report["items"], report["events"],
+             report["users"])
+    return report

@@ -1,0 +1,60 @@
+"""Collaborative candidates from logged events, on the real node: ``ragrec.recs.training``
+learns neighbours from ``<alias>-events`` into the feature table, serving reads them back,
+a content re-sync keeps them, and a retrain replaces them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ragrec.api.events import log_events
+from ragrec.jobs.recsync import feature_table, item_id, sync_feature_table
+from ragrec.recs import training
+from ragrec.sources import open_source
+from ragrec.sources.samples import samples_dir
+
+VPN, TRAVEL, LEAVE, ONBOARDING = ("vpn-access.md", "travel-expenses.md", "parental-leave.md",
+                                  "onboarding.md")
+
+
+def _clicks(pairs: list[tuple[str, str]], start: datetime) -> list[dict]:
+    return [{"user_id": user, "doc_id": doc, "type": "click", "ts": start + timedelta(minutes=n)}
+            for n, (user, doc) in enumerate(pairs)]
+
+
+def test_neighbours_are_learned_from_clicks_served_and_kept_until_a_retrain(
+        es, make_ingestor, index_name, cleanup_alias):
+    cleanup_alias(index_name)
+    make_ingestor().ingest(open_source(str(samples_dir())), index_name)
+    with pytest.raises(training.NoEvents, match="nothing to learn"):
+        training.learn(es, index_name)
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    # Travellers read VPN access then travel expenses; new parents read leave then onboarding.
+    pairs = [(f"traveller-{n}", doc) for n in range(4) for doc in (VPN, TRAVEL)]
+    pairs += [(f"parent-{n}", doc) for n in range(3) for doc in (LEAVE, ONBOARDING)]
+    # an impression is not consumption
+    log_events(es, index_name, _clicks(pairs, start) + [
+        {"user_id": "parent-0", "doc_id": VPN, "type": "impression", "ts": start}])
+    report = training.learn(es, index_name)
+    assert report["method"] == "ease" and report["users"] == 7
+    assert report["items"] == 6 and report["consumed_items"] == 4
+
+    lists = training.neighbour_lists(es, index_name, [VPN, LEAVE, "search-platform.md"])
+    assert lists[VPN][0][0] == TRAVEL and lists[LEAVE][0][0] == ONBOARDING
+    assert lists["search-platform.md"] == []  # nobody read it: no collaborative neighbours
+    scores = training.collaborative_scores(es, index_name, {VPN: 1.0})
+    assert max(scores, key=scores.get) == TRAVEL and VPN not in scores
+
+    # A content re-sync rewrites a changed row whole, but keeps its learned list.
+    table = feature_table(index_name)
+    es.update(index=table, id=item_id(VPN), doc={"content_sha": "edited"}, refresh=True)
+    assert sync_feature_table(es, index_name)["changed"] == 1
+    assert training.neighbour_lists(es, index_name, [VPN])[VPN][0][0] == TRAVEL
+
+    # Behaviour changes: travellers now read onboarding after VPN; a retrain follows it.
+    later = start + timedelta(days=1)
+    log_events(es, index_name, _clicks(
+        [(f"new-hire-{n}", doc) for n in range(8) for doc in (VPN, ONBOARDING)], later))
+    training.learn(es, index_name)
+    assert training.neighbour_lists(es, index_name, [VPN])[VPN][0][0] == ONBOARDING
