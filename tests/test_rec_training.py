@@ -58,3 +58,28 @@ def test_neighbours_are_learned_from_clicks_served_and_kept_until_a_retrain(
         [(f"new-hire-{n}", doc) for n in range(8) for doc in (VPN, ONBOARDING)], later))
     training.learn(es, index_name)
     assert training.neighbour_lists(es, index_name, [VPN])[VPN][0][0] == ONBOARDING
+
+
+def test_recommendations_use_the_learned_neighbours_and_fall_back_to_content(
+        es, make_ingestor, index_name, cleanup_alias):
+    from ragrec.api import recommend
+
+    cleanup_alias(index_name)
+    make_ingestor().ingest(open_source(str(samples_dir())), index_name)
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    # Everyone who read the leave policy went on to the VPN page: nothing in their content
+    # says so, only behaviour does.
+    pairs = [(f"parent-{n}", doc) for n in range(5) for doc in (LEAVE, VPN)]
+    # The onboarding page is the most read, alone.
+    pairs += [(f"new-hire-{n}", ONBOARDING) for n in range(8)]
+    log_events(es, index_name, _clicks(pairs + [("fan", LEAVE)], start))
+    version = "all-minilm-l6-v2-base"
+    before = recommend.for_user(es, index_name, "fan", None, version, k=3)
+    assert before["strategy"] == "interests" and before["items"][0]["doc_id"] != VPN
+    training.learn(es, index_name)
+    after = recommend.for_user(es, index_name, "fan", None, version, k=3)
+    assert after["strategy"] == "collaborative"
+    ranked = [item["doc_id"] for item in after["items"]]
+    assert ranked[0] == VPN and LEAVE not in ranked
+    # Documents no one has read still come through their content.
+    assert len(ranked) == 3 and set(ranked) - {VPN}

@@ -8,6 +8,12 @@
   interests both count), scored by weighted similarity, fused by RRF with click
   popularity; clicked documents excluded; the custom reranker ranks the head (the user's
   recent titles as the query). A user without clicks gets the most clicked documents.
+* User, once ``rec_train`` has learned collaborative neighbours (the feature table's
+  ``neighbours``): the user's recency profile (newest click weighs most) scores the stored
+  neighbours of the clicked documents; candidates from that, the content neighbours and
+  popularity are blended by min-max scaled weights (``RecSettings.collaborative``,
+  ``content``, ``popular``; chosen on MovieLens 100K's validation split), so documents
+  nobody has read yet still come through their content.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from elasticsearch import Elasticsearch
 
 from ragrec.api import events as event_log
 from ragrec.indexing.chunk_document import NEIGHBOURS, SUMMARY, VECTORS
+from ragrec.recs.interactions import recency_profile
+from ragrec.recs.training import collaborative_scores
 from ragrec.retrieval.fusion import blend, min_max, rrf
 from ragrec.retrieval.queries import excluding_documents, knn_query
 
@@ -40,6 +48,10 @@ class RecSettings:
     per_interest: int = 30
     popularity: bool = True  # fuse the interest ranking with click popularity (RRF)
     rerank_weight: float = 0.5
+    profile_half_life: float | None = 3.0  # in clicked documents, newest first
+    collaborative: float = 1.0  # blend weights of the min-max scaled sources
+    content: float = 0.4
+    popular: float = 0.05
 
 
 def _normalise(vector: np.ndarray) -> np.ndarray:
@@ -165,26 +177,57 @@ def interest_neighbours(client: Elasticsearch, alias: str, weights: dict[str, fl
     return pool
 
 
+def _blend_sources(client: Elasticsearch, alias: str, pool: dict[str, dict],
+                   collaborative: dict[str, float], counts: dict[str, int], seen: set[str],
+                   settings: RecSettings) -> dict[str, float]:
+    """Adds the collaborative and popular candidates to ``pool`` and returns every
+    candidate's blended score."""
+    top_cf = sorted(collaborative, key=lambda d: (-collaborative[d], d))[:settings.candidates]
+    top_popular = [d for d in counts if d not in seen][:settings.per_interest]
+    missing = [d for d in dict.fromkeys(top_cf + top_popular) if d not in pool]
+    for doc_id, row in _first_chunks(client, alias, missing).items():
+        pool[doc_id] = {**row, "_score": 0.0}
+    sources = [(settings.collaborative, {d: collaborative.get(d, 0.0) for d in pool}),
+               (settings.content, {d: pool[d]["_score"] for d in pool}),
+               (settings.popular, {d: float(np.log1p(counts.get(d, 0))) for d in pool})]
+    fused = dict.fromkeys(pool, 0.0)
+    for weight, values in sources:
+        if weight:
+            for doc_id, value in min_max(values).items():
+                fused[doc_id] += weight * value
+    return fused
+
+
 def for_user(client: Elasticsearch, alias: str, user_id: str, models, version: str,
              k: int = 10, settings: RecSettings = RecSettings(),
              now: datetime | None = None) -> dict:
-    """Candidates from the user's interests (neighbours of recent clicks), fused by RRF
-    with overall popularity, then ranked by the cross-encoder when the version has one."""
+    """Candidates from the user's interests (neighbours of recent clicks) - blended with
+    the learned collaborative neighbours and popularity when ``rec_train`` has run, else
+    fused by RRF with popularity - then ranked by the cross-encoder when the version has
+    one."""
     now = now or datetime.now(UTC)
     history = [e for e in event_log.recent_events(client, alias, user_id)
                if e["type"] == "click"][:settings.profile_clicks]
     seen = {e["doc_id"] for e in history}
-    popular = [d for d in event_log.click_counts(client, alias, 200) if d not in seen]
+    counts = event_log.click_counts(client, alias, 200)
+    popular = [d for d in counts if d not in seen]
     vectors = doc_vectors(client, alias, sorted(seen))
     weights = click_weights(history, now, settings.half_life_days)
     pool = interest_neighbours(client, alias, weights, vectors, seen, settings)
-    if not pool:
+    profile = recency_profile([e["doc_id"] for e in reversed(history)],
+                              settings.profile_half_life)
+    collaborative = collaborative_scores(client, alias, profile)
+    if not pool and not collaborative:
         titles = _titles(client, alias, popular[:k])
         return {"user_id": user_id, "strategy": "popular", "reranked": False,
                 "items": [{"doc_id": d, "title": titles.get(d, d)} for d in popular[:k]
                           if d in titles]}
-    by_interest = sorted(pool, key=lambda d: (-pool[d]["_score"], d))
-    if settings.popularity:
+    strategy = "interests"
+    if collaborative:
+        strategy = "collaborative"
+        fused = _blend_sources(client, alias, pool, collaborative, counts, seen, settings)
+    elif settings.popularity:
+        by_interest = sorted(pool, key=lambda d: (-pool[d]["_score"], d))
         # Popular documents are candidates too, not only a tie-breaker among neighbours.
         top_popular = popular[:settings.per_interest]
         for doc_id, row in _first_chunks(client, alias,
@@ -211,5 +254,5 @@ def for_user(client: Elasticsearch, alias: str, user_id: str, models, version: s
             c["rerank"] = round(normalised[c["doc_id"]], 6)
             c["_score"] = mixed[c["doc_id"]]
         head.sort(key=lambda c: -c["_score"])
-    return {"user_id": user_id, "strategy": "interests", "reranked": scores is not None,
+    return {"user_id": user_id, "strategy": strategy, "reranked": scores is not None,
             "history": len(history), "items": _public(head[:k])}
