@@ -79,8 +79,9 @@ class StandaloneAirflow:
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         })
         if env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite").startswith("sqlite"):
-            for key in ("SQL_ALCHEMY_CONNECT_ARGS", "SQL_ALCHEMY_CONNECT_ARGS_ASYNC"):
-                env.setdefault(f"AIRFLOW__DATABASE__{key}", "ragrec.dev.sqlite_wait.CONNECT_ARGS")
+            wait = "ragrec.dev.sqlite_wait.CONNECT_ARGS"
+            env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", wait)
+            env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC", wait)
         # One signing secret for the API server and the task workers it hands tokens to.
         env.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_urlsafe(32))
         self.env = env
