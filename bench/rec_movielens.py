@@ -18,12 +18,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import math
 import random
 import time
 from pathlib import Path
 
 import numpy as np
+
+from bench.rec_offline import scores  # Recall@k, NDCG@k: one definition for both logs
 
 ROOT = Path(__file__).resolve().parents[1]
 MOVIELENS = ROOT.parent / "shared" / "data" / "movielens-100k"
@@ -54,14 +55,6 @@ def split_last(events, count: int = 2):
         earlier.extend(rows[:-count])
         held[user] = {e.item for e in rows[-count:]}
     return earlier, held
-
-
-def metrics(ranked: list[str], held: set[str]) -> tuple[float, float]:
-    top = ranked[:K]
-    hits = [1.0 if d in held else 0.0 for d in top]
-    dcg = sum(h / math.log2(i + 2) for i, h in enumerate(hits))
-    ideal = sum(1 / math.log2(i + 2) for i in range(min(K, len(held))))
-    return sum(hits) / len(held), dcg / ideal
 
 
 class Content:
@@ -138,7 +131,7 @@ class Evaluation:
             started = time.perf_counter()
             ranked = self.rank(user, score_of(user))
             seconds.append(time.perf_counter() - started)
-            r, n = metrics(ranked, self.held[user])
+            r, n = scores(ranked, self.held[user], K)
             recall.append(r)
             ndcg.append(n)
             shown.update(ranked)
