@@ -51,9 +51,9 @@ def score_history(neighbour_lists, weights, seen) -> dict[str, float]:
     return totals
 
 
-def top_n(matrix, n: int) -> sparse.csr_matrix:
-    """Each row's ``n`` largest positive entries (a dense or sparse matrix)."""
-    dense = matrix.toarray() if sparse.issparse(matrix) else np.asarray(matrix)
+def top_n(dense: np.ndarray, n: int) -> sparse.csr_matrix:
+    """Each row's ``n`` largest positive entries of a dense matrix (``_top_sparse`` keeps a
+    sparse one sparse)."""
     rows, cols, vals = [], [], []
     for row, values in enumerate(dense):
         keep = min(n, int((values > 0).sum()))
