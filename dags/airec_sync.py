@@ -6,7 +6,9 @@ kb_reindex) or a rollout triggers it: one recommendation item per document, with
 document vector, is written to the feature table `<alias>-rec-items` in Elasticsearch (the
 embedded default, read by `/recommend`), and - with the Connection `airec_default` - new,
 changed and deleted items are pushed to AIRec through its official SDK and its custom
-ranking model is pointed at the model endpoint's rerank route.
+ranking model is pointed at the model endpoint's rerank route; then the behaviours logged
+since the last run (impressions, clicks, likes, with their trace ids) go to its behavior
+table.
 """
 
 from __future__ import annotations
@@ -48,8 +50,14 @@ def airec_sync():
 
         return airec_steps.push_to_airec(alias, table)
 
+    @task
+    def push_behaviours(alias: str, items: dict) -> dict:
+        from ragrec.airflow import airec_steps
+
+        return airec_steps.push_behaviours(alias, items)
+
     alias = resolve_alias()
-    push_to_airec(alias, write_feature_table(alias))
+    push_behaviours(alias, push_to_airec(alias, write_feature_table(alias)))
 
 
 dag_object = airec_sync()

@@ -10,6 +10,7 @@ from ragrec.cloud.airec import (
     AirecClient,
     AirecError,
     batches,
+    behaviour_document,
     delete_document,
     item_document,
 )
@@ -42,6 +43,29 @@ def test_pushes_are_split_within_the_service_limits_and_keep_every_item():
 
         client.push([delete_document("item-7")])
         assert ("item-7", "article") not in server.items
+
+
+def test_behaviours_are_pushed_in_airecs_shape_and_a_malformed_one_is_refused():
+    event = {"user_id": "u-1", "doc_id": "a.md", "type": "click", "surface": "search",
+             "scene_id": "home", "trace_id": "0123456789abcdef", "position": 3,
+             "ts": "2026-03-01T00:10:00+00:00"}
+    assert behaviour_document({**event, "type": "down"}, "item-1", "ragrec") is None
+    with AirecServer() as server:
+        client = AirecClient(_settings(server))
+        sent = []
+        documents = [behaviour_document({**event, "user_id": f"u-{n}"}, "item-1", "ragrec")
+                     for n in range(1000)]
+        assert client.push(documents, table="behavior", sent=sent.append) == 1000
+        assert sent == [800, 1000]  # progress after every request
+        first = server.behaviours[0]
+        assert first["bhv_type"] == "click" and first["bhv_time"] == "1772323800"
+        assert first["trace_info"] == "0123456789abcdef" and first["position"] == "3"
+        # Milliseconds where AIRec wants seconds: the service's own message comes back.
+        late = behaviour_document(event, "item-1", "ragrec")
+        late["fields"]["bhv_time"] += "000"
+        with pytest.raises(AirecError, match="10-digit unix time"):
+            client.push([late], table="behavior")
+        assert len(server.behaviours) == 1000
 
 
 def test_oversized_documents_and_fields_are_refused_before_sending():

@@ -59,6 +59,33 @@ def test_a_users_recommendations_follow_their_clicks(api):
     assert {i["doc_id"] for i in cold["items"]} <= {"vpn-access.md", "security-incidents.md"}
 
 
+def test_a_click_carries_the_trace_id_of_the_response_that_showed_it(api, es, kb_alias):
+    from ragrec.api.events import events_index
+
+    user = f"u-{uuid.uuid4().hex[:6]}"
+    shown = api.get("/recommend/item/vpn-access.md", params={"k": 3}).json()
+    other = api.get(f"/recommend/user/{user}", params={"k": 3}).json()
+    searched = api.get("/search", params={"q": "vpn"}).json()
+    traces = {shown["trace_id"], other["trace_id"], searched["trace_id"]}
+    assert len(traces) == 3  # one per response
+    first = shown["items"][0]["doc_id"]
+    events = [{"user_id": user, "doc_id": item["doc_id"], "type": "impression",
+               "trace_id": shown["trace_id"], "scene_id": "related", "position": n,
+               "surface": "recommend_item"} for n, item in enumerate(shown["items"])]
+    events.append({**events[0], "type": "click"})
+    assert api.post("/events", json={"events": events}).json() == {"stored": 4}
+    stored = es.search(index=events_index(kb_alias), query={"term": {"user_id": user}},
+                       sort=[{"position": "asc"}], size=10)["hits"]["hits"]
+    clicks = [h["_source"] for h in stored if h["_source"]["type"] == "click"]
+    assert clicks == [{**clicks[0], "doc_id": first, "trace_id": shown["trace_id"],
+                       "scene_id": "related", "position": 0, "surface": "recommend_item"}]
+    assert clicks[0]["logged_at"] >= clicks[0]["ts"][:19]
+    # What an event may carry back is checked like the rest of it.
+    for bad in ({"trace_id": "not a trace"}, {"scene_id": "a:b"}, {"position": -1}):
+        response = api.post("/events", json={"events": [{**events[0], **bad}]})
+        assert response.status_code == 422, bad
+
+
 def test_recent_clicks_weigh_more_than_old_ones():
     import numpy as np
 

@@ -1,7 +1,8 @@
 """airec_sync with dag.test(): the feature table in Elasticsearch (the embedded default), and
 AIRec through the official SDK against a local server that checks signatures, limits and
 keys: first sync pushes every item, a re-run pushes nothing, a deleted document becomes a
-``delete``, the custom ranker points at the model endpoint."""
+``delete``, the custom ranker points at the model endpoint; logged events reach the behavior
+table once, with the response's trace id."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from dags.conftest import load_dag, set_connection
 def test_feature_table_and_airec_push_follow_the_index(dag_connections, make_ingestor, es,
                                                        index_name, cleanup_alias, model_server,
                                                        small_kb, monkeypatch):
+    from ragrec.api.events import log_events, new_trace_id, normalise_events
+    from ragrec.jobs import recsync
     from ragrec.jobs.recsync import feature_table, item_id
     from ragrec.sources import LocalSource
 
@@ -54,6 +57,29 @@ def test_feature_table_and_airec_push_follow_the_index(dag_connections, make_ing
         again = dag.test(run_conf={"index": index_name})
         assert again.state == "success"
         assert len([r for r in airec.requests if r["action"] == "PushDocument"]) == pushes
+
+        # A recommendation shown and clicked, a thumbs-up, a thumbs-down; a click whose
+        # write may still be in flight waits for the next run.
+        trace = new_trace_id()
+        shown = {"user_id": "u-1", "doc_id": "vpn.md", "trace_id": trace, "scene_id": "home",
+                 "surface": "recommend_user", "position": 0}
+        log_events(es, index_name, normalise_events([
+            {**shown, "type": "impression"}, {**shown, "type": "click"},
+            {"user_id": "u-1", "doc_id": "travel.md", "type": "up", "surface": "chat"},
+            {"user_id": "u-1", "doc_id": "travel.md", "type": "down", "surface": "chat"}]))
+        assert recsync.pending_behaviours(es, index_name) == []
+        monkeypatch.setattr(recsync, "SETTLED_SECONDS", 0)
+        assert dag.test(run_conf={"index": index_name}).state == "success"
+        got = [(b["bhv_type"], b["item_id"], b["trace_info"], b["scene_id"], b["page_id"])
+               for b in airec.behaviours]
+        assert got == [("expose", item_id("vpn.md"), trace, "home", "recommend_user"),
+                       ("click", item_id("vpn.md"), trace, "home", "recommend_user"),
+                       ("like", item_id("travel.md"), "", "ragrec", "chat")]
+        assert {b["trace_id"] for b in airec.behaviours} == {"ragrec"}
+        assert all(b["user_id"] == "u-1" and len(b["bhv_time"]) == 10 for b in airec.behaviours)
+        assert airec.behaviours[0]["position"] == "0"
+        assert dag.test(run_conf={"index": index_name}).state == "success"
+        assert len(airec.behaviours) == 3  # sent once
 
         (source / "leave.txt").unlink()
         make_ingestor().ingest(LocalSource(source), index_name)

@@ -4,8 +4,12 @@ ModifyRankingModel.
 It checks what the service checks: the V3 signature, action/version headers, the instance,
 a JSON array body of at most 800 documents and 1 MB, documents of at most 10 KB and fields
 of at most 5 KB, ``cmd`` in add/update/delete, and the item table's key (``item_id`` +
-``item_type``). It keeps the item table and the ranking models, and answers like the service
-(``{"requestId", "result", "code", "message"}``) with an HTTP status.
+``item_type``). Behaviour documents need the behavior table's required fields: ``trace_id``
+(with ``trace_info`` when it is ``Alibaba``), ``platform``, ``scene_id`` (no colon),
+``user_id``, ``item_id`` (at most 50 characters), ``item_type`` of the item types,
+``bhv_type`` of the behaviour types, ``bhv_value``, and ``bhv_time`` as 10-digit unix
+seconds. It keeps the item table, the behaviours and the ranking models, and answers like
+the service (``{"requestId", "result", "code", "message"}``) with an HTTP status.
 """
 
 from __future__ import annotations
@@ -27,12 +31,39 @@ PUSH = re.compile(r"^/v2/openapi/instances/(?P<instance>[^/]+)/tables/(?P<table>
 RANKER = re.compile(r"^/v2/openapi/instances/(?P<instance>[^/]+)/ranking-models/(?P<model>[^/]+)$")
 
 
+ITEM_TYPES = {"image", "article", "video", "shortvideo", "item", "recipe", "audio"}
+BEHAVIOUR_TYPES = {"expose", "click", "like", "comment", "collect", "stay", "cart", "buy",
+                   "evaluate", "share"}
+BEHAVIOUR_REQUIRED = ("trace_id", "platform", "scene_id", "user_id", "item_id", "item_type",
+                      "bhv_type", "bhv_value", "bhv_time")
+
+
+def behaviour_problem(fields: dict) -> str | None:
+    missing = [f for f in BEHAVIOUR_REQUIRED if not str(fields.get(f) or "").strip()]
+    if missing:
+        return f"behaviour documents need {', '.join(missing)}"
+    if fields["trace_id"] == "Alibaba" and not fields.get("trace_info"):
+        return "trace_info is required when trace_id is Alibaba"
+    if ":" in fields["scene_id"]:
+        return "scene_id may not contain a colon"
+    if len(fields["item_id"]) > 50:
+        return "item_id is over 50 characters"
+    if fields["item_type"] not in ITEM_TYPES:
+        return f"unknown item_type {fields['item_type']}"
+    if fields["bhv_type"] not in BEHAVIOUR_TYPES:
+        return f"unknown bhv_type {fields['bhv_type']}"
+    if not re.fullmatch(r"\d{10}", str(fields["bhv_time"])):
+        return "bhv_time must be a 10-digit unix time in seconds"
+    return None
+
+
 class AirecServer(InBackground):
     def __init__(self, instance_id: str = "airec-cn-test", access_key_id: str = "airec-ak",
                  access_key_secret: str = "airec-secret", ranking_model_id: str = "rm-1"):
         self.instance_id = instance_id
         self.credentials = {access_key_id: access_key_secret}
         self.items: dict[tuple[str, str], dict] = {}
+        self.behaviours: list[dict] = []
         self.rankers: dict[str, dict] = {ranking_model_id: {"meta": {}}}
         self.requests: list[dict] = []
         self.lock = threading.Lock()
@@ -107,6 +138,13 @@ class AirecServer(InBackground):
                 return 400, "FieldTooLarge", "a field is over 5 KB"
             if table == "item" and not (fields.get("item_id") and fields.get("item_type")):
                 return 400, "InvalidParameter", "item documents need item_id and item_type"
+            if table == "behavior":
+                problem = behaviour_problem(fields)
+                if problem:
+                    return 400, "InvalidParameter", problem
+        if table == "behavior":
+            self.behaviours.extend(dict(doc["fields"]) for doc in docs)
+            return 200, "0", "success"
         for doc in docs:
             fields = doc["fields"]
             key = (fields["item_id"], fields["item_type"])

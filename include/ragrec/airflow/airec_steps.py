@@ -12,7 +12,12 @@ import logging
 
 from ragrec.airflow import runtime
 from ragrec.airflow.connections import airec_settings
-from ragrec.cloud.airec import AirecClient, delete_document, item_document
+from ragrec.cloud.airec import (
+    AirecClient,
+    behaviour_document,
+    delete_document,
+    item_document,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,3 +70,33 @@ def push_to_airec(alias: str, table: dict) -> dict:
              len(table.get("deleted_ids", [])))
     return {"airec": True, "pushed": pushed, "items": len(rows),
             "deleted": len(table.get("deleted_ids", [])), "custom_ranker_url": ranker}
+
+
+def push_behaviours(alias: str, items: dict) -> dict:
+    """The events logged since the last push, to AIRec's behavior table, after the items
+    they name. The point reached is recorded after every request, so a failed run resumes
+    where it stopped."""
+    from ragrec.jobs.recsync import item_id, mark_behaviours_pushed, pending_behaviours
+
+    settings = airec_settings()
+    if not settings.configured or not items.get("airec"):
+        return {"airec": False}
+    client = runtime.es_client()
+    events = pending_behaviours(client, alias)
+    pairs = [(e, behaviour_document(e, item_id(e["doc_id"]), settings.scene_id))
+             for e in events]
+    kept = [(e, d) for e, d in pairs if d is not None]
+
+    def sent(count: int) -> None:
+        # One request's events share a logged_at: record only a point every event at or
+        # before it has been sent (a later request's failure then re-sends, never skips).
+        following = kept[count][0].get("logged_at") if count < len(kept) else None
+        stamps = [e["logged_at"] for e, _ in kept[:count] if e.get("logged_at")
+                  and (following is None or e["logged_at"] < following)]
+        if stamps:
+            mark_behaviours_pushed(client, alias, max(stamps))
+
+    pushed = AirecClient(settings).push([d for _, d in kept], table="behavior", sent=sent)
+    log.info("AIRec: pushed %d behaviours (%d events; %d without an AIRec type kept here)",
+             pushed, len(events), len(events) - len(kept))
+    return {"behaviours": pushed, "events": len(events), "skipped": len(events) - len(kept)}

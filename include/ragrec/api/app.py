@@ -91,6 +91,10 @@ class ChatRequest(AskRequest):
         None, description="continue this conversation (default: start one)")
 
 
+# A response's trace id as the API hands it out, and what an event may carry back.
+TraceId = Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
 class EventIn(RequestModel):
     user_id: str = Field(min_length=1, max_length=200)
     doc_id: str = Field(min_length=1, max_length=1000)
@@ -103,6 +107,13 @@ class EventIn(RequestModel):
     turn: StrictInt | None = Field(None, ge=1, le=MAX_TURNS)
     ts: EsDateTime | None = Field(None, description="ISO 8601 (UTC offset within +-18:00; "
                                                     "none: UTC); default now")
+    trace_id: TraceId | None = Field(None, description="the trace_id of the response that "
+                                                       "showed the document")
+    scene_id: str | None = Field(None, min_length=1, max_length=50, pattern=r"^[^:]+$",
+                                 description="the page or slot it was shown in (AIRec's "
+                                             "scene; no colon)")
+    position: StrictInt | None = Field(None, ge=0, le=10_000,
+                                       description="its place in the response, from 0")
 
 
 class EventsRequest(RequestModel):
@@ -156,6 +167,10 @@ def create_app(client: Elasticsearch, models: ModelResolver,
     def refusal(path: str, headers: Headers) -> BadRequest | None:
         return token_refusal(headers, config.token) if protected(path) else None
 
+    def traced(payload: dict) -> dict:
+        """A response with its own trace id, for the events that follow it."""
+        return {"trace_id": event_log.new_trace_id(), **payload}
+
     install_error_handlers(app)
     app.add_middleware(RequestGuard, max_body_bytes=config.max_body_bytes, refusal=refusal)
     app.add_middleware(FaultBarrier, service="search API")  # outermost: added last
@@ -194,7 +209,7 @@ def create_app(client: Elasticsearch, models: ModelResolver,
               responses={200: {"model": answers.SearchResult},
                          **error_responses(*BODY_ERRORS, *GUARDED, *SEARCH_ERRORS)})
     def search_post(body: SearchQuery):
-        return json_response(search(searcher, alias, body))
+        return json_response(traced(search(searcher, alias, body)))
 
     @app.get("/search", summary="Search the index (query string)",
              responses={200: {"model": answers.SearchResult},
@@ -208,7 +223,7 @@ def create_app(client: Elasticsearch, models: ModelResolver,
                        max_length=100, description="only these documents (more: POST)")] = None):
         query = _search_from_query_string(query=q, mode=mode, fusion=fusion, k=k,
                                           rerank=rerank, filters=SearchFilters(doc_id=doc_id))
-        return json_response(search(searcher, alias, query))
+        return json_response(traced(search(searcher, alias, query)))
 
     def context(body: AskRequest, history: list[dict]) -> Context:
         def spec_of(served):
@@ -245,7 +260,7 @@ def create_app(client: Elasticsearch, models: ModelResolver,
                                    "itemSchema": answers.ANSWER_EVENT}}},
                          **error_responses(*BODY_ERRORS, *GUARDED, *SEARCH_ERRORS)})
     def ask(body: AskRequest):
-        return respond(body, context(body, []), {})
+        return respond(body, context(body, []), traced({}))
 
     def caller(request: Request) -> str:
         return owner_key(config.token, request.headers.get("x-ragrec-user"))
@@ -281,7 +296,8 @@ def create_app(client: Elasticsearch, models: ModelResolver,
                 k: payload.get(k) for k in ("question", "standalone_query", "answer", "mode",
                                             "model_version", "sentences", "citations",
                                             "passages", "timings_ms")})
-        return respond(body, ctx, {"conversation_id": conversation_id, "turn": turn}, keep)
+        return respond(body, ctx, traced({"conversation_id": conversation_id, "turn": turn}),
+                       keep)
 
     @app.get("/chat/{conversation_id}", summary="A conversation's turns",
              responses={200: {"model": answers.Conversation},
@@ -302,7 +318,7 @@ def create_app(client: Elasticsearch, models: ModelResolver,
             items = recommend.similar_items(client, alias, doc_id, k)
         except recommend.UnknownDocument as exc:
             return error_response(404, str(exc))
-        return json_response({"doc_id": doc_id, "items": items})
+        return json_response(traced({"doc_id": doc_id, "items": items}))
 
     @app.get("/recommend/user/{user_id}",
              summary="Recommendations for a user from their recent clicks",
@@ -311,7 +327,8 @@ def create_app(client: Elasticsearch, models: ModelResolver,
     def recommend_user(user_id: str = Path(min_length=1, max_length=200),
                        k: int = Query(10, ge=1, le=50)):
         version = searcher.model_version(alias)
-        return json_response(recommend.for_user(client, alias, user_id, models, version, k))
+        return json_response(traced(recommend.for_user(client, alias, user_id, models,
+                                                       version, k)))
 
     @app.post("/events", summary="Log impressions and clicks",
               responses={200: {"model": answers.Stored},

@@ -2,11 +2,18 @@
 and recommendations, and the chat's feedback (``up``/``down`` on an answer, one event per
 cited document; ``helped`` on one cited source) - and their export as labelled training
 pairs for ``ragrec train --clicks`` (the loop that makes the custom models better at what
-users actually use): clicks, ``helped`` and ``up`` are positives, ``down`` negatives."""
+users actually use): clicks, ``helped`` and ``up`` are positives, ``down`` negatives.
+
+Every search, chat and recommendation response carries a ``trace_id`` (``new_trace_id``);
+the impressions and clicks on what it showed carry it back, with the ``scene_id`` (the page
+or slot, AIRec's scene) and the ``surface``, so a click is tied to the response that earned
+it. ``logged_at`` is when the API stored an event (``ts`` is when it happened, and may be
+earlier): ``airec_sync`` pushes behaviours by it."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,9 +27,16 @@ _MAPPINGS = {"dynamic": "strict", "properties": {
     "user_id": {"type": "keyword"}, "doc_id": {"type": "keyword"},
     "type": {"type": "keyword"}, "query": {"type": "keyword", "ignore_above": 2000},
     "surface": {"type": "keyword"}, "ts": {"type": "date"},
-    "conversation_id": {"type": "keyword"}, "turn": {"type": "integer"}}}
+    "conversation_id": {"type": "keyword"}, "turn": {"type": "integer"},
+    "trace_id": {"type": "keyword"}, "scene_id": {"type": "keyword"},
+    "position": {"type": "integer"}, "logged_at": {"type": "date"}}}
 POSITIVE = ("click", "helped", "up")
 NEGATIVE = ("down",)
+
+
+def new_trace_id() -> str:
+    """A response's trace id: 32 hex digits, unique per response."""
+    return uuid.uuid4().hex
 
 
 def events_index(alias: str) -> str:
@@ -34,7 +48,7 @@ def ensure_events_index(client: Elasticsearch, alias: str) -> str:
     if not client.indices.exists(index=name):
         client.indices.create(index=name, mappings=_MAPPINGS,
                               settings={"number_of_shards": 1, "number_of_replicas": 0})
-    elif name not in _CURRENT:  # an index from before the feedback fields: add them
+    elif name not in _CURRENT:  # an index from before the newer fields: add them
         client.indices.put_mapping(index=name, properties=_MAPPINGS["properties"])
     _CURRENT.add(name)
     return name
@@ -57,7 +71,9 @@ def normalise_events(rows: list[dict]) -> list[dict]:
                        "query": row.get("query") or None, "surface": row.get("surface") or None,
                        "ts": stamp.isoformat(),
                        "conversation_id": row.get("conversation_id") or None,
-                       "turn": row.get("turn")})
+                       "turn": row.get("turn"), "trace_id": row.get("trace_id") or None,
+                       "scene_id": row.get("scene_id") or None,
+                       "position": row.get("position"), "logged_at": now.isoformat()})
     return events
 
 

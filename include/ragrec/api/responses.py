@@ -34,7 +34,12 @@ class Spec(BaseModel):
     rerank_weight: float
 
 
+TRACE_ID = Field(description="this response's id: impressions and clicks on what it showed "
+                             "carry it back (POST /events)")
+
+
 class SearchResult(BaseModel):
+    trace_id: str = TRACE_ID
     query: str
     mode: Literal["bm25", "dense", "hybrid"]
     fusion: Literal["rrf", "convex"] | None
@@ -73,6 +78,7 @@ class AnswerSentence(BaseModel):
 
 
 class Answer(BaseModel):
+    trace_id: str = TRACE_ID
     question: str
     standalone_query: str = Field(description="what was searched (a follow-up made "
                                               "standalone)")
@@ -128,13 +134,15 @@ class Recommendation(BaseModel):
 
 
 class SimilarItems(BaseModel):
+    trace_id: str = TRACE_ID
     doc_id: str
     items: list[Recommendation]
 
 
 class UserRecommendations(BaseModel):
+    trace_id: str = TRACE_ID
     user_id: str
-    strategy: Literal["interests", "popular"]
+    strategy: Literal["collaborative", "interests", "popular"]
     reranked: bool
     history: int | None = Field(None, description="clicks the profile was built from")
     items: list[Recommendation]

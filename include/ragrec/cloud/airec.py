@@ -1,6 +1,6 @@
 """AIRec (Alibaba Cloud AI Recommendation) through its official SDK,
-``alibabacloud-airec20201126``: push item documents, point the ranking model at ragrec's
-model endpoint.
+``alibabacloud-airec20201126``: push item documents and behaviours, point the ranking model
+at ragrec's model endpoint.
 
 The SDK's generated ``push_document`` sends no body (a gap in 1.0.x), so pushes go through
 the same client's ``call_api`` with the SDK's own operation parameters (action
@@ -8,6 +8,13 @@ the same client's ``call_api`` with the SDK's own operation parameters (action
 Service rules enforced before sending: at most 800 documents and 1 MB per request, 10 KB per
 document, 5 KB per field; ``cmd`` is ``add`` or ``delete``; items keyed by ``item_id`` +
 ``item_type``.
+
+Behaviours (the ``behavior`` table) are ragrec's logged events in AIRec's shape: ``bhv_type``
+``expose`` for an impression, ``click``, ``like`` for a thumbs-up or a source that helped (a
+thumbs-down has no AIRec type and stays in ragrec); ``trace_id`` names who served the list
+(``ragrec``: AIRec reserves ``Alibaba`` for its own results) and ``trace_info`` carries the
+response's own trace id; ``bhv_time`` is the event time in unix seconds; ``page_id`` is the
+surface (search, chat, recommend_user, ...), ``position`` the place in the response.
 """
 
 from __future__ import annotations
@@ -44,6 +51,30 @@ def item_document(row: dict, scene_id: str) -> dict:
         "pub_time": str(pub_time), "status": "1",
         "tags": _fit(row.get("model_version") or "", 200),
     }}
+
+
+TRACE_PROVIDER = "ragrec"
+BEHAVIOUR_TYPES = {"impression": "expose", "click": "click", "up": "like", "helped": "like"}
+
+
+def behaviour_document(event: dict, item: str, scene_id: str) -> dict | None:
+    """A behaviour-table document for one stored event (``item``: its AIRec item id); None
+    for an event AIRec has no type for."""
+    from datetime import datetime
+
+    kind = BEHAVIOUR_TYPES.get(event["type"])
+    if kind is None:
+        return None
+    stamp = datetime.fromisoformat(str(event["ts"]).replace("Z", "+00:00"))
+    fields = {"trace_id": TRACE_PROVIDER, "trace_info": event.get("trace_id") or "",
+              "platform": "other", "scene_id": event.get("scene_id") or scene_id,
+              "user_id": _fit(event["user_id"], 200), "item_id": item,
+              "item_type": ITEM_TYPE, "bhv_type": kind, "bhv_value": "1",
+              "bhv_time": str(int(stamp.timestamp())),
+              "page_id": _fit(event.get("surface") or "", 50)}
+    if event.get("position") is not None:
+        fields["position"] = str(event["position"])
+    return {"cmd": "add", "fields": fields}
 
 
 def delete_document(item: str) -> dict:
@@ -99,7 +130,10 @@ class AirecClient:
                              f"{payload.get('message')}")
         return payload
 
-    def push(self, documents: Iterable[dict], table: str = "item") -> int:
+    def push(self, documents: Iterable[dict], table: str = "item", sent=None) -> int:
+        """Pushes in requests within the limits; ``sent(count)`` after each request, with
+        the documents sent so far (a caller that records progress loses nothing when a later
+        request fails)."""
         from alibabacloud_openapi_util.client import Client as Util
 
         path = (f"/v2/openapi/instances/{Util.get_encode_param(self.settings.instance_id)}"
@@ -108,6 +142,8 @@ class AirecClient:
         for batch in batches(documents):
             self._call("PushDocument", "POST", path, batch)
             pushed += len(batch)
+            if sent is not None:
+                sent(pushed)
         return pushed
 
     def point_ranker_at(self, ranker_url: str, model_version: str) -> dict:

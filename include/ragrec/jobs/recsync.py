@@ -158,3 +158,49 @@ def mark_pushed(client: Elasticsearch, alias: str, rows: list[dict]) -> None:
         outcome = run_bulk(client, actions)
         if outcome.failed:
             raise RuntimeError(f"could not record the AIRec push: {outcome.failed}")
+
+
+# Behaviours: the events AIRec has not received, by when the API stored them (``logged_at``),
+# up to a minute ago (a write still in flight is never skipped); the point reached is kept
+# in the events index's ``_meta``. Events from before ``logged_at`` existed go with the
+# first push.
+SETTLED_SECONDS = 60
+_PUSHED_UNTIL = "airec_behaviours_until"
+
+
+def behaviours_pushed_until(client: Elasticsearch, alias: str) -> str | None:
+    from ragrec.api.events import events_index
+
+    mapping = client.indices.get_mapping(index=events_index(alias))
+    meta = next(iter(mapping.body.values()))["mappings"].get("_meta") or {}
+    return meta.get(_PUSHED_UNTIL)
+
+
+def pending_behaviours(client: Elasticsearch, alias: str,
+                       now: datetime | None = None) -> list[dict]:
+    """Stored events not yet pushed, oldest ``logged_at`` first."""
+    from datetime import timedelta
+
+    from ragrec.api.events import events_index
+
+    index = events_index(alias)
+    if not client.indices.exists(index=index):
+        return []
+    cutoff = ((now or datetime.now(UTC)) - timedelta(seconds=SETTLED_SECONDS)).isoformat()
+    since = behaviours_pushed_until(client, alias)
+    logged = {"range": {"logged_at": {"lte": cutoff, **({"gt": since} if since else {})}}}
+    query = logged if since else {"bool": {"should": [
+        logged, {"bool": {"must_not": {"exists": {"field": "logged_at"}}}}]}}
+    client.indices.refresh(index=index)
+    return [h["_source"] for h in helpers.scan(
+        client, index=index, preserve_order=True, query={
+            "query": query, "sort": [{"logged_at": {"order": "asc", "missing": "_first"}}]})]
+
+
+def mark_behaviours_pushed(client: Elasticsearch, alias: str, until: str) -> None:
+    from ragrec.api.events import events_index
+
+    index = events_index(alias)
+    mapping = client.indices.get_mapping(index=index)
+    meta = next(iter(mapping.body.values()))["mappings"].get("_meta") or {}
+    client.indices.put_mapping(index=index, meta={**meta, _PUSHED_UNTIL: until})

@@ -55,13 +55,17 @@ function openSource(passage, citation) {
   }
 }
 
-async function sendFeedback(turn, type, docIds, button) {
-  const events = docIds.map((docId) => ({
-    user_id: userId(), doc_id: docId, type, query: turn.standalone_query, surface: "chat",
-    conversation_id: turn.conversation_id, turn: turn.turn }));
-  if (!events.length) return;
-  const response = await fetch("/events", { method: "POST", headers: headers(),
+async function logEvents(events) {
+  if (!events.length) return null;
+  return fetch("/events", { method: "POST", headers: headers(),
     body: JSON.stringify({ events }) });
+}
+
+async function sendFeedback(turn, type, docIds, button) {
+  const response = await logEvents(docIds.map((docId) => ({
+    user_id: userId(), doc_id: docId, type, query: turn.standalone_query, surface: "chat",
+    conversation_id: turn.conversation_id, turn: turn.turn, trace_id: turn.trace_id })));
+  if (!response) return;
   if (!response.ok) {
     showError(`feedback not stored (${response.status})`);
     return;
@@ -135,11 +139,25 @@ async function loadRelated(docId) {
   const list = $("related");
   list.innerHTML = "";
   if (!response.ok) return;
-  for (const item of (await response.json()).items) {
-    const li = el("li", "", `${item.title} (${item.doc_id})`);
+  const related = await response.json();
+  // What was shown (impressions) and what was opened (clicks), tied to this response.
+  const shown = (item, position, type) => ({
+    user_id: userId(), doc_id: item.doc_id, type, surface: "recommend_item",
+    scene_id: "related", trace_id: related.trace_id, position });
+  related.items.forEach((item, position) => {
+    const li = el("li");
+    const link = el("a", "", `${item.title} (${item.doc_id})`);
+    link.href = "#";
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      logEvents([shown(item, position, "click")]);
+      loadRelated(item.doc_id);
+    });
     li.dataset.docId = item.doc_id;
+    li.append(link);
     list.append(li);
-  }
+  });
+  logEvents(related.items.map((item, position) => shown(item, position, "impression")));
 }
 
 function parseEvents(buffer, onEvent) {
