@@ -38,7 +38,8 @@ TOKEN, MODEL_TOKEN = "bench-api-token", "bench-model-token"
 def model_bundle(work: Path, reranker_uri: str | None):
     from ragrec.embedding.in_process import base_model_dir
     from ragrec.models.reranker import init_cross_encoder
-    from ragrec.models.store import load_layout, write_bundle
+    from ragrec.models.store import write_bundle
+    from ragrec.models.uris import load_layout
 
     if reranker_uri:
         reranker = load_layout(reranker_uri).reranker_dir

@@ -88,7 +88,7 @@ def main() -> None:
     from ragrec.api import events as event_log
     from ragrec.api import recommend
     from ragrec.es_client import connect
-    from ragrec.models.store import load_layout
+    from ragrec.models.uris import load_layout
 
     client = connect()
     layout = load_layout("base")

@@ -27,8 +27,13 @@ def test_neighbours_are_learned_from_clicks_served_and_kept_until_a_retrain(
         es, make_ingestor, index_name, cleanup_alias):
     cleanup_alias(index_name)
     make_ingestor().ingest(open_source(str(samples_dir())), index_name)
+    from ragrec.api import recommend
+
     with pytest.raises(training.NoEvents, match="nothing to learn"):
         training.learn(es, index_name)
+    content_only = recommend.similar_items(es, index_name, VPN, k=3)
+    assert all(item.get("also_read") is None for item in content_only)
+    assert content_only[0]["doc_id"] != TRAVEL  # by content alone, another page is closer
     start = datetime(2026, 11, 1, tzinfo=UTC)
     # Travellers read VPN access then travel expenses; new parents read leave then onboarding.
     pairs = [(f"traveller-{n}", doc) for n in range(4) for doc in (VPN, TRAVEL)]
@@ -45,6 +50,13 @@ def test_neighbours_are_learned_from_clicks_served_and_kept_until_a_retrain(
     assert lists["search-platform.md"] == []  # nobody read it: no collaborative neighbours
     scores = training.collaborative_scores(es, index_name, {VPN: 1.0})
     assert max(scores, key=scores.get) == TRAVEL and VPN not in scores
+    # "People who read this also read", blended with content, one entry per document.
+    related = recommend.similar_items(es, index_name, VPN, k=4)
+    ids = [item["doc_id"] for item in related]
+    assert ids[0] == TRAVEL and related[0]["also_read"] == 1.0
+    assert len(set(ids)) == 4 and VPN not in ids
+    unread = recommend.similar_items(es, index_name, "search-platform.md", k=3)
+    assert all(item.get("also_read") is None for item in unread)  # content neighbours only
 
     # A content re-sync rewrites a changed row whole, but keeps its learned list.
     table = feature_table(index_name)
@@ -83,3 +95,33 @@ def test_recommendations_use_the_learned_neighbours_and_fall_back_to_content(
     assert ranked[0] == VPN and LEAVE not in ranked
     # Documents no one has read still come through their content.
     assert len(ranked) == 3 and set(ranked) - {VPN}
+    assert training.consumers(es, index_name, [VPN, LEAVE, ONBOARDING, "childcare.md"]) == {
+        VPN: 5, LEAVE: 6, ONBOARDING: 8, "childcare.md": 0}
+
+
+def test_a_new_document_nobody_has_read_gets_the_cold_place(
+        es, make_ingestor, index_name, cleanup_alias, tmp_path):
+    import shutil
+
+    from ragrec.api import recommend
+
+    cleanup_alias(index_name)
+    folder = tmp_path / "docs"
+    shutil.copytree(samples_dir(), folder)
+    make_ingestor().ingest(open_source(str(folder)), index_name)
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    pairs = [(f"parent-{n}", doc) for n in range(5) for doc in (LEAVE, VPN)]
+    pairs += [(f"new-hire-{n}", doc) for n in range(8) for doc in (ONBOARDING, TRAVEL)]
+    log_events(es, index_name, _clicks(pairs + [("fan", LEAVE)], start))
+    training.learn(es, index_name)
+    # A page published after the model was learned: no one has read it yet.
+    (folder / "childcare.md").write_text(
+        "# Childcare support for new parents\n\nParents on parental leave and returning "
+        "from it can use the childcare subsidy; leave and childcare requests go to HR.\n")
+    make_ingestor().ingest(open_source(str(folder)), index_name)
+    version = "all-minilm-l6-v2-base"
+    served = recommend.for_user(es, index_name, "fan", None, version, k=2)
+    assert [i["doc_id"] for i in served["items"]] == [VPN, "childcare.md"]
+    without = recommend.for_user(es, index_name, "fan", None, version, k=2,
+                                 settings=recommend.RecSettings(cold_slots=0))
+    assert [i["doc_id"] for i in without["items"]][0] == VPN

@@ -71,3 +71,15 @@ def test_calendar_decay_weighs_old_events_less_and_stored_events_parse():
     assert history["new"] == pytest.approx(1.0) and history["old"] == pytest.approx(0.5)
     stored = event_of({"user_id": "u", "doc_id": "d", "ts": "2026-03-01T00:00:00+00:00"})
     assert stored == Event("u", "d", 1772323200.0)
+
+
+def test_cold_slots_take_the_last_places_and_never_repeat_an_item():
+    from ragrec.recs.cold_start import with_cold_slots
+
+    ranked = ["a", "b", "c", "d"]
+    assert with_cold_slots(ranked, ["x", "y"], 3, 1) == ["a", "b", "x"]
+    assert with_cold_slots(ranked, ["x", "y"], 3, 2) == ["a", "x", "y"]
+    assert with_cold_slots(ranked, ["b", "x"], 3, 2) == ["a", "b", "x"]  # b: once
+    assert with_cold_slots(ranked, [], 3, 1) == ["a", "b", "c"]  # no cold: the ranking's
+    assert with_cold_slots(ranked, ["x"], 3, 0) == ["a", "b", "c"]
+    assert with_cold_slots(["a"], ["x", "y"], 3, 1) == ["a", "x"]

@@ -88,13 +88,20 @@ def log_events(client: Elasticsearch, alias: str, events: list[dict]) -> int:
     return outcome.succeeded
 
 
-def recent_events(client: Elasticsearch, alias: str, user_id: str, limit: int = 100) -> list:
+def user_history(client: Elasticsearch, alias: str, user_id: str, limit: int = 50,
+                 consumed: int = 5000) -> tuple[list[dict], set[str]]:
+    """The user's ``limit`` most recent positive events (click, helped, up), newest first,
+    and every document they consumed (up to ``consumed`` of them): one search."""
     index = events_index(alias)
     if not client.indices.exists(index=index):
-        return []
-    response = client.search(index=index, size=limit, sort=[{"ts": "desc"}],
-                             query={"term": {"user_id": user_id}})
-    return [h["_source"] for h in response["hits"]["hits"]]
+        return [], set()
+    response = client.search(
+        index=index, size=limit, sort=[{"ts": "desc"}],
+        query={"bool": {"filter": [{"term": {"user_id": user_id}},
+                                   {"terms": {"type": list(POSITIVE)}}]}},
+        aggs={"docs": {"terms": {"field": "doc_id", "size": consumed}}})
+    recent = [h["_source"] for h in response["hits"]["hits"]]
+    return recent, {b["key"] for b in response["aggregations"]["docs"]["buckets"]}
 
 
 def click_counts(client: Elasticsearch, alias: str, size: int = 100) -> dict[str, int]:

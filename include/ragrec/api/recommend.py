@@ -1,8 +1,9 @@
 """Semantic recommendations on the chunk index (same vectors, same model as search).
 
 * Item to item: the document's vector (normalised mean of its chunk vectors) -> kNN over
-  chunks -> one entry per document (its best chunk) -> MMR, so the list is not five
-  near-copies of one topic.
+  chunks -> one entry per document (its best chunk), blended with the document's learned
+  neighbours ("people who read this also read") once ``rec_train`` has run -> MMR, so the
+  list is not five near-copies of one topic.
 * User: each recent click weighs ``0.5 ** (age / half_life)``; the neighbours of the most
   recently clicked documents are the candidates (one kNN per interest, so two unrelated
   interests both count), scored by weighted similarity, fused by RRF with click
@@ -12,8 +13,11 @@
   ``neighbours``): the user's recency profile (newest click weighs most) scores the stored
   neighbours of the clicked documents; candidates from that, the content neighbours and
   popularity are blended by min-max scaled weights (``RecSettings.collaborative``,
-  ``content``, ``popular``; chosen on MovieLens 100K's validation split), so documents
-  nobody has read yet still come through their content.
+  ``content``, ``popular``; chosen on MovieLens 100K's validation split), and the list's
+  last ``cold_slots`` places go to the best content candidates nobody had consumed when
+  ``rec_train`` last ran (``cold_users``), when their scaled content score is at least
+  ``cold_min_content`` - so new documents reach the users they suit.
+* Everything the user consumed is excluded, not only the recent clicks the profile uses.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from elasticsearch import Elasticsearch
 
 from ragrec.api import events as event_log
 from ragrec.indexing.chunk_document import NEIGHBOURS, SUMMARY, VECTORS
+from ragrec.recs.cold_start import with_cold_slots
 from ragrec.recs.interactions import recency_profile
-from ragrec.recs.training import collaborative_scores
+from ragrec.recs.training import collaborative_scores, consumers, neighbour_lists
 from ragrec.retrieval.fusion import blend, min_max, rrf
 from ragrec.retrieval.queries import excluding_documents, knn_query
 
@@ -45,13 +50,17 @@ class RecSettings:
     half_life_days: float = 7.0
     profile_clicks: int = 50
     interests: int = 5  # most recent clicked documents whose neighbours are candidates
-    per_interest: int = 30
+    per_interest: int = 60  # chosen on MovieLens validation, served (bench.rec_served --tune)
     popularity: bool = True  # fuse the interest ranking with click popularity (RRF)
     rerank_weight: float = 0.5
     profile_half_life: float | None = 3.0  # in clicked documents, newest first
     collaborative: float = 1.0  # blend weights of the min-max scaled sources
     content: float = 0.4
     popular: float = 0.05
+    also_read: float = 1.0  # /recommend/item: the learned neighbours' weight beside content
+    cold_slots: int = 1  # places of k kept for content candidates nobody has consumed
+    cold_users: int = 0  # ... "nobody": at most this many consumers at the last rec_train
+    cold_min_content: float = 0.8  # ... with a min-max scaled content score at least this
 
 
 def _normalise(vector: np.ndarray) -> np.ndarray:
@@ -97,30 +106,49 @@ def _titles(client: Elasticsearch, alias: str, doc_ids: list[str]) -> dict[str, 
 def _candidates(client: Elasticsearch, alias: str, vector: np.ndarray, exclude: set[str],
                 count: int) -> list[dict]:
     """Best chunk per document, by cosine to ``vector``, excluding ``exclude``."""
-    knn = knn_query(vector, count, max(200, 2 * count),
-                    excluding_documents(exclude) if exclude else None)
-    response = client.search(index=alias, size=count, knn=knn, source=FIELDS)
-    best: dict[str, dict] = {}
-    for hit in response["hits"]["hits"]:
-        source = hit["_source"]
-        if source["doc_id"] not in best:
-            best[source["doc_id"]] = {
-                "doc_id": source["doc_id"], "title": source.get("title") or source["doc_id"],
-                "chunk_no": source["chunk_no"], "excerpt": " ".join(source["text"].split())[:300],
-                "source_uri": source.get("source_uri") or "",
-                "similarity": round(2 * float(hit["_score"]) - 1, 6),
-                "_vector": np.asarray(source["vector"], dtype=np.float32)}
-    return list(best.values())
+    return _candidates_of(client, alias, [vector], exclude, count)[0]
+
+
+def _candidates_of(client: Elasticsearch, alias: str, vectors: list[np.ndarray],
+                   exclude: set[str], count: int, with_vectors: bool = True) -> list[list[dict]]:
+    """``_candidates`` for several vectors in one round trip (``msearch``); without
+    ``with_vectors`` the rows carry no ``_vector`` (a smaller answer)."""
+    if not vectors:
+        return []
+    source = FIELDS if with_vectors else [*SUMMARY, "chunk_no"]
+    searches = []
+    for vector in vectors:
+        knn = knn_query(vector, count, max(200, 2 * count),
+                        excluding_documents(exclude) if exclude else None)
+        searches += [{"index": alias}, {"size": count, "knn": knn, "_source": source}]
+    lists = []
+    for answer in client.msearch(searches=searches)["responses"]:
+        if "error" in answer:
+            raise RuntimeError(f"Elasticsearch refused a neighbour search: {answer['error']}")
+        best: dict[str, dict] = {}
+        for hit in answer["hits"]["hits"]:
+            row = hit["_source"]
+            if row["doc_id"] not in best:
+                best[row["doc_id"]] = {
+                    "doc_id": row["doc_id"], "title": row.get("title") or row["doc_id"],
+                    "chunk_no": row["chunk_no"], "excerpt": " ".join(row["text"].split())[:300],
+                    "source_uri": row.get("source_uri") or "",
+                    "similarity": round(2 * float(hit["_score"]) - 1, 6)}
+                if with_vectors:
+                    best[row["doc_id"]]["_vector"] = np.asarray(row["vector"], dtype=np.float32)
+        lists.append(list(best.values()))
+    return lists
 
 
 def mmr(candidates: list[dict], k: int, lam: float) -> list[dict]:
-    """Maximal marginal relevance: relevance to the query vs similarity to what is chosen."""
+    """Maximal marginal relevance: relevance to the query (``_relevance``, else the
+    similarity) vs similarity to what is chosen."""
     chosen: list[dict] = []
     pool = list(candidates)
     while pool and len(chosen) < k:
         def gain(c):
             redundancy = max((float(c["_vector"] @ s["_vector"]) for s in chosen), default=0.0)
-            return lam * c["similarity"] - (1 - lam) * redundancy
+            return lam * c.get("_relevance", c["similarity"]) - (1 - lam) * redundancy
         best = max(pool, key=gain)
         pool.remove(best)
         chosen.append(best)
@@ -133,11 +161,29 @@ def _public(rows: list[dict]) -> list[dict]:
 
 def similar_items(client: Elasticsearch, alias: str, doc_id: str, k: int = 5,
                   settings: RecSettings = RecSettings()) -> list[dict]:
+    """"People who read this also read" (the learned neighbours, once ``rec_train`` has
+    run) blended with the content neighbours - min-max scaled, weighted by ``also_read``
+    and ``content`` - one entry per document, diversified by MMR. A document nobody has
+    read yet gets its content neighbours."""
     vector = doc_vectors(client, alias, [doc_id]).get(doc_id)
     if vector is None:
         raise UnknownDocument(f"no document {doc_id!r} in {alias}")
-    pool = _candidates(client, alias, vector, {doc_id}, settings.candidates)
-    return _public(mmr(pool, k, settings.mmr_lambda))
+    pool = {c["doc_id"]: c for c in _candidates(client, alias, vector, {doc_id},
+                                                 settings.candidates)}
+    also = dict(neighbour_lists(client, alias, [doc_id]).get(doc_id, [])[:settings.candidates])
+    also.pop(doc_id, None)
+    if also:
+        missing = [d for d in also if d not in pool]
+        vectors = doc_vectors(client, alias, missing)
+        for d, row in _first_chunks(client, alias, [d for d in missing if d in vectors]).items():
+            pool[d] = {**row, "similarity": round(float(vectors[d] @ vector), 6),
+                       "_vector": vectors[d]}
+        scaled = min_max({d: also.get(d, 0.0) for d in pool})
+        content = min_max({d: c["similarity"] for d, c in pool.items()})
+        for d, c in pool.items():
+            c["also_read"] = round(scaled[d], 6) if d in also else None
+            c["_relevance"] = settings.also_read * scaled[d] + settings.content * content[d]
+    return _public(mmr(list(pool.values()), k, settings.mmr_lambda))
 
 
 def click_weights(history: list[dict], now: datetime, half_life_days: float) -> dict:
@@ -162,15 +208,18 @@ def user_profile(history: list[dict], vectors: dict[str, np.ndarray], now: datet
 
 
 def interest_neighbours(client: Elasticsearch, alias: str, weights: dict[str, float],
-                        vectors: dict[str, np.ndarray], seen: set[str],
-                        settings: RecSettings) -> dict[str, dict]:
-    """Multi-interest candidates: the neighbours of each recently clicked document, scored
-    by the click-weighted sum of their similarities (a mean vector of two unrelated
-    interests points at neither)."""
-    recent = sorted((d for d in weights if d in vectors), key=lambda d: -weights[d])
+                        seen: set[str], settings: RecSettings) -> dict[str, dict]:
+    """Multi-interest candidates: the neighbours of each of the ``interests`` most recently
+    clicked documents (one ``msearch``), scored by the click-weighted sum of their
+    similarities (a mean vector of two unrelated interests points at neither)."""
+    recent = sorted(weights, key=lambda d: -weights[d])[:settings.interests]  # ties: newest
+    vectors = doc_vectors(client, alias, recent)
+    recent = [d for d in recent if d in vectors]
     pool: dict[str, dict] = {}
-    for doc_id in recent[:settings.interests]:
-        for row in _candidates(client, alias, vectors[doc_id], seen, settings.per_interest):
+    lists = _candidates_of(client, alias, [vectors[d] for d in recent], seen,
+                           settings.per_interest, with_vectors=False)
+    for doc_id, rows in zip(recent, lists, strict=True):
+        for row in rows:
             entry = pool.setdefault(row["doc_id"], {**row, "_score": 0.0})
             entry["_score"] += weights[doc_id] * max(row["similarity"], 0.0)
             entry["similarity"] = max(entry["similarity"], row["similarity"])
@@ -206,17 +255,20 @@ def for_user(client: Elasticsearch, alias: str, user_id: str, models, version: s
     fused by RRF with popularity - then ranked by the cross-encoder when the version has
     one."""
     now = now or datetime.now(UTC)
-    history = [e for e in event_log.recent_events(client, alias, user_id)
-               if e["type"] == "click"][:settings.profile_clicks]
-    seen = {e["doc_id"] for e in history}
+    history, consumed = event_log.user_history(client, alias, user_id, settings.profile_clicks)
+    seen = consumed | {e["doc_id"] for e in history}
     counts = event_log.click_counts(client, alias, 200)
     popular = [d for d in counts if d not in seen]
-    vectors = doc_vectors(client, alias, sorted(seen))
-    weights = click_weights(history, now, settings.half_life_days)
-    pool = interest_neighbours(client, alias, weights, vectors, seen, settings)
     profile = recency_profile([e["doc_id"] for e in reversed(history)],
                               settings.profile_half_life)
-    collaborative = collaborative_scores(client, alias, profile)
+    collaborative = {d: v for d, v in collaborative_scores(client, alias, profile).items()
+                     if d not in seen}
+    # Blended with the learned neighbours, the content candidates are scored from the same
+    # recency profile (as tuned); alone, from the calendar-decayed clicks.
+    weights = profile if collaborative else click_weights(history, now,
+                                                          settings.half_life_days)
+    pool = interest_neighbours(client, alias, weights, seen, settings)
+    content = {d: pool[d]["_score"] for d in pool}
     if not pool and not collaborative:
         titles = _titles(client, alias, popular[:k])
         return {"user_id": user_id, "strategy": "popular", "reranked": False,
@@ -254,5 +306,21 @@ def for_user(client: Elasticsearch, alias: str, user_id: str, models, version: s
             c["rerank"] = round(normalised[c["doc_id"]], 6)
             c["_score"] = mixed[c["doc_id"]]
         head.sort(key=lambda c: -c["_score"])
+    chosen = head[:k]
+    if strategy == "collaborative" and settings.cold_slots:
+        chosen = _with_cold(client, alias, pool, head, content, k, settings)
     return {"user_id": user_id, "strategy": strategy, "reranked": scores is not None,
-            "history": len(history), "items": _public(head[:k])}
+            "history": len(history), "items": _public(chosen)}
+
+
+def _with_cold(client: Elasticsearch, alias: str, pool: dict[str, dict], head: list[dict],
+               content: dict[str, float], k: int, settings: RecSettings) -> list[dict]:
+    """``head``'s top ``k`` with ``cold_slots`` places for the content candidates few people
+    have consumed yet (``ragrec.recs.cold_start``)."""
+    scaled = min_max(content)
+    close = [d for d in content if content[d] > 0 and scaled[d] >= settings.cold_min_content]
+    users = consumers(client, alias, close)
+    cold = sorted((d for d, n in users.items() if n <= settings.cold_users),
+                  key=lambda d: (-content[d], d))
+    order = with_cold_slots([c["doc_id"] for c in head], cold, k, settings.cold_slots)
+    return [pool[d] for d in order]

@@ -131,6 +131,9 @@ class Recommendation(BaseModel):
     similarity: float | None = Field(None, description="cosine to the query document or "
                                                        "interest")
     rerank: float | None = Field(None, description="cross-encoder score, min-max scaled")
+    also_read: float | None = Field(None, description="/recommend/item: how strongly readers "
+                                                      "of the document also read this one "
+                                                      "(min-max scaled)")
 
 
 class SimilarItems(BaseModel):

@@ -93,7 +93,8 @@ def ensure_feature_table(client: Elasticsearch, alias: str, dims: int) -> str:
 
 NEIGHBOUR_FIELDS = {"neighbours": {"type": "object", "enabled": False},
                     "neighbours_model": {"type": "keyword"},
-                    "neighbours_at": {"type": "date"}}
+                    "neighbours_at": {"type": "date"},
+                    "consumers": {"type": "integer"}}  # users who consumed the item
 
 
 def ensure_neighbour_fields(client: Elasticsearch, alias: str) -> None:

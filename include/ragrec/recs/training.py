@@ -3,9 +3,10 @@
 ``learn`` reads the positive events of ``<alias>-events`` (clicks, ``helped``, thumbs up),
 learns item neighbours (EASE while the consumed catalogue fits ``CfSettings.ease_max_items``,
 co-consumption kNN beyond), and writes each item's top neighbours into its row of
-``<alias>-rec-items`` (``neighbours``: ``[{"doc_id", "weight"}]``, with the method and the
-time it was learned); rows of items nobody consumed get an empty list, so a stale list never
-outlives a retrain. ``neighbour_lists`` reads them back for serving (one ``mget``)."""
+``<alias>-rec-items`` (``neighbours``: ``[{"doc_id", "weight"}]``, with the method, the time
+it was learned and ``consumers``, how many users consumed the item); rows of items nobody
+consumed get an empty list, so a stale list never outlives a retrain. ``neighbour_lists``
+and ``consumers`` read them back for serving (one ``mget`` each)."""
 
 from __future__ import annotations
 
@@ -71,12 +72,14 @@ def learn(client: Elasticsearch, alias: str, settings: CfSettings = CfSettings()
     recsync.ensure_neighbour_fields(client, alias)
     now = datetime.now(UTC).isoformat()
     actions, with_neighbours = [], 0
+    users_per_item = data.counts()
     for doc_id, row_id in rows.items():
         pairs = model.of(doc_id)
         with_neighbours += bool(pairs)
         actions.append({"_op_type": "update", "_index": table, "_id": row_id, "doc": {
             "neighbours": [{"doc_id": d, "weight": round(w, 6)} for d, w in pairs],
-            "neighbours_model": model.method, "neighbours_at": now}})
+            "neighbours_model": model.method, "neighbours_at": now,
+            "consumers": int(users_per_item[data.item_index[doc_id]])}})
     outcome = run_bulk(client, actions)
     if outcome.failed:
         raise RuntimeError(f"neighbours not stored: {next(iter(outcome.failed.values()))}")
@@ -101,6 +104,18 @@ def neighbour_lists(client: Elasticsearch, alias: str,
             lists[source["doc_id"]] = [(n["doc_id"], float(n["weight"]))
                                        for n in source["neighbours"]]
     return lists
+
+
+def consumers(client: Elasticsearch, alias: str, doc_ids: list[str]) -> dict[str, int]:
+    """doc_id -> how many users consumed it at the last ``learn`` (0 for a document that
+    came after it)."""
+    table = recsync.feature_table(alias)
+    if not doc_ids or not client.indices.exists(index=table):
+        return dict.fromkeys(doc_ids, 0)
+    response = client.mget(index=table, ids=[recsync.item_id(d) for d in doc_ids],
+                           source=["consumers"])
+    return {d: int(((doc.get("_source") or {}).get("consumers")) or 0)
+            for d, doc in zip(doc_ids, response["docs"], strict=True)}
 
 
 def collaborative_scores(client: Elasticsearch, alias: str,

@@ -1,0 +1,163 @@
+"""``/recommend/user`` as served, on a real log: the items indexed as documents in a real
+Elasticsearch, the training events logged as clicks, ``rec_train``'s ``learn`` run on
+them, and ``recommend.for_user`` - the code behind the route - called for every user, timed.
+
+    python -m bench.rec_served [--log DIR] [--users N] [--tune]
+
+Same protocol as ``bench.rec_movielens`` (whose offline table tuned the served defaults on
+the validation split): per user the last two events by time held out, everything before
+them logged; candidates are what ``for_user`` produces (content neighbours of recent
+clicks, the stored collaborative neighbours, popularity), so this measures the served
+pipeline whole, with its candidate limits. Latency is per call, in process, one caller,
+after 5 warm-up calls; the cross-encoder stage is off (the base bundle has no reranker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import random
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.rec_movielens import COLD_USERS, MOVIELENS, K, load, split_last
+from bench.rec_offline import scores
+
+ALIAS = "bench-rec-log"
+WARM_UP = 5
+INTERESTS = (5, 10)  # --tune's grid of RecSettings' candidate limits
+PER_INTEREST = (30, 60)
+
+
+def doc_id(item: str) -> str:
+    return f"{item}.md"
+
+
+def build_index(client, layout, items: list[dict]) -> None:
+    """The items as Markdown documents (``# title``, then the text) behind ``ALIAS``;
+    reused when it already holds them with this model version."""
+    from ragrec.chunking import ModelTokenizer
+    from ragrec.embedding import encoder_for
+    from ragrec.indexing import versions
+    from ragrec.sources import open_source
+    from ragrec.sync import IngestOptions, Ingestor
+
+    live = versions.current_version(client, ALIAS)
+    if live and versions.index_meta(client, live).get("model_version") == layout.version:
+        count = client.search(index=ALIAS, size=0, aggs={"docs": {"cardinality": {
+            "field": "doc_id"}}})["aggregations"]["docs"]["value"]
+        if count >= 0.99 * len(items):  # cardinality is approximate
+            return
+    folder = Path(tempfile.mkdtemp(prefix="bench-rec-items-"))
+    for item in items:
+        (folder / doc_id(str(item["id"]))).write_text(
+            f"# {item['title']}\n\n{item.get('text') or item['title']}\n", encoding="utf-8")
+    print(f"indexing {len(items)} items into {ALIAS} ...", flush=True)
+    Ingestor(client, encoder_for(layout.embedder_dir), ModelTokenizer(layout.embedder_dir),
+             IngestOptions(show_progress=True)).ingest(open_source(str(folder)), ALIAS)
+    client.indices.refresh(index=ALIAS)
+
+
+def log_training(client, train_events) -> None:
+    from ragrec.api import events as event_log
+
+    client.indices.delete(index=event_log.events_index(ALIAS), ignore_unavailable=True)
+    rows = [{"user_id": e.user, "doc_id": doc_id(e.item), "type": "click",
+             "ts": datetime.fromtimestamp(e.ts, UTC)} for e in train_events]
+    for start in range(0, len(rows), 5000):
+        event_log.log_events(client, ALIAS, event_log.normalise_events(rows[start:start + 5000]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--log", type=Path, default=MOVIELENS)
+    parser.add_argument("--users", type=int, default=0, help="a sample (default: all)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--tune", action="store_true",
+                        help="first the candidate limits on the validation split")
+    args = parser.parse_args()
+    if not (args.log / "events.tsv").is_file():
+        raise SystemExit(f"needs {args.log}/events.tsv and items.jsonl")
+    from ragrec.api import recommend
+    from ragrec.es_client import connect
+    from ragrec.models.uris import load_layout
+    from ragrec.recs import training
+    from ragrec.recs.interactions import Interactions
+
+    started = time.monotonic()
+    events, items = load(args.log)
+    known = {str(i["id"]) for i in items}
+    events = [e for e in events if e.item in known]
+    train_events, held = split_last(events)
+    client = connect()
+    layout = load_layout("base")
+    build_index(client, layout, items)
+    shipped = recommend.RecSettings()
+    if args.tune:  # the candidate limits, on the validation split (never on test)
+        fit_events, validation = split_last(train_events)
+        log_training(client, fit_events)
+        training.learn(client, ALIAS)
+        at = datetime.fromtimestamp(max(e.ts for e in fit_events), UTC)
+        for interests, per_interest in itertools.product(INTERESTS, PER_INTEREST):
+            trial = replace(shipped, interests=interests, per_interest=per_interest)
+            ndcg = statistics.mean(
+                scores([i["doc_id"].removesuffix(".md") for i in recommend.for_user(
+                    client, ALIAS, user, None, layout.version, K, trial, at)["items"]],
+                    validation[user], K)[1] for user in sorted(validation))
+            print(f"validation: interests {interests}, per interest {per_interest}: "
+                  f"NDCG@10 {ndcg:.4f}", flush=True)
+    log_training(client, train_events)
+    learned = training.learn(client, ALIAS)
+    fitted = Interactions.build(train_events)
+    users_per_item = dict(zip(fitted.items, fitted.counts(), strict=True))
+    users = sorted(held)
+    if args.users:
+        users = random.Random(args.seed).sample(users, args.users)
+    now = datetime.fromtimestamp(max(e.ts for e in train_events), UTC)
+    variants = {"served blend + cold slots (shipped)": shipped,
+                "served blend, no cold slots": replace(shipped, cold_slots=0)}
+    rows = {}
+    for name, settings in variants.items():
+        recall, ndcg, shown, seconds, cold_hits, cold_total = [], [], set(), [], 0, 0
+        for n, user in enumerate(users):
+            began = time.perf_counter()
+            result = recommend.for_user(client, ALIAS, user, None, layout.version, K,
+                                        settings, now)
+            if n >= WARM_UP:
+                seconds.append(time.perf_counter() - began)
+            ranked = [i["doc_id"].removesuffix(".md") for i in result["items"]]
+            r, g = scores(ranked, held[user], K)
+            recall.append(r)
+            ndcg.append(g)
+            shown.update(ranked)
+            cold = {i for i in held[user] if users_per_item.get(i, 0) <= COLD_USERS}
+            cold_hits += len(cold & set(ranked))
+            cold_total += len(cold)
+        seconds.sort()
+        rows[name] = {"recall": statistics.mean(recall), "ndcg": statistics.mean(ndcg),
+                      "coverage": len(shown) / len(known),
+                      "cold": cold_hits / cold_total if cold_total else 0.0,
+                      "p50": 1000 * seconds[len(seconds) // 2],
+                      "p99": 1000 * seconds[int(0.99 * (len(seconds) - 1))]}
+    print(f"\n=== /recommend/user as served: {args.log.name} on Elasticsearch "
+          f"({len(train_events)} training events logged, {len(users)} users, "
+          f"{len(known)} items; learned: {learned['method']}, "
+          f"{learned['items_with_neighbours']} items with neighbours) ===")
+    print("protocol: as the offline table (last 2 events per user held out, the rest logged as "
+          "clicks, candidates = what for_user generates, consumed items excluded); cold = held-"
+          f"out items with <= {COLD_USERS} training users ({cold_total} of them); latency: "
+          f"for_user in process on one caller after {WARM_UP} warm-up calls, no cross-encoder")
+    print(f"{'variant':<38} {'Recall@10':>9} {'NDCG@10':>8} {'coverage':>8} {'cold R@10':>9} "
+          f"{'p50 ms':>7} {'p99 ms':>7}")
+    for name, row in rows.items():
+        print(f"{name:<38} {row['recall']:9.4f} {row['ndcg']:8.4f} {row['coverage']:8.3f} "
+              f"{row['cold']:9.4f} {row['p50']:7.1f} {row['p99']:7.1f}")
+    print(f"seconds: {time.monotonic() - started:.0f}")
+
+
+if __name__ == "__main__":
+    main()
