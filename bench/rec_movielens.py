@@ -89,11 +89,13 @@ def minmax(values: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class ColdPolicy:
     """``RecSettings``' cold places: ``slots`` for items with at most ``users`` consumers
-    and a min-max scaled content score of at least ``min_content``."""
+    whose cosine to the user's ``interests`` newest items (their weighted mean), in the
+    tower's space, is at least ``min_similarity`` (``training.cold_candidates``)."""
 
     slots: int
     users: int
-    min_content: float
+    min_similarity: float
+    interests: int = 5
 
 
 class Evaluation:
@@ -110,6 +112,27 @@ class Evaluation:
         self.catalogue = catalogue
         self.order = np.asarray([content.index[i] for i in catalogue])
         self.profile_half_life = profile_half_life
+        self.cold_vectors = content.vectors[self.order]  # rec_vector: base until a tower
+
+    def with_tower(self, settings) -> Evaluation:
+        """rec_vector from a tower fitted on this split's sequences (as ``learn`` does)."""
+        from ragrec.recs import tower as tw
+
+        index = {item: n for n, item in enumerate(self.catalogue)}
+        pairs = tw.next_item_pairs(self.data.sequences, index, settings.max_pairs,
+                                   settings.seed)
+        fitted, _ = tw.train(self.cold_vectors, index, pairs, settings)
+        self.cold_vectors = fitted.project(self.cold_vectors)
+        return self
+
+    def cold_scores(self, user: str, interests: int = 5) -> np.ndarray:
+        """Cosine of every item to the weighted mean of the user's newest items' rec_vectors
+        (what ``training.cold_candidates`` asks Elasticsearch)."""
+        profile = self.profile(user)
+        recent = sorted(profile, key=lambda d: -profile[d])[:interests]
+        query = sum(profile[d] * self.cold_vectors[self.data.item_index[d]] for d in recent)
+        norm = float(np.linalg.norm(query)) if recent else 0.0
+        return self.cold_vectors @ (query / norm) if norm else np.zeros(len(self.catalogue))
 
     def profile(self, user: str) -> dict[str, float]:
         return self.data.profile(user, self.profile_half_life)
@@ -140,9 +163,12 @@ class Evaluation:
         if cold is None or not cold.slots:
             return self.top(user, scores, K)
         ranked = self.top(user, scores, K + cold.slots)
-        content = minmax(self.content.scores(self.profile(user))[self.order])
-        mask = (self.counts <= cold.users) & (content >= cold.min_content)
-        return with_cold_slots(ranked, self.top(user, content, cold.slots, mask), K, cold.slots)
+        similarity = self.cold_scores(user, cold.interests)
+        mask = (self.counts <= cold.users) & (similarity >= cold.min_similarity)
+        shown = set(ranked[:K - cold.slots])
+        mask &= np.asarray([i not in shown for i in self.catalogue])
+        return with_cold_slots(ranked, self.top(user, similarity, cold.slots, mask), K,
+                               cold.slots)
 
     def parts(self, user: str, neighbours) -> dict[str, np.ndarray]:
         history = self.profile(user)
@@ -201,7 +227,7 @@ HALF_LIVES = (None,)  # calendar decay of the fit: 60 days measured equal on val
 PROFILE_HALF_LIVES = (None, 1.0, 2.0, 3.0, 5.0, 10.0)  # in items, newest first
 # The cold place's content gate: the loosest whose validation NDCG@10 stays within
 # COLD_GATE_COST of the blend without it (the place costs the list its last warm item).
-COLD_GATES = (0.95, 0.9, 0.8, 0.7, 0.5)
+COLD_GATES = (0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.3)
 COLD_GATE_COST = 0.01
 COLD_POLICY_USERS = 0  # the place is for items nobody consumed (RecSettings.cold_users)
 NEW_ITEM_SHARE = 0.1  # the simulated new items: this share of the catalogue
@@ -239,6 +265,7 @@ def tune(validation_events, held, catalogue, content, say) -> dict:
         if ndcg > top[0]:
             top = (ndcg, dict(zip(BLEND_GRID, weights, strict=True)))
     combine = blend_of(top[1])
+    run.with_tower(CfSettings().tower)
     gate, gates = None, {}
     for threshold in COLD_GATES:  # strictest first; keep the loosest within the cost
         policy = ColdPolicy(1, COLD_POLICY_USERS, threshold)
@@ -246,10 +273,10 @@ def tune(validation_events, held, catalogue, content, say) -> dict:
                                               cold=policy)["ndcg"], 4)
         if gates[threshold] >= (1 - COLD_GATE_COST) * top[0]:
             gate = threshold
-    settings["blend"] = {"cf": cf_name, "weights": top[1], "cold_min_content": gate}
+    settings["blend"] = {"cf": cf_name, "weights": top[1], "cold_min_similarity": gate}
     settings["validation_ndcg"] = {**{n: round(v[0], 4) for n, v in best.items()},
                                    "blend": round(top[0], 4),
-                                   "blend + 1 cold place, by content gate": gates}
+                                   "blend + 1 cold place, by tower-cosine gate": gates}
     return settings
 
 
@@ -259,6 +286,13 @@ def fit(name: str, key: dict, data):
     if name == "EASE":
         return nb.ease(data.matrix, data.items, l2=key["l2"])
     return nb.cooccurrence(data.matrix, data.items, shrink=key["shrink"], alpha=key["alpha"])
+
+
+def samples(test_held, catalogue: list[str], seed: int, new_users: int):
+    """The new users' sample and the simulated new items (the same in every benchmark)."""
+    rng = random.Random(seed)
+    users = rng.sample(sorted(test_held), new_users)
+    return users, set(rng.sample(catalogue, int(NEW_ITEM_SHARE * len(catalogue))))
 
 
 def new_user_events(train_events, held, sample: list[str]):
@@ -294,10 +328,9 @@ def main() -> None:
     content = Content(items, catalogue)
     settings = tune(fit_events, validation_held, catalogue, content, say)
     shipped, cf_shipped = RecSettings(), CfSettings()
-    policy = ColdPolicy(shipped.cold_slots, shipped.cold_users, shipped.cold_min_content)
-    rng = random.Random(args.seed)
-    new_users = rng.sample(sorted(test_held), args.new_users)
-    new_items = set(rng.sample(catalogue, int(NEW_ITEM_SHARE * len(catalogue))))
+    policy = ColdPolicy(shipped.cold_slots, shipped.cold_users, shipped.cold_min_similarity,
+                        shipped.interests)
+    new_users, new_items = samples(test_held, catalogue, args.seed, args.new_users)
     slices = {
         "all users": (train_events, None, None),
         "new users": (new_user_events(train_events, test_held, new_users), new_users, None),
@@ -313,6 +346,9 @@ def main() -> None:
             runs[name] = (run, fit(name, settings[name], run.data))
         served = Evaluation(slice_events, test_held, catalogue, content,
                             cf_shipped.half_life_days, shipped.profile_half_life)
+        base = Evaluation(slice_events, test_held, catalogue, content,
+                          cf_shipped.half_life_days, shipped.profile_half_life)
+        served.with_tower(cf_shipped.tower)
         model = fit("EASE", {"l2": cf_shipped.l2}, served.data)
         combine = blend_of({"cf": shipped.collaborative, "content": shipped.content,
                             "popularity": shipped.popular})
@@ -327,6 +363,8 @@ def main() -> None:
                              None),
             "blend, no cold place": (served, lambda u, r=served, m=model, f=combine:
                                      f(r.parts(u, m)), None),
+            "blend + cold place, base vectors": (base, lambda u, r=base, m=model, f=combine:
+                                                 f(r.parts(u, m)), policy),
             "blend + cold place (shipped)": (served, lambda u, r=served, m=model, f=combine:
                                              f(r.parts(u, m)), policy),
         }
@@ -334,8 +372,10 @@ def main() -> None:
             row = evaluation.evaluate(score_of, users, cold)
             if slice_name != "new users":
                 row["cold"] = evaluation.cold_recall(score_of, cold_items, cold)
-            if cold_items:
-                row["shelf"] = evaluation.cold_recall(score_of, cold_items, shelf=True)
+            if cold_items:  # the cold place's own ranking for the cold-place rows
+                shelf_of = (score_of if cold is None else
+                            lambda u, e=evaluation: e.cold_scores(u, policy.interests))
+                row["shelf"] = evaluation.cold_recall(shelf_of, cold_items, shelf=True)
             rows.setdefault(slice_name, {})[name] = row
     print(f"\n=== recommendations on a real log: {args.log.name} ({len(events)} events, "
           f"{len(catalogue)} items, {len(test_held)} users) ===")
@@ -346,15 +386,18 @@ def main() -> None:
           f"training users; new users = {args.new_users} users cut to their last 2 training "
           f"events (fit and profile); new items = {NEW_ITEM_SHARE:.0%} of the catalogue at "
           "random with every training event on them removed (cold R@10: in the full list; "
-          "shelf R@10: ranked among the new items only). Blend rows run the shipped "
+          "shelf R@10: ranked among the new items only, by the row's own scores; for the "
+          "cold-place rows by the cold place's scorer). Blend rows run the shipped "
           "RecSettings/CfSettings; the cold place = the list's last of 10 for an item nobody "
-          "consumed whose content score (min-max over the user's) is at least "
-          f"{shipped.cold_min_content}.")
+          "consumed, closest to the user's 5 newest items in the recommendation tower's space "
+          f"(cosine >= {shipped.cold_min_similarity}; 'base vectors': the same without the "
+          "tower, i.e. the content vectors); the tower is fitted on each slice's training "
+          "sequences, as rec_train does.")
     print(f"tuned on validation: {json.dumps(settings)}")
     tuned = settings["blend"]
     same = (tuned["cf"] == "EASE" and tuned["weights"] == {
         "cf": shipped.collaborative, "content": shipped.content, "popularity": shipped.popular}
-        and tuned["cold_min_content"] == shipped.cold_min_content
+        and tuned["cold_min_similarity"] == shipped.cold_min_similarity
         and settings["EASE"]["l2"] == cf_shipped.l2
         and settings["EASE"]["profile_half_life"] == shipped.profile_half_life)
     print("shipped defaults (RecSettings, CfSettings) "

@@ -4,7 +4,9 @@
 Learns the collaborative neighbours of every recommendation item from what users consumed
 (the `<alias>-events` clicks, "helped" and thumbs up): EASE while the consumed catalogue
 fits, co-consumption kNN beyond it. Each item's top neighbours land in its row of the
-feature table `<alias>-rec-items`, where recommendations read them. Runs nightly, and when
+feature table `<alias>-rec-items`, where recommendations read them, with the item's
+`rec_vector` from the recommendation tower fitted on what users read next (new documents
+get one too: it is what their cold place is searched by). Runs nightly, and when
 the knowledge-base index Asset (`ragrec_kb_index`) is updated; skipped while there are no
 events yet.
 """

@@ -14,13 +14,18 @@ log = logging.getLogger(__name__)
 def learn_neighbours(alias: str, settings: dict | None = None) -> dict:
     from airflow.exceptions import AirflowSkipException
 
+    from ragrec.recs.tower import TowerSettings
     from ragrec.recs.training import CfSettings, NoEvents, learn
 
+    given = dict(settings or {})
+    if isinstance(given.get("tower"), dict):  # a run's JSON settings
+        given["tower"] = TowerSettings(**given["tower"])
     try:
-        report = learn(runtime.es_client(), alias, CfSettings(**(settings or {})))
+        report = learn(runtime.es_client(), alias, CfSettings(**given))
     except NoEvents as exc:
         raise AirflowSkipException(str(exc)) from exc
     log.info("%s neighbours for %d of %d items from %d events of %d users", report["method"],
              report["items_with_neighbours"], report["items"], report["events"],
              report["users"])
+    log.info("recommendation tower: %s", report["tower"])
     return report

@@ -14,9 +14,10 @@
   neighbours of the clicked documents; candidates from that, the content neighbours and
   popularity are blended by min-max scaled weights (``RecSettings.collaborative``,
   ``content``, ``popular``; chosen on MovieLens 100K's validation split), and the list's
-  last ``cold_slots`` places go to the best content candidates nobody had consumed when
-  ``rec_train`` last ran (``cold_users``), when their scaled content score is at least
-  ``cold_min_content`` - so new documents reach the users they suit.
+  last ``cold_slots`` places go to the documents nobody had consumed when ``rec_train``
+  last ran (``cold_users``) that are closest to the user's newest items in the
+  recommendation tower's space (``rec_vector``, cosine at least ``cold_min_similarity``) -
+  so new documents reach the users they suit.
 * Everything the user consumed is excluded, not only the recent clicks the profile uses.
 """
 
@@ -32,7 +33,7 @@ from ragrec.api import events as event_log
 from ragrec.indexing.chunk_document import NEIGHBOURS, SUMMARY, VECTORS
 from ragrec.recs.cold_start import with_cold_slots
 from ragrec.recs.interactions import recency_profile
-from ragrec.recs.training import collaborative_scores, consumers, neighbour_lists
+from ragrec.recs.training import cold_candidates, collaborative_scores, neighbour_lists
 from ragrec.retrieval.fusion import blend, min_max, rrf
 from ragrec.retrieval.queries import excluding_documents, knn_query
 
@@ -58,9 +59,9 @@ class RecSettings:
     content: float = 0.4
     popular: float = 0.05
     also_read: float = 1.0  # /recommend/item: the learned neighbours' weight beside content
-    cold_slots: int = 1  # places of k kept for content candidates nobody has consumed
+    cold_slots: int = 1  # places of k kept for documents nobody has consumed
     cold_users: int = 0  # ... "nobody": at most this many consumers at the last rec_train
-    cold_min_content: float = 0.8  # ... with a min-max scaled content score at least this
+    cold_min_similarity: float = 0.6  # ... tower cosine to the newest items (validation)
 
 
 def _normalise(vector: np.ndarray) -> np.ndarray:
@@ -268,7 +269,6 @@ def for_user(client: Elasticsearch, alias: str, user_id: str, models, version: s
     weights = profile if collaborative else click_weights(history, now,
                                                           settings.half_life_days)
     pool = interest_neighbours(client, alias, weights, seen, settings)
-    content = {d: pool[d]["_score"] for d in pool}
     if not pool and not collaborative:
         titles = _titles(client, alias, popular[:k])
         return {"user_id": user_id, "strategy": "popular", "reranked": False,
@@ -308,19 +308,25 @@ def for_user(client: Elasticsearch, alias: str, user_id: str, models, version: s
         head.sort(key=lambda c: -c["_score"])
     chosen = head[:k]
     if strategy == "collaborative" and settings.cold_slots:
-        chosen = _with_cold(client, alias, pool, head, content, k, settings)
+        chosen = _with_cold(client, alias, pool, head, profile, seen, k, settings)
     return {"user_id": user_id, "strategy": strategy, "reranked": scores is not None,
             "history": len(history), "items": _public(chosen)}
 
 
 def _with_cold(client: Elasticsearch, alias: str, pool: dict[str, dict], head: list[dict],
-               content: dict[str, float], k: int, settings: RecSettings) -> list[dict]:
-    """``head``'s top ``k`` with ``cold_slots`` places for the content candidates few people
-    have consumed yet (``ragrec.recs.cold_start``)."""
-    scaled = min_max(content)
-    close = [d for d in content if content[d] > 0 and scaled[d] >= settings.cold_min_content]
-    users = consumers(client, alias, close)
-    cold = sorted((d for d, n in users.items() if n <= settings.cold_users),
-                  key=lambda d: (-content[d], d))
-    order = with_cold_slots([c["doc_id"] for c in head], cold, k, settings.cold_slots)
-    return [pool[d] for d in order]
+               profile: dict[str, float], seen: set[str], k: int,
+               settings: RecSettings) -> list[dict]:
+    """``head``'s top ``k`` with ``cold_slots`` places for the documents nobody had consumed
+    at the last ``rec_train``, closest to the user's newest items in the recommendation
+    tower's space (``ragrec.recs.cold_start``, ``training.cold_candidates``)."""
+    shown = {c["doc_id"] for c in head[:k - settings.cold_slots]}
+    found = cold_candidates(client, alias, profile, seen | shown, settings.cold_users,
+                            settings.cold_min_similarity, settings.cold_slots,
+                            settings.interests)
+    cold = [d for d, _ in found]
+    rows = {c["doc_id"]: c for c in head}
+    rows.update({d: pool[d] for d in cold if d in pool})
+    rows.update(_first_chunks(client, alias, [d for d in cold if d not in rows]))
+    order = with_cold_slots([c["doc_id"] for c in head], [d for d in cold if d in rows], k,
+                            settings.cold_slots)
+    return [rows[d] for d in order]

@@ -86,7 +86,7 @@ def ensure_feature_table(client: Elasticsearch, alias: str, dims: int) -> str:
             "chunks": {"type": "integer"}, "last_modified": {"type": "date"},
             "model_version": {"type": "keyword"}, "content_sha": {"type": "keyword"},
             "updated_at": {"type": "date"}, "airec_sha": {"type": "keyword"},
-            **NEIGHBOUR_FIELDS,
+            **learned_fields(dims),
         }})
     return name
 
@@ -95,12 +95,20 @@ NEIGHBOUR_FIELDS = {"neighbours": {"type": "object", "enabled": False},
                     "neighbours_model": {"type": "keyword"},
                     "neighbours_at": {"type": "date"},
                     "consumers": {"type": "integer"}}  # users who consumed the item
+LEARNED = [*NEIGHBOUR_FIELDS, "rec_vector"]
 
 
-def ensure_neighbour_fields(client: Elasticsearch, alias: str) -> None:
-    """The collaborative neighbours ``ragrec.recs.training`` stores on each row (added to a
-    table created before them)."""
-    client.indices.put_mapping(index=feature_table(alias), properties=NEIGHBOUR_FIELDS)
+def learned_fields(dims: int) -> dict:
+    """What ``ragrec.recs.training`` learns from behaviour and stores on each row: the
+    collaborative neighbours, and ``rec_vector``, the recommendation tower's image of the
+    row's vector (``ragrec.recs.tower``)."""
+    return {**NEIGHBOUR_FIELDS, "rec_vector": {"type": "dense_vector", "dims": dims,
+                                               "index": True, "similarity": "cosine"}}
+
+
+def ensure_neighbour_fields(client: Elasticsearch, alias: str, dims: int) -> None:
+    """The learned fields, added to a table created before them."""
+    client.indices.put_mapping(index=feature_table(alias), properties=learned_fields(dims))
 
 
 def sync_feature_table(client: Elasticsearch, alias: str) -> dict:
@@ -110,7 +118,7 @@ def sync_feature_table(client: Elasticsearch, alias: str) -> dict:
     table = ensure_feature_table(client, alias, int(meta["dims"]))
     existing = {h["_id"]: h["_source"] for h in helpers.scan(
         client, index=table, _source=["content_sha", "model_version", "airec_sha",
-                                      *NEIGHBOUR_FIELDS],
+                                      *LEARNED],
         query={"query": {"match_all": {}}})}
     now = datetime.now(UTC).isoformat()
     actions, seen, changed = [], set(), 0
@@ -128,7 +136,7 @@ def sync_feature_table(client: Elasticsearch, alias: str) -> dict:
             "content_sha": item.content_sha, "updated_at": now,
             "airec_sha": old.get("airec_sha"),
             # learned from behaviour, not from the content: kept until the next retrain
-            **{k: old[k] for k in NEIGHBOUR_FIELDS if k in old}}})
+            **{k: old[k] for k in LEARNED if k in old}}})
     gone = sorted(set(existing) - seen)
     actions += [{"_op_type": "delete", "_index": table, "_id": i} for i in gone]
     if actions:

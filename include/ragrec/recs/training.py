@@ -5,14 +5,19 @@ learns item neighbours (EASE while the consumed catalogue fits ``CfSettings.ease
 co-consumption kNN beyond), and writes each item's top neighbours into its row of
 ``<alias>-rec-items`` (``neighbours``: ``[{"doc_id", "weight"}]``, with the method, the time
 it was learned and ``consumers``, how many users consumed the item); rows of items nobody
-consumed get an empty list, so a stale list never outlives a retrain. ``neighbour_lists``
-and ``consumers`` read them back for serving (one ``mget`` each)."""
+consumed get an empty list, so a stale list never outlives a retrain. It also fits the
+recommendation tower (``ragrec.recs.tower``) on the consumption sequences and writes every
+row's ``rec_vector``, new documents included: what the cold place searches.
+``neighbour_lists`` and ``cold_candidates`` read them back for serving."""
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+import numpy as np
 from elasticsearch import Elasticsearch, helpers
 
 from ragrec.api.events import POSITIVE, events_index
@@ -20,6 +25,10 @@ from ragrec.indexing.bulk_writer import run_bulk
 from ragrec.jobs import recsync
 from ragrec.recs import neighbours as nb
 from ragrec.recs.interactions import Interactions, event_of
+from ragrec.recs.tower import TowerSettings, next_item_pairs
+from ragrec.recs.tower import train as train_tower
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,11 @@ class CfSettings:
     alpha: float = 0.5
     half_life_days: float | None = None  # calendar decay of old events in the fit
     ease_max_items: int = 10_000
+    # The recommendation tower (rec_vector): temperature and epochs chosen by the new-item
+    # shelf's recall on MovieLens 100K's validation split; below min_tower_pairs
+    # consecutive pairs, rec_vector is the content vector itself.
+    tower: TowerSettings = TowerSettings(epochs=4, temperature=0.1)
+    min_tower_pairs: int = 1000
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,10 +67,12 @@ def positive_events(client: Elasticsearch, alias: str):
 
 def learn(client: Elasticsearch, alias: str, settings: CfSettings = CfSettings()) -> dict:
     table = recsync.feature_table(alias)
-    if not client.indices.exists(index=table):
-        recsync.sync_feature_table(client, alias)
-    rows = {h["_source"]["doc_id"]: h["_id"] for h in helpers.scan(
-        client, index=table, _source=["doc_id"], query={"query": {"match_all": {}}})}
+    recsync.sync_feature_table(client, alias)  # a row for every document, new ones too
+    rows, vectors = {}, {}
+    for hit in helpers.scan(client, index=table, _source=["doc_id", "vector"],
+                            query={"query": {"match_all": {}}}):
+        rows[hit["_source"]["doc_id"]] = hit["_id"]
+        vectors[hit["_source"]["doc_id"]] = hit["_source"]["vector"]
     events = [e for e in positive_events(client, alias) if e.item in rows]
     if not events:
         raise NoEvents(f"no click, helped or up events on documents of {alias} in "
@@ -69,24 +85,44 @@ def learn(client: Elasticsearch, alias: str, settings: CfSettings = CfSettings()
     else:
         model = nb.cooccurrence(data.matrix, data.items, settings.neighbours, settings.shrink,
                                 settings.alpha)
-    recsync.ensure_neighbour_fields(client, alias)
+    order = sorted(rows)
+    matrix = np.asarray([vectors[d] for d in order], dtype=np.float32)
+    pairs = next_item_pairs(data.sequences, order, settings.tower.max_pairs,
+                            settings.tower.seed)
+    tower_report = {"pairs": len(pairs), "trained": False}
+    projected = matrix
+    if len(pairs) >= settings.min_tower_pairs:
+        started = time.monotonic()
+
+        def progress(epoch: int, loss: float) -> None:
+            spent = time.monotonic() - started
+            log.info("tower epoch %d/%d: loss %.4f, ETA %.0f s", epoch, settings.tower.epochs,
+                     loss, spent / epoch * (settings.tower.epochs - epoch))
+
+        tower, tower_report = train_tower(matrix, {d: n for n, d in enumerate(order)}, pairs,
+                                          settings.tower, progress)
+        tower_report["trained"] = True
+        projected = tower.project(matrix)
+    recsync.ensure_neighbour_fields(client, alias, matrix.shape[1])
     now = datetime.now(UTC).isoformat()
     actions, with_neighbours = [], 0
     users_per_item = data.counts()
-    for doc_id, row_id in rows.items():
-        pairs = model.of(doc_id)
-        with_neighbours += bool(pairs)
-        actions.append({"_op_type": "update", "_index": table, "_id": row_id, "doc": {
-            "neighbours": [{"doc_id": d, "weight": round(w, 6)} for d, w in pairs],
+    for n, doc_id in enumerate(order):
+        neighbours = model.of(doc_id)
+        with_neighbours += bool(neighbours)
+        actions.append({"_op_type": "update", "_index": table, "_id": rows[doc_id], "doc": {
+            "neighbours": [{"doc_id": d, "weight": round(w, 6)} for d, w in neighbours],
             "neighbours_model": model.method, "neighbours_at": now,
-            "consumers": int(users_per_item[data.item_index[doc_id]])}})
+            "consumers": int(users_per_item[data.item_index[doc_id]]),
+            "rec_vector": projected[n].tolist()}})
     outcome = run_bulk(client, actions)
     if outcome.failed:
         raise RuntimeError(f"neighbours not stored: {next(iter(outcome.failed.values()))}")
     client.indices.refresh(index=table)
     return {"table": table, "method": model.method, "events": len(events),
             "users": len(data.users), "items": len(rows), "consumed_items": consumed,
-            "items_with_neighbours": with_neighbours, "settings": settings.to_dict()}
+            "items_with_neighbours": with_neighbours, "tower": tower_report,
+            "settings": settings.to_dict()}
 
 
 def neighbour_lists(client: Elasticsearch, alias: str,
@@ -106,16 +142,36 @@ def neighbour_lists(client: Elasticsearch, alias: str,
     return lists
 
 
-def consumers(client: Elasticsearch, alias: str, doc_ids: list[str]) -> dict[str, int]:
-    """doc_id -> how many users consumed it at the last ``learn`` (0 for a document that
-    came after it)."""
+def cold_candidates(client: Elasticsearch, alias: str, profile: dict[str, float],
+                    seen: set[str], max_consumers: int, min_similarity: float,
+                    count: int, interests: int = 5) -> list[tuple[str, float]]:
+    """The items at most ``max_consumers`` users consumed, closest in the tower's space to
+    the profile's ``interests`` newest items (their rec_vectors, weighted by the profile):
+    ``(doc_id, cosine)``, best first, cosine at least ``min_similarity``."""
     table = recsync.feature_table(alias)
-    if not doc_ids or not client.indices.exists(index=table):
-        return dict.fromkeys(doc_ids, 0)
-    response = client.mget(index=table, ids=[recsync.item_id(d) for d in doc_ids],
-                           source=["consumers"])
-    return {d: int(((doc.get("_source") or {}).get("consumers")) or 0)
-            for d, doc in zip(doc_ids, response["docs"], strict=True)}
+    recent = sorted(profile, key=lambda d: -profile[d])[:interests]
+    if not recent or not client.indices.exists(index=table):
+        return []
+    docs = client.mget(index=table, ids=[recsync.item_id(d) for d in recent],
+                       source=["rec_vector"])["docs"]
+    query = None
+    for doc_id, doc in zip(recent, docs, strict=True):
+        vector = (doc.get("_source") or {}).get("rec_vector") if doc.get("found") else None
+        if vector is not None:
+            part = profile[doc_id] * np.asarray(vector, dtype=np.float32)
+            query = part if query is None else query + part
+    if query is None or not np.linalg.norm(query):
+        return []
+    cold = {"bool": {"should": [{"range": {"consumers": {"lte": max_consumers}}},
+                                {"bool": {"must_not": {"exists": {"field": "consumers"}}}}],
+                     "minimum_should_match": 1,
+                     "must_not": [{"terms": {"doc_id": sorted(seen)}}]}}
+    response = client.search(index=table, size=count, source=["doc_id"], knn={
+        "field": "rec_vector", "query_vector": (query / np.linalg.norm(query)).tolist(),
+        "k": count, "num_candidates": max(100, 2 * count), "filter": cold})
+    found = [(h["_source"]["doc_id"], 2 * float(h["_score"]) - 1)
+             for h in response["hits"]["hits"]]
+    return [(d, s) for d, s in found if s >= min_similarity]
 
 
 def collaborative_scores(client: Elasticsearch, alias: str,
