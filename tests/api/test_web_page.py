@@ -116,3 +116,11 @@ def test_a_conversation_in_the_page(served_api, es, kb_alias, tmp_path):
     kinds = {h["_source"]["type"] for h in logged}
     assert kinds == {"up", "helped"}
     assert all(h["_source"]["conversation_id"] and h["_source"]["turn"] == 2 for h in logged)
+    assert len({h["_source"]["trace_id"] for h in logged}) == 1  # the turn's own trace id
+    # The related documents the page showed came back as impressions of that response.
+    shown = [h["_source"] for h in es.search(index=f"{kb_alias}-events", query={"bool": {
+        "filter": [{"term": {"type": "impression"}}, {"term": {"surface": "recommend_item"}},
+                   {"prefix": {"user_id": "web-"}}]}}, size=50)["hits"]["hits"]]
+    assert shown and {e["scene_id"] for e in shown} == {"related"}
+    assert all(e["trace_id"] for e in shown)
+    assert {0, 1} <= {e["position"] for e in shown}

@@ -27,6 +27,7 @@ from ragrec.recs import neighbours as nb
 from ragrec.recs.interactions import Interactions, event_of
 from ragrec.recs.tower import TowerSettings, next_item_pairs
 from ragrec.recs.tower import train as train_tower
+from ragrec.retrieval.queries import knn_query
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +167,8 @@ def cold_candidates(client: Elasticsearch, alias: str, profile: dict[str, float]
                                 {"bool": {"must_not": {"exists": {"field": "consumers"}}}}],
                      "minimum_should_match": 1,
                      "must_not": [{"terms": {"doc_id": sorted(seen)}}]}}
-    response = client.search(index=table, size=count, source=["doc_id"], knn={
-        "field": "rec_vector", "query_vector": (query / np.linalg.norm(query)).tolist(),
-        "k": count, "num_candidates": max(100, 2 * count), "filter": cold})
+    response = client.search(index=table, size=count, source=["doc_id"], knn=knn_query(
+        query / np.linalg.norm(query), count, filters=cold, field="rec_vector"))
     found = [(h["_source"]["doc_id"], 2 * float(h["_score"]) - 1)
              for h in response["hits"]["hits"]]
     return [(d, s) for d, s in found if s >= min_similarity]

@@ -19,10 +19,11 @@ def bm25_query(query: str, filters: list[dict] | None = None) -> dict:
 
 
 def knn_query(vector, k: int, num_candidates: int | None = None,
-              filters: list[dict] | dict | None = None) -> dict:
+              filters: list[dict] | dict | None = None, field: str = VECTOR_FIELD) -> dict:
     """The ``knn`` body: ``k`` nearest chunks among ``num_candidates`` per shard (at least
-    100, or twice ``k``), the filters applied before the search (a pre-filter)."""
-    knn = {"field": VECTOR_FIELD, "query_vector": [float(x) for x in vector], "k": k,
+    100, or twice ``k``), the filters applied before the search (a pre-filter); ``field``:
+    another dense vector (the feature table's ``rec_vector``)."""
+    knn = {"field": field, "query_vector": [float(x) for x in vector], "k": k,
            "num_candidates": num_candidates or max(100, 2 * k)}
     if filters:
         knn["filter"] = filters
