@@ -229,7 +229,6 @@ PROFILE_HALF_LIVES = (None, 1.0, 2.0, 3.0, 5.0, 10.0)  # in items, newest first
 # COLD_GATE_COST of the blend without it (the place costs the list its last warm item).
 COLD_GATES = (0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.3)
 COLD_GATE_COST = 0.01
-COLD_POLICY_USERS = 0  # the place is for items nobody consumed (RecSettings.cold_users)
 NEW_ITEM_SHARE = 0.1  # the simulated new items: this share of the catalogue
 
 
@@ -268,7 +267,7 @@ def tune(validation_events, held, catalogue, content, say) -> dict:
     run.with_tower(CfSettings().tower)
     gate, gates = None, {}
     for threshold in COLD_GATES:  # strictest first; keep the loosest within the cost
-        policy = ColdPolicy(1, COLD_POLICY_USERS, threshold)
+        policy = ColdPolicy(1, RecSettings().cold_users, threshold)
         gates[threshold] = round(run.evaluate(lambda u, c=combine: c(cache[u]),
                                               cold=policy)["ndcg"], 4)
         if gates[threshold] >= (1 - COLD_GATE_COST) * top[0]:

@@ -177,12 +177,17 @@ SETTLED_SECONDS = 60
 _PUSHED_UNTIL = "airec_behaviours_until"
 
 
-def behaviours_pushed_until(client: Elasticsearch, alias: str) -> str | None:
+def _events_meta(client: Elasticsearch, alias: str) -> tuple[str, dict]:
+    """The events index and its mapping's ``_meta``."""
     from ragrec.api.events import events_index
 
-    mapping = client.indices.get_mapping(index=events_index(alias))
-    meta = next(iter(mapping.body.values()))["mappings"].get("_meta") or {}
-    return meta.get(_PUSHED_UNTIL)
+    index = events_index(alias)
+    mapping = client.indices.get_mapping(index=index)
+    return index, next(iter(mapping.body.values()))["mappings"].get("_meta") or {}
+
+
+def behaviours_pushed_until(client: Elasticsearch, alias: str) -> str | None:
+    return _events_meta(client, alias)[1].get(_PUSHED_UNTIL)
 
 
 def pending_behaviours(client: Elasticsearch, alias: str,
@@ -207,9 +212,5 @@ def pending_behaviours(client: Elasticsearch, alias: str,
 
 
 def mark_behaviours_pushed(client: Elasticsearch, alias: str, until: str) -> None:
-    from ragrec.api.events import events_index
-
-    index = events_index(alias)
-    mapping = client.indices.get_mapping(index=index)
-    meta = next(iter(mapping.body.values()))["mappings"].get("_meta") or {}
+    index, meta = _events_meta(client, alias)
     client.indices.put_mapping(index=index, meta={**meta, _PUSHED_UNTIL: until})
