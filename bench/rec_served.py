@@ -103,7 +103,7 @@ def main() -> None:
         training.learn(client, ALIAS)
         at = datetime.fromtimestamp(max(e.ts for e in fit_events), UTC)
         for interests, per_interest in itertools.product(INTERESTS, PER_INTEREST):
-            trial = replace(shipped, interests=interests, per_interest=per_interest)
+            trial = replace(shipped, interests=interests, blend_per_interest=per_interest)
             ndcg = statistics.mean(
                 scores([i["doc_id"].removesuffix(".md") for i in recommend.for_user(
                     client, ALIAS, user, None, layout.version, K, trial, at)["items"]],

@@ -51,7 +51,8 @@ class RecSettings:
     half_life_days: float = 7.0
     profile_clicks: int = 50
     interests: int = 5  # most recent clicked documents whose neighbours are candidates
-    per_interest: int = 60  # chosen on MovieLens validation, served (bench.rec_served --tune)
+    per_interest: int = 30  # neighbours per interest without the learned model
+    blend_per_interest: int = 60  # ... beside it (MovieLens validation, bench.rec_served --tune)
     popularity: bool = True  # fuse the interest ranking with click popularity (RRF)
     rerank_weight: float = 0.5
     profile_half_life: float | None = 3.0  # in clicked documents, newest first
@@ -209,7 +210,8 @@ def user_profile(history: list[dict], vectors: dict[str, np.ndarray], now: datet
 
 
 def interest_neighbours(client: Elasticsearch, alias: str, weights: dict[str, float],
-                        seen: set[str], settings: RecSettings) -> dict[str, dict]:
+                        seen: set[str], settings: RecSettings,
+                        per_interest: int | None = None) -> dict[str, dict]:
     """Multi-interest candidates: the neighbours of each of the ``interests`` most recently
     clicked documents (one ``msearch``), scored by the click-weighted sum of their
     similarities (a mean vector of two unrelated interests points at neither)."""
@@ -218,7 +220,7 @@ def interest_neighbours(client: Elasticsearch, alias: str, weights: dict[str, fl
     recent = [d for d in recent if d in vectors]
     pool: dict[str, dict] = {}
     lists = _candidates_of(client, alias, [vectors[d] for d in recent], seen,
-                           settings.per_interest, with_vectors=False)
+                           per_interest or settings.per_interest, with_vectors=False)
     for doc_id, rows in zip(recent, lists, strict=True):
         for row in rows:
             entry = pool.setdefault(row["doc_id"], {**row, "_score": 0.0})
@@ -233,7 +235,7 @@ def _blend_sources(client: Elasticsearch, alias: str, pool: dict[str, dict],
     """Adds the collaborative and popular candidates to ``pool`` and returns every
     candidate's blended score."""
     top_cf = sorted(collaborative, key=lambda d: (-collaborative[d], d))[:settings.candidates]
-    top_popular = [d for d in counts if d not in seen][:settings.per_interest]
+    top_popular = [d for d in counts if d not in seen][:settings.blend_per_interest]
     missing = [d for d in dict.fromkeys(top_cf + top_popular) if d not in pool]
     for doc_id, row in _first_chunks(client, alias, missing).items():
         pool[doc_id] = {**row, "_score": 0.0}
@@ -268,7 +270,8 @@ def for_user(client: Elasticsearch, alias: str, user_id: str, models, version: s
     # recency profile (as tuned); alone, from the calendar-decayed clicks.
     weights = profile if collaborative else click_weights(history, now,
                                                           settings.half_life_days)
-    pool = interest_neighbours(client, alias, weights, seen, settings)
+    pool = interest_neighbours(client, alias, weights, seen, settings,
+                               settings.blend_per_interest if collaborative else None)
     if not pool and not collaborative:
         titles = _titles(client, alias, popular[:k])
         return {"user_id": user_id, "strategy": "popular", "reranked": False,
