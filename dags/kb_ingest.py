@@ -50,7 +50,8 @@ from ragrec.airflow.runtime import MODEL_POOL
 def kb_ingest():
     @task
     def plan(params=None, data_interval_start=None, data_interval_end=None, ti=None) -> list:
-        """Batches of keys modified in the interval (the plan itself: XCom key "plan")."""
+        """Key ranges of the documents modified in the interval that are new or changed
+        (the plan's counts: XCom key "plan")."""
         from ragrec.airflow import kb_ingest_steps
 
         planned = kb_ingest_steps.plan(params, data_interval_start, data_interval_end)
@@ -64,10 +65,10 @@ def kb_ingest():
         return kb_ingest_steps.prepare(params)
 
     @task(pool=MODEL_POOL)
-    def ingest_batch(keys: list[str], params=None) -> dict:
+    def ingest_batch(batch: dict, params=None) -> dict:
         from ragrec.airflow import kb_ingest_steps
 
-        return kb_ingest_steps.ingest(params, keys)
+        return kb_ingest_steps.ingest(params, batch)
 
     @task(trigger_rule="none_failed")
     def prune_deleted(params=None) -> dict:
@@ -86,7 +87,7 @@ def kb_ingest():
 
     planned = plan()
     prepared = prepare_index()
-    batches = ingest_batch.expand(keys=planned)
+    batches = ingest_batch.expand(batch=planned)
     pruned = prune_deleted()
     planned >> prepared >> batches >> pruned >> validate_and_publish(batches)
 

@@ -8,8 +8,8 @@ import random
 import pytest
 
 from ragrec.sources import LocalSource, SourceError
+from ragrec.sources.key_range import KeyRangeSource
 from ragrec.sources.local import key_for_name, name_for_key
-from ragrec.sources.selection import SelectedSource
 
 
 def test_every_byte_string_name_gets_a_valid_reversible_key():
@@ -36,8 +36,8 @@ def test_undecodable_names_are_listed_stated_and_read(tmp_path):
     obj = listed["caf\\xe9.md"]
     assert obj.uri.endswith("/caf%E9.md") and obj.problem is None
     assert source.read(obj).startswith(b"# Caf")
-    # The batch path (Airflow) passes keys between tasks and stats them.
-    assert SelectedSource(source, ["caf\\xe9.md"]).list().__next__() == obj
+    # The batch path (Airflow) passes key ranges between tasks and lists them again.
+    assert list(KeyRangeSource(source, "b", "caf\\xe9.md").list()) == [obj]
 
 
 def test_special_entries_are_listed_with_their_problem(tmp_path):
@@ -69,3 +69,15 @@ def test_reads_are_bounded_and_keys_stay_inside_the_root(tmp_path):
     assert len(source.read(obj)) == 10_000
     with pytest.raises(SourceError, match="outside"):
         source.stat("../etc/passwd")
+
+
+def test_listing_is_in_key_order_across_folders_and_ranges_skip_ahead(tmp_path):
+    for name in ("b.md", "a/x.md", "a-c.md", "a/y/z.md", "a0.md", "ab.md"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("# t\n")
+    source = LocalSource(tmp_path)
+    keys = [o.key for o in source.list()]
+    assert keys == sorted(keys) == ["a-c.md", "a/x.md", "a/y/z.md", "a0.md", "ab.md", "b.md"]
+    assert [o.key for o in source.list(start_after="a/x.md")] == keys[2:]
+    assert [o.key for o in KeyRangeSource(source, "a-c.md", "a0.md").list()] == keys[1:4]
+    assert [o.key for o in KeyRangeSource(source, None, "a-c.md").list()] == keys[:1]

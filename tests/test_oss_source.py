@@ -14,6 +14,7 @@ from servers.oss_server import EMULATOR_QUIRKS, OssServer
 from ragrec.config import OssSettings
 from ragrec.jobs.batch_ingest import ingest_batch, plan_interval
 from ragrec.sources import SourceError, open_source
+from ragrec.sources.key_range import KeyRangeSource
 from ragrec.sources.oss import OssSource
 
 FILES = {f"kb/docs/note-{i:03d}.txt": f"Note {i}: the VPN gateway {i}.".encode()
@@ -28,9 +29,9 @@ def oss():
         yield server
 
 
-def settings(server, secret="test-secret"):
+def settings(server, secret="test-secret", key_ordered=True):
     return OssSettings(endpoint=server.endpoint, access_key_id="test-ak",
-                       access_key_secret=secret)
+                       access_key_secret=secret, key_ordered=key_ordered)
 
 
 def test_listing_pages_through_the_whole_prefix(oss):
@@ -192,24 +193,48 @@ def test_a_truncated_listing_without_a_continuation_token_is_an_error_not_a_loop
 
 def test_batched_runs_on_a_quirky_server_skip_unchanged_documents(
         emulator, make_ingestor, es, index_name, cleanup_alias, embedder, model_tokenizer):
-    """The Airflow path lists, then stats each key of a batch: listing and HEAD must give
-    the same fingerprint, or every run re-indexes everything."""
+    """The Airflow path plans key ranges and lists each again: on a server that lists in
+    storage order (OSS_LISTS_IN_KEY_ORDER=false) the plan sorts, the ranges filter, and
+    listing and HEAD fingerprints agree, so a second run re-indexes nothing."""
     cleanup_alias(index_name)
-    source = OssSource.from_uri("oss://corp-bucket/kb/docs/", settings(emulator))
+    source = OssSource.from_uri("oss://corp-bucket/kb/docs/",
+                                settings(emulator, key_ordered=False))
     plan = plan_interval(es, source, index_name, None, None, batch_size=10)
-    assert [k for batch in plan["batches"] for k in batch] == sorted(
+    assert [b["documents"] for b in plan["batches"]] == [10, 10, 4]
+    assert plan["batches"][-1]["last"] == max(
         k.removeprefix("kb/docs/") for k in FILES if k.startswith("kb/"))
     make_ingestor().prepare(index_name)
 
     def run_all() -> list[dict]:
-        return [ingest_batch(es, embedder, model_tokenizer, source, keys, index_name)
-                for keys in plan["batches"]]
+        return [ingest_batch(es, embedder, model_tokenizer, source, batch, index_name)
+                for batch in plan["batches"]]
 
     first = run_all()
-    assert sum(r["docs_new"] for r in first) == 24
+    assert [r["docs_new"] for r in first] == [10, 10, 4]
     second = run_all()
     assert sum(r["docs_unchanged"] for r in second) == 24
     assert sum(r["chunks_indexed"] for r in second) == 0
+    replanned = plan_interval(es, source, index_name, None, None, batch_size=10)
+    assert replanned["batches"] == [] and replanned["actions"] == {"unchanged": 24}
+
+
+def test_a_server_that_claims_key_order_but_breaks_it_is_a_clear_error(
+        emulator, make_ingestor, index_name, cleanup_alias):
+    cleanup_alias(index_name)
+    source = OssSource.from_uri("oss://corp-bucket/kb/docs/", settings(emulator))
+    with pytest.raises(SourceError, match="claims key order but does not keep it"):
+        make_ingestor().ingest(source, index_name)
+
+
+def test_ranges_start_after_their_first_key_on_a_real_oss_listing(oss):
+    source = OssSource.from_uri("oss://corp-bucket/kb/docs/", settings(oss), page_size=5)
+    keys = [o.key for o in source.list()]
+    assert keys == sorted(keys)
+    ranged = KeyRangeSource(source, keys[6], keys[13])
+    assert [o.key for o in ranged.list()] == keys[7:14]
+    lists = [r for r in oss.requests if r["params"].get("list-type") == "2"]
+    assert lists[-2]["params"]["start-after"] == "kb/docs/" + keys[6]
+    assert len(lists) - 5 == 2  # two pages of five, then it stops: no listing to the end
 
 
 def test_a_key_that_is_not_utf8_is_quarantined_not_a_crash(make_ingestor, index_name,

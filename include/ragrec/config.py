@@ -132,6 +132,7 @@ class OssSettings:
     access_key_secret: str | None = None
     security_token: str | None = None
     connect_timeout: float = 30.0
+    key_ordered: bool = True  # OSS lists keys in UTF-8 order; some S3/OSS-like servers don't
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> OssSettings:
@@ -141,6 +142,7 @@ class OssSettings:
             access_key_secret=env.get("OSS_ACCESS_KEY_SECRET") or None,
             security_token=env.get("OSS_SECURITY_TOKEN") or None,
             connect_timeout=float(env.get("OSS_CONNECT_TIMEOUT") or 30.0),
+            key_ordered=_flag(env.get("OSS_LISTS_IN_KEY_ORDER"), True),
         )
 
     def __repr__(self) -> str:  # never print secrets

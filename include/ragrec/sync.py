@@ -1,10 +1,13 @@
 """Incremental, idempotent ingestion: source listing vs index state -> parse, chunk, embed,
 bulk-index, with stages overlapping in threads.
 
-* **Plan**: each listed object is new, changed, unchanged (complete in the index with the
-  same fingerprint, or quarantined for a reason that depends only on the file), and each
-  indexed document missing from the listing is deleted. ``full`` rebuilds into a new index
-  version and swaps the alias only when the build has finished.
+* **Plan** (``indexing.sync_plan``): a sorted merge of the source listing with the index
+  state, both streamed: each listed object is new, changed, unchanged (complete in the
+  index with the same fingerprint, or quarantined for a reason that depends only on the
+  file), and each indexed document missing from the listing is deleted. The documents to
+  work on and to delete are spooled (``sources.ordering.Spool``), so memory stays flat
+  however large the listing. ``full`` rebuilds into a new index version and swaps the alias
+  only when the build has finished.
 * **Flow**: a reader thread reads, parses and chunks; the calling thread embeds windows of
   chunks; a writer thread bulk-indexes them, removes stale chunks and records quarantine.
   Memory is bounded by the queues, not by the corpus. Chunks whose text the index already
@@ -15,11 +18,12 @@ bulk-index, with stages overlapping in threads.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -27,10 +31,10 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from ragrec.chunking import Chunker, ChunkSettings, ChunkTooLong, ModelTokenizer
 from ragrec.embedding.base import Embedder
-from ragrec.indexing import versions
+from ragrec.indexing import sync_plan, versions
 from ragrec.indexing.bulk_writer import run_bulk
 from ragrec.indexing.chunk_document import chunk_source
-from ragrec.indexing.doc_state import DocState, read_doc_states
+from ragrec.indexing.doc_state import DocState, iter_doc_states
 from ragrec.indexing.mapping import VectorSettings, chunk_index_body
 from ragrec.indexing.quarantine_store import (
     ensure_quarantine_index,
@@ -44,6 +48,7 @@ from ragrec.parsing import ParseSettings, parse_document
 from ragrec.progress import Progress
 from ragrec.records import Chunk, Quarantined, SourceObject, chunk_id
 from ragrec.sources.base import Source
+from ragrec.sources.ordering import Spool, in_key_order
 
 log = logging.getLogger(__name__)
 _DONE = object()
@@ -77,7 +82,7 @@ class IngestOptions:
     modified_before: datetime | None = None
     show_progress: bool = True
     reuse_vectors: bool = True  # unchanged chunk text -> the vector the index already has
-    partial_listing: bool = False  # the source lists a subset (a batch): never delete
+    partial_listing: bool = False  # the source lists a key range (a batch): never delete
     swap_alias: bool = True  # False: a full rebuild is left for the caller to gate and swap
 
     @property
@@ -109,43 +114,47 @@ class IngestSummary:
 
 @dataclass
 class SyncPlan:
-    new: list[SourceObject] = field(default_factory=list)
-    changed: list[SourceObject] = field(default_factory=list)
-    unchanged: list[SourceObject] = field(default_factory=list)
-    still_quarantined: list[SourceObject] = field(default_factory=list)
-    deleted: list[DocState] = field(default_factory=list)
-    released: list[str] = field(default_factory=list)  # quarantine records of vanished docs
+    """A plan's counts, the documents to work on (with what the live index holds for each)
+    and the removals; both lists are spools, on disk past a few thousand entries."""
+    counts: dict[str, int] = field(default_factory=dict)
+    work: Spool = field(default_factory=Spool)  # (SourceObject, DocState | None)
+    deleted: Spool = field(default_factory=Spool)  # DocState
+    released: list[str] = field(default_factory=list)  # bounded by the quarantine
+    listed_quarantine: set[str] = field(default_factory=set)
+
+    def count(self, action: str) -> int:
+        return self.counts.get(action, 0)
 
     @property
-    def to_process(self) -> list[SourceObject]:
-        return self.new + self.changed
+    def seen(self) -> int:
+        return sum(self.count(a) for a in (sync_plan.NEW, sync_plan.CHANGED,
+                                           sync_plan.UNCHANGED, sync_plan.QUARANTINED))
+
+    def close(self) -> None:
+        self.work.close()
+        self.deleted.close()
 
 
-def plan_sync(listing: list[SourceObject], states: dict[str, DocState],
-              quarantine: dict[str, dict], full: bool, windowed: bool) -> SyncPlan:
+def plan_sync(steps, quarantine: dict[str, dict], keep_work: bool = True) -> SyncPlan:
+    """Collects ``sync_plan.merge_plan``'s steps into a ``SyncPlan``."""
     plan = SyncPlan()
-    for obj in listing:
-        state = states.get(obj.doc_id)
-        record = quarantine.get(obj.doc_id)
-        if not full and state and state.complete and state.fingerprint == obj.fingerprint:
-            plan.unchanged.append(obj)
-        elif (not full and record and record["fingerprint"] == obj.fingerprint
-              and is_sticky(record["stage"], record["reason"])):
-            plan.still_quarantined.append(obj)
-        elif state or record:
-            plan.changed.append(obj)
-        else:
-            plan.new.append(obj)
-    if not windowed:
-        listed = {obj.doc_id for obj in listing}
-        plan.deleted = [s for doc_id, s in states.items() if doc_id not in listed]
-        plan.released = [doc_id for doc_id in quarantine if doc_id not in listed]
+    for step in steps:
+        plan.counts[step.action] = plan.counts.get(step.action, 0) + 1
+        if step.obj is not None and step.doc_id in quarantine:
+            plan.listed_quarantine.add(step.doc_id)
+        if step.action in sync_plan.WORK and keep_work:
+            plan.work.append((step.obj, step.state))
+        elif step.action == sync_plan.DELETED:
+            plan.deleted.append(step.state)
+        elif step.action == sync_plan.RELEASED:
+            plan.released.append(step.doc_id)
     return plan
 
 
 @dataclass
 class _DocWork:
     obj: SourceObject
+    live: DocState | None = None  # what the live index holds for it
     chunks: list[Chunk] = field(default_factory=list)
     quarantined: Quarantined | None = None
     source_sha256: str = ""
@@ -209,37 +218,50 @@ class Ingestor:
         return self._target(alias)[0]
 
     # -- the run ---------------------------------------------------------------------------
+    def _plan(self, source: Source, alias: str, live: str | None, full: bool,
+              windowed: bool, listing=None, keep_work: bool = True) -> SyncPlan:
+        """Streams the source listing (``listing``: one already started) against the live
+        index's state, in key order."""
+        options = self.options
+        if listing is None:
+            listing = source.list(options.modified_since, options.modified_before)
+        states = iter_doc_states(self.client, live, key_range=getattr(source, "key_range",
+                                                                        None)) if live else ()
+        quarantine = read_quarantine(self.client, alias)
+        self._known_quarantine = set(quarantine)
+        steps = sync_plan.merge_plan(in_key_order(source, listing), states, quarantine, full,
+                                     windowed)
+        return plan_sync(steps, quarantine, keep_work)
+
     def ingest(self, source: Source, alias: str) -> IngestSummary:
         started = time.monotonic()
         options = self.options
         # The listing comes first: a source that cannot be listed creates no index.
-        listing = list(source.list(options.modified_since, options.modified_before))
+        listing = iter(source.list(options.modified_since, options.modified_before))
+        first = next(listing, None)
         target, goes_live = self._target(alias)
         ensure_quarantine_index(self.client, alias)
         live = versions.current_version(self.client, alias)
-        only = [obj.doc_id for obj in listing] if options.partial_listing else None
-        live_states = read_doc_states(self.client, live, doc_ids=only) if live else {}
-        target_states = {} if goes_live else live_states
-        quarantine = read_quarantine(self.client, alias)
-        plan = plan_sync(listing, live_states, quarantine, options.full, options.windowed)
-        self._known_quarantine = set(quarantine)
+        plan = self._plan(source, alias, live, options.full, options.windowed,
+                          listing=() if first is None else itertools.chain([first], listing))
+        self._goes_live = goes_live
+        self._quarantined_now: set[str] = set()
         self._reuse = VectorReuse.from_live(
-            self.client, live, live_states, self.embedder.model_version, self.embedder.dims
+            self.client, live, self.embedder.model_version, self.embedder.dims
         ) if options.reuse_vectors else None
 
         summary = IngestSummary(
-            docs_seen=len(listing), docs_new=len(plan.new), docs_changed=len(plan.changed),
-            docs_unchanged=len(plan.unchanged) + len(plan.still_quarantined),
-            docs_deleted=len(plan.deleted), alias=alias, index=target,
+            docs_seen=plan.seen, docs_new=plan.count(sync_plan.NEW),
+            docs_changed=plan.count(sync_plan.CHANGED),
+            docs_unchanged=plan.count(sync_plan.UNCHANGED) + plan.count(sync_plan.QUARANTINED),
+            docs_deleted=0 if goes_live else len(plan.deleted), alias=alias, index=target,
             model_version=self.embedder.model_version,
         )
-        progress = Progress(f"ingest {alias}", len(plan.to_process),
-                            enabled=options.show_progress)
+        progress = Progress(f"ingest {alias}", len(plan.work), enabled=options.show_progress)
         try:
-            self._run_flow(source, plan.to_process, target, target_states, alias, summary,
-                           progress)
+            self._run_flow(source, plan.work, target, alias, summary, progress)
             progress.close()
-            self._remove(plan if not goes_live else replace(plan, deleted=[]), target, alias)
+            self._remove(() if goes_live else plan.deleted, plan.released, target, alias)
             if goes_live and options.swap_alias:
                 versions.point_alias(self.client, alias, target)
                 versions.prune_versions(self.client, alias, options.keep_versions)
@@ -252,9 +274,11 @@ class Ingestor:
                 f"{describe_es_failure(exc)} after {summary.chunks_indexed} chunks were "
                 f"written:{live_note} run the same command again to finish (documents "
                 "already written are skipped)", summary) from exc
+        finally:
+            plan.close()
 
-        listed = {obj.doc_id for obj in listing}
-        in_quarantine = [r for d, r in final_quarantine.items() if d in listed]
+        in_quarantine = [r for d, r in final_quarantine.items()
+                         if d in plan.listed_quarantine or d in self._quarantined_now]
         summary.docs_quarantined = len(in_quarantine)
         summary.quarantined = [
             {"doc_id": r["doc_id"], "stage": r["stage"], "reason": r["reason"],
@@ -264,20 +288,27 @@ class Ingestor:
         summary.seconds = round(time.monotonic() - started, 3)
         return summary
 
-    def _remove(self, plan: SyncPlan, target: str, alias: str) -> None:
-        """Deletes the chunks of documents gone from the source and releases their
-        quarantine records."""
-        cleanup: list[dict] = []
-        for state in plan.deleted:
-            cleanup.extend({"_op_type": "delete", "_index": target,
-                            "_id": chunk_id(state.doc_id, n)}
-                           for n in range(state.max_chunk_no + 1))
-        cleanup.extend(release_actions(alias, plan.released))
-        if cleanup:
-            outcome = run_bulk(self.client, cleanup)
+    def _remove(self, deleted, released: list[str], target: str, alias: str,
+                batch: int = 500) -> None:
+        """Deletes the chunks of documents gone from the source (streamed, ``batch``
+        documents a request) and releases their quarantine records."""
+        def flush(actions: list[dict]) -> None:
+            outcome = run_bulk(self.client, actions)
             if outcome.failed:
                 raise IngestError(f"could not delete {len(outcome.failed)} stale chunks: "
                                   f"{next(iter(outcome.failed.values()))}")
+
+        cleanup: list[dict] = []
+        for count, state in enumerate(deleted, 1):
+            cleanup.extend({"_op_type": "delete", "_index": target,
+                            "_id": chunk_id(state.doc_id, n)}
+                           for n in range(state.max_chunk_no + 1))
+            if count % batch == 0:
+                flush(cleanup)
+                cleanup = []
+        cleanup.extend(release_actions(alias, released))
+        if cleanup:
+            flush(cleanup)
         self.client.indices.refresh(index=[target, f"{alias}--quarantine"])
 
     def prune(self, source: Source, alias: str) -> IngestSummary:
@@ -291,15 +322,17 @@ class Ingestor:
         if live is None:
             return summary
         ensure_quarantine_index(self.client, alias)
-        listing = list(source.list())
-        plan = plan_sync(listing, read_doc_states(self.client, live),
-                         read_quarantine(self.client, alias), full=False, windowed=False)
-        self._remove(replace(plan, new=[], changed=[]), live, alias)
-        summary.docs_seen, summary.docs_deleted = len(listing), len(plan.deleted)
+        plan = self._plan(source, alias, live, full=False, windowed=False,
+                          listing=source.list(), keep_work=False)
+        try:
+            self._remove(plan.deleted, plan.released, live, alias)
+            summary.docs_seen, summary.docs_deleted = plan.seen, len(plan.deleted)
+        finally:
+            plan.close()
         summary.seconds = round(time.monotonic() - started, 3)
         return summary
 
-    def _run_flow(self, source, objects, target, states, alias, summary, progress) -> None:
+    def _run_flow(self, source, work, target, alias, summary, progress) -> None:
         docs_queue: queue.Queue = queue.Queue(maxsize=32)
         write_queue: queue.Queue = queue.Queue(maxsize=2)
         failures: list[BaseException] = []
@@ -307,10 +340,10 @@ class Ingestor:
 
         def read_parse_chunk() -> None:
             try:
-                for obj in objects:
+                for obj, live in work:
                     if stop.is_set():
                         break
-                    docs_queue.put(self._prepare(source, obj))
+                    docs_queue.put(self._prepare(source, obj, live))
             except BaseException as exc:  # noqa: BLE001 - surfaced in the calling thread
                 failures.append(exc)
             finally:
@@ -326,7 +359,7 @@ class Ingestor:
                     if item is _DONE:
                         return
                     window, errors = item
-                    self._write_window(window, errors, target, states, alias, summary)
+                    self._write_window(window, errors, target, alias, summary)
                     done_docs += len(window)
                     progress.update(done_docs, f"{summary.chunks_indexed} chunks")
             except BaseException as exc:  # noqa: BLE001
@@ -365,10 +398,10 @@ class Ingestor:
         if failures:
             raise failures[0]
 
-    def _prepare(self, source: Source, obj: SourceObject) -> _DocWork:
+    def _prepare(self, source: Source, obj: SourceObject, live: DocState | None) -> _DocWork:
         def quarantine(stage: str, reason: str, detail: str) -> _DocWork:
-            return _DocWork(obj, quarantined=Quarantined(obj.doc_id, obj.uri, obj.fingerprint,
-                                                         stage, reason, detail))
+            return _DocWork(obj, live, quarantined=Quarantined(
+                obj.doc_id, obj.uri, obj.fingerprint, stage, reason, detail))
         if obj.problem is not None:
             return quarantine("read", *obj.problem)
         limit = self.options.parse.max_bytes
@@ -381,14 +414,14 @@ class Ingestor:
             return quarantine("read", "unreadable", f"{type(exc).__name__}: {exc}"[:500])
         parsed = parse_document(obj, data, self.options.parse)
         if isinstance(parsed, Quarantined):
-            return _DocWork(obj, quarantined=parsed)
+            return _DocWork(obj, live, quarantined=parsed)
         try:
             chunks = self.chunker.chunk(parsed)
         except ChunkTooLong as exc:
             return quarantine("chunk", "too_long_for_model", str(exc))
         if not chunks:
             return quarantine("chunk", "empty", "no text left after chunking")
-        return _DocWork(obj, chunks=chunks, source_sha256=parsed.content_sha256)
+        return _DocWork(obj, live, chunks=chunks, source_sha256=parsed.content_sha256)
 
     def _embed(self, window: list[_DocWork]) -> dict[str, str]:
         """Embeds in place (vectors attached to the work items); returns doc_id -> error."""
@@ -400,7 +433,8 @@ class Ingestor:
                 owners.append(work)
         if not texts:
             return {}
-        stored = self._reuse.lookup(w.obj.doc_id for w in window) if self._reuse else {}
+        stored = (self._reuse.lookup(w.live for w in window if w.live is not None)
+                  if self._reuse else {})
         hashes = [c.content_hash for w in window for c in w.chunks] if stored else []
         todo = [i for i in range(len(texts)) if not stored or hashes[i] not in stored]
         vectors = np.empty((len(texts), self.embedder.dims), dtype=np.float32)
@@ -421,7 +455,7 @@ class Ingestor:
             position = end
         return errors
 
-    def _write_window(self, window, errors, target, states, alias, summary):
+    def _write_window(self, window, errors, target, alias, summary):
         now = datetime.now(UTC).isoformat()
         actions: list[dict] = []
         bad: list[Quarantined] = []
@@ -432,7 +466,8 @@ class Ingestor:
             invalid = self.validator(ready, self.embedder.model_version)
         for work in window:
             obj = work.obj
-            previous = states.get(obj.doc_id)
+            # A rebuild writes a new index: nothing of the document is in it yet.
+            previous = None if self._goes_live else work.live
             if work.quarantined is not None or obj.doc_id in errors or obj.doc_id in invalid:
                 record = work.quarantined or (
                     Quarantined(obj.doc_id, obj.uri, obj.fingerprint, "embed",
@@ -483,6 +518,7 @@ class Ingestor:
                 summary.tokens_indexed += sum(c.model_token_count for c in work.chunks)
         released = [w.obj.doc_id for w in good_docs
                     if w.obj.doc_id not in rejected and w.obj.doc_id in self._known_quarantine]
+        self._quarantined_now.update(record.doc_id for record in bad)
         follow_up = quarantine_actions(alias, bad) + release_actions(alias, released)
         if follow_up:
             outcome = run_bulk(self.client, follow_up)

@@ -4,9 +4,9 @@ It checks what OSS checks: the ``Authorization: OSS <AccessKeyId>:<Signature>`` 
 (HMAC-SHA1 over verb, Content-MD5, Content-Type, Date, canonical ``x-oss-`` headers and the
 canonical resource with its signed sub-resources), clock skew of the ``Date`` header, bucket
 and key existence; it answers in OSS's XML, error documents included, and supports
-ListObjectsV2 paging with continuation tokens, GetObject, HeadObject and PutObject (with
-the CRC-64 header the SDK verifies, and Content-MD5 checked when sent). Failures can be
-injected per key for retry tests.
+ListObjectsV2 paging with continuation tokens and ``start-after``, GetObject, HeadObject
+and PutObject (with the CRC-64 header the SDK verifies, and Content-MD5 checked when
+sent). Failures can be injected per key for retry tests.
 
 ``OssServer(..., quirks=EMULATOR_QUIRKS)`` behaves where real OSS leaves room the way the
 third-party ``aliyun/oss-emulator`` does, so a client that only works against a friendly
@@ -267,7 +267,8 @@ class OssServer:
             return self._error(handler, "GET", 400, "InvalidArgument",
                                "max-keys must be between 1 and 1000")
         encode = params.get("encoding-type") == "url"
-        after = ""
+        # start-after applies to the first page; later pages continue from their token.
+        after = "" if self.quirks.v1_listing else params.get("start-after", "")
         if params.get("continuation-token") and not self.quirks.v1_listing:
             try:
                 after = base64.urlsafe_b64decode(params["continuation-token"]).decode()

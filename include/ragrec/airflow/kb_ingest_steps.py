@@ -26,11 +26,15 @@ def source_uri(params: dict) -> str:
 
 
 def plan(params: dict, since: datetime | None, before: datetime | None) -> dict:
+    from airflow.configuration import conf
+
     result = plan_interval(runtime.es_client(), runtime.source(source_uri(params)),
                            params["index"], since, before, int(params["batch_size"]),
-                           all_documents=bool(params.get("all_documents")))
-    log.info("%d documents modified in [%s, %s) -> %d batches", result["documents"],
-             result["since"], result["before"], len(result["batches"]))
+                           all_documents=bool(params.get("all_documents")),
+                           max_batches=conf.getint("core", "max_map_length", fallback=1024))
+    log.info("%d documents modified in [%s, %s), %d new or changed -> %d key ranges",
+             result["documents"], result["since"], result["before"], result["to_ingest"],
+             len(result["batches"]))
     return result
 
 
@@ -51,13 +55,14 @@ def batch_validator(embedder=None):
                                      max_tokens=ChunkSettings().size, max_model_tokens=limit))
 
 
-def ingest(params: dict, keys: list[str]) -> dict:
+def ingest(params: dict, batch: dict) -> dict:
     client = runtime.es_client()
     embedder, tokenizer = runtime.encoder_for_index(client, params["index"])
     summary = ingest_batch(client, embedder, tokenizer, runtime.source(source_uri(params)),
-                           keys, params["index"], validator=batch_validator(embedder))
-    log.info("batch of %d keys: %d new, %d changed, %d unchanged, %d quarantined, "
-             "%d chunks (%d reused vectors)", len(keys), summary["docs_new"],
+                           batch, params["index"], validator=batch_validator(embedder))
+    log.info("keys (%r, %r]: %d new, %d changed, %d unchanged, %d quarantined, "
+             "%d chunks (%d reused vectors)", batch.get("after"), batch["last"],
+             summary["docs_new"],
              summary["docs_changed"], summary["docs_unchanged"], summary["docs_quarantined"],
              summary["chunks_indexed"], summary["chunks_reused"])
     summary.pop("quarantined", None)

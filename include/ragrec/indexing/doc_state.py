@@ -35,9 +35,14 @@ class DocState:
 
 
 def iter_doc_states(client: Elasticsearch, index: str, page_size: int = 1000,
-                    doc_ids: list[str] | None = None) -> Iterator[DocState]:
-    """Every document's state, or only ``doc_ids``' (a batch of a partial listing)."""
-    query = {"terms": {"doc_id": doc_ids}} if doc_ids is not None else {"match_all": {}}
+                    key_range: tuple[str | None, str] | None = None) -> Iterator[DocState]:
+    """Every document's state in ``doc_id`` order (UTF-8 byte order, as ``str`` sorts), or
+    only those in ``key_range`` ``(after, last]`` (one batch of a mapped ingest)."""
+    query: dict = {"match_all": {}}
+    if key_range is not None:
+        after, last = key_range
+        bounds = {"lte": last} if after is None else {"gt": after, "lte": last}
+        query = {"range": {"doc_id": bounds}}
     after = None
     while True:
         composite = {"size": page_size, "sources": [{"doc": {"terms": {"field": "doc_id"}}}]}
@@ -70,11 +75,3 @@ def iter_doc_states(client: Elasticsearch, index: str, page_size: int = 1000,
         after = agg.get("after_key")
         if not after or not agg["buckets"]:
             return
-
-
-def read_doc_states(client: Elasticsearch, index: str,
-                    doc_ids: list[str] | None = None) -> dict[str, DocState]:
-    if doc_ids is not None and not doc_ids:
-        return {}
-    return {state.doc_id: state for state in iter_doc_states(client, index,
-                                                                doc_ids=doc_ids)}

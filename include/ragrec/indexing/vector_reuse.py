@@ -25,13 +25,12 @@ MGET_BATCH = 500
 class VectorReuse:
     """Stored vectors of one index, looked up by document and chunk text hash."""
 
-    def __init__(self, client: Elasticsearch, index: str, states: dict[str, DocState]):
+    def __init__(self, client: Elasticsearch, index: str):
         self.client = client
         self.index = index
-        self.states = states
 
     @classmethod
-    def from_live(cls, client: Elasticsearch, live: str | None, states: dict[str, DocState],
+    def from_live(cls, client: Elasticsearch, live: str | None,
                   model_version: str, dims: int) -> VectorReuse | None:
         """Reuse from the live index when it was built with this exact model, else none."""
         if not live:
@@ -39,13 +38,13 @@ class VectorReuse:
         meta = versions.index_meta(client, live)
         if meta.get("model_version") != model_version or meta.get("dims") != dims:
             return None
-        return cls(client, live, states)
+        return cls(client, live)
 
-    def lookup(self, doc_ids: Iterable[str]) -> dict[str, np.ndarray]:
-        """content_hash -> stored vector for every chunk the index holds for ``doc_ids``."""
-        ids = [chunk_id(doc_id, n) for doc_id in dict.fromkeys(doc_ids)
-               if (state := self.states.get(doc_id)) is not None
-               for n in range(state.max_chunk_no + 1)]
+    def lookup(self, states: Iterable[DocState]) -> dict[str, np.ndarray]:
+        """content_hash -> stored vector for every chunk the index holds for the documents
+        of ``states`` (what the live index holds for them)."""
+        ids = list(dict.fromkeys(chunk_id(state.doc_id, n) for state in states
+                                 for n in range(state.max_chunk_no + 1)))
         found: dict[str, np.ndarray] = {}
         for start in range(0, len(ids), MGET_BATCH):
             response = self.client.mget(index=self.index, ids=ids[start:start + MGET_BATCH],

@@ -1,13 +1,15 @@
 """The steps of a scheduled, batched ingest (``kb_ingest``) as plain functions; Airflow only
 wires them together.
 
-1. ``plan_interval``: the keys modified in a data interval, split into batches (keys, not
-   content, travel between tasks). The first run of an index has no lower bound, so
-   nothing older than the first interval is missed; ``all_documents`` has no bounds at all.
+1. ``plan_interval``: the documents modified in a data interval that are new or changed
+   against the index (a sorted merge of the listing and the index state, both streamed),
+   cut into key ranges ``(after, last]`` (two keys per batch travel between tasks, never
+   the listing). The first run of an index has no lower bound, so nothing older than the
+   first interval is missed; ``all_documents`` has no bounds at all.
 2. ``prepare_index``: the alias exists (first version created) and was built with this
    model, before batches run in parallel.
-3. ``ingest_batch``: one batch through the normal incremental path (parse, chunk, embed,
-   the chunk suite as a gate, bulk index); idempotent, never deletes.
+3. ``ingest_batch``: one key range through the normal incremental path (listed again, parse,
+   chunk, embed, the chunk suite as a gate, bulk index); idempotent, never deletes.
 4. ``prune_deleted``: documents gone from the full listing leave the index.
 5. the index suite (``quality.index_check.validate_index``): document count vs source minus
    quarantine, unique documents, freshness.
@@ -24,29 +26,46 @@ from datetime import datetime
 from elasticsearch import Elasticsearch
 
 from ragrec.chunking import ModelTokenizer
-from ragrec.indexing import versions
+from ragrec.indexing import sync_plan, versions
+from ragrec.indexing.doc_state import iter_doc_states
+from ragrec.indexing.quarantine_store import read_quarantine
 from ragrec.sources.base import Source
-from ragrec.sources.selection import SelectedSource
+from ragrec.sources.key_range import KeyRangeSource
+from ragrec.sources.ordering import in_key_order
 from ragrec.sync import IngestOptions, Ingestor
 
 
 def plan_interval(client: Elasticsearch, source: Source, alias: str,
                   since: datetime | None, before: datetime | None, batch_size: int,
-                  all_documents: bool = False) -> dict:
+                  all_documents: bool = False, max_batches: int = 1024) -> dict:
+    """Key ranges of at most ``max_batches`` (Airflow's ``max_map_length``) batches of
+    ``batch_size`` documents to work on; more documents make the batches larger."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-    first_run = versions.current_version(client, alias) is None
+    live = versions.current_version(client, alias)
+    first_run = live is None
     lower = None if (all_documents or first_run) else since
     # A full listing is "everything in the source now": a manual run's inferred interval
     # ends at the last full hour and would miss documents added since.
     before = None if all_documents else before
-    # Sorted: not every server lists in key order, and a re-run must cut the same batches.
-    keys = sorted(obj.key for obj in source.list(lower, before))
-    batches = [keys[i:i + batch_size] for i in range(0, len(keys), batch_size)]
-    return {"alias": alias, "source": source.uri, "documents": len(keys),
-            "since": lower.isoformat() if lower else None,
-            "before": before.isoformat() if before else None,
-            "first_run": first_run, "batches": batches}
+    states = iter_doc_states(client, live) if live else ()
+    quarantine = {} if first_run else read_quarantine(client, alias)
+    counts: dict[str, int] = {}
+
+    def work_keys():
+        for step in sync_plan.merge_plan(in_key_order(source, source.list(lower, before)),
+                                         states, quarantine, windowed=True):
+            counts[step.action] = counts.get(step.action, 0) + 1
+            if step.action in sync_plan.WORK:
+                yield step.doc_id
+
+    window = {"since": lower.isoformat() if lower else None,
+              "before": before.isoformat() if before else None}
+    batches = [{**b, **window} for b in sync_plan.key_ranges(work_keys(), batch_size,
+                                                              max_batches)]
+    return {"alias": alias, "source": source.uri, "documents": sum(counts.values()),
+            "to_ingest": sum(b["documents"] for b in batches), "actions": counts,
+            **window, "first_run": first_run, "batches": batches}
 
 
 def _ingestor(client, embedder, tokenizer: ModelTokenizer, validator=None,
@@ -61,12 +80,19 @@ def prepare_index(client: Elasticsearch, embedder, tokenizer: ModelTokenizer,
     return {"alias": alias, "index": index, "model_version": embedder.model_version}
 
 
+def _moment(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
 def ingest_batch(client: Elasticsearch, embedder, tokenizer: ModelTokenizer, source: Source,
-                 keys: list[str], alias: str, validator=None) -> dict:
-    selected = SelectedSource(source, keys)
-    summary = _ingestor(client, embedder, tokenizer, validator,
-                        partial_listing=True).ingest(selected, alias).to_dict()
-    summary["vanished"] = selected.missing
+                 batch: dict, alias: str, validator=None) -> dict:
+    """One batch of ``plan_interval``: the key range ``(after, last]``, of the documents
+    modified in the plan's ``[since, before)``."""
+    selected = KeyRangeSource(source, batch.get("after"), batch["last"])
+    summary = _ingestor(client, embedder, tokenizer, validator, partial_listing=True,
+                        modified_since=_moment(batch.get("since")),
+                        modified_before=_moment(batch.get("before"))).ingest(
+        selected, alias).to_dict()
     reports = getattr(validator, "reports", [])
     summary["validation"] = {"windows": len(reports),
                              "failed_windows": sum(1 for r in reports if not r.success)}

@@ -15,11 +15,15 @@ class SourceError(RuntimeError):
 
 class Source(Protocol):
     uri: str
+    key_ordered: bool  # list() yields keys in ascending order (checked as it streams)
 
     def list(
-        self, modified_since: datetime | None = None, modified_before: datetime | None = None
+        self, modified_since: datetime | None = None, modified_before: datetime | None = None,
+        start_after: str | None = None,
     ) -> Iterator[SourceObject]:
-        """Objects under the root, in key order, page by page; optionally one time window."""
+        """Objects under the root, page by page; optionally one time window, and only keys
+        after ``start_after`` (a source that cannot skip ahead may list them: callers
+        filter)."""
         ...
 
     def read(self, obj: SourceObject, max_bytes: int | None = None) -> bytes:

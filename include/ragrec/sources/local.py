@@ -83,6 +83,7 @@ class LocalSource:
         if not self.root.is_dir():
             raise SourceError(f"source folder {self.root} does not exist")
         self.uri = self.root.as_uri()
+        self.key_ordered = True
         self._root_bytes = os.fsencode(self.root)
 
     @classmethod
@@ -92,24 +93,42 @@ class LocalSource:
         return cls(Path(uri))
 
     def list(
-        self, modified_since: datetime | None = None, modified_before: datetime | None = None
+        self, modified_since: datetime | None = None, modified_before: datetime | None = None,
+        start_after: str | None = None,
     ) -> Iterator[SourceObject]:
-        # Bytes all the way: names are whatever the filesystem holds, sorted by their bytes.
-        for dirpath, dirnames, filenames in os.walk(self._root_bytes):
-            linked = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
-            dirnames[:] = sorted(d for d in dirnames
-                                 if not d.startswith(b".") and d not in linked)
-            for name in sorted(filenames + [d for d in linked if not d.startswith(b".")]):
-                if name.startswith(b"."):
-                    continue
-                obj = self._object(os.path.join(dirpath, name))
-                if obj is None:
-                    continue  # vanished between listing and stat
-                if modified_since and obj.last_modified < modified_since:
-                    continue
-                if modified_before and obj.last_modified >= modified_before:
-                    continue
-                yield obj
+        """Every file under the root in key order (a folder's entries sorted by key, a
+        folder as its key plus ``/``), skipping whole folders before ``start_after``."""
+        for path in self._walk(self._root_bytes, start_after):
+            obj = self._object(path)
+            if obj is None:
+                continue  # vanished between listing and stat
+            if start_after is not None and obj.key <= start_after:
+                continue
+            if modified_since and obj.last_modified < modified_since:
+                continue
+            if modified_before and obj.last_modified >= modified_before:
+                continue
+            yield obj
+
+    def _walk(self, folder: bytes, start_after: str | None) -> Iterator[bytes]:
+        # Bytes all the way: names are whatever the filesystem holds.
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return  # a folder removed while listing
+        order = []
+        for entry in entries:
+            if entry.name.startswith(b"."):
+                continue
+            key = key_for_name(os.path.relpath(entry.path, self._root_bytes))
+            # A linked folder is listed like a file (and quarantined), never followed.
+            is_folder = entry.is_dir(follow_symlinks=False)
+            order.append((key + "/" if is_folder else key, is_folder, entry.path))
+        for key, is_folder, path in sorted(order):
+            if not is_folder:
+                yield path
+            elif start_after is None or key > start_after or start_after.startswith(key):
+                yield from self._walk(path, start_after)
 
     def _object(self, path: bytes) -> SourceObject | None:
         problem = None

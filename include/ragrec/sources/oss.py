@@ -74,6 +74,7 @@ class OssSource:
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
         self.page_size = page_size
+        self.key_ordered = settings.key_ordered
         self.uri = f"oss://{bucket_name}/{self.prefix}"
 
     @classmethod
@@ -108,26 +109,29 @@ class OssSource:
         raise AssertionError("unreachable")
 
     def list(
-        self, modified_since: datetime | None = None, modified_before: datetime | None = None
+        self, modified_since: datetime | None = None, modified_before: datetime | None = None,
+        start_after: str | None = None,
     ) -> Iterator[SourceObject]:
+        """ListObjectsV2 pages (OSS lists in UTF-8 key order; ``OSS_LISTS_IN_KEY_ORDER``
+        false for a server that does not). A key repeated across pages is dropped by
+        ``sources.ordering``, which every plan reads the listing through."""
         token = ""
-        seen: set[str] = set()
+        start = f"{self.prefix}{start_after}" if start_after is not None else ""
         while True:
             page = self._with_retries(
                 f"listing of {self.uri}",
                 lambda token=token: self.bucket.list_objects_v2(
                     prefix=self.prefix, continuation_token=token, max_keys=self.page_size,
-                    encoding_type="url"),
+                    encoding_type="url", start_after=start if not token else ""),
             )
             for info in page.object_list:
-                if info.key.endswith("/") or info.key in seen:
-                    continue  # folder placeholder; a key a server repeats across pages
+                if info.key.endswith("/"):
+                    continue  # folder placeholder
                 if not info.key.startswith(self.prefix):
                     # Some servers match prefixes loosely; such a key would get a wrong id.
                     log.warning("OSS listing of %s returned %r, outside the prefix: skipped",
                                 self.uri, info.key)
                     continue
-                seen.add(info.key)
                 modified = datetime.fromtimestamp(info.last_modified, UTC)
                 if modified_since and modified < modified_since:
                     continue
