@@ -78,10 +78,11 @@ def kb_ingest():
 
     @task(trigger_rule="none_failed", outlets=[KB_INDEX])
     def validate_and_publish(summaries, params=None, outlet_events=None,
-                             data_interval_end=None) -> dict:
+                             data_interval_end=None, ti=None) -> dict:
         from ragrec.airflow import kb_ingest_steps
 
-        result = kb_ingest_steps.validate(params, list(summaries or []), data_interval_end)
+        result = kb_ingest_steps.validate(params, list(summaries or []), data_interval_end,
+                                          ti.xcom_pull(task_ids="plan", key="plan"))
         outlet_events[KB_INDEX].extra = result
         return result
 

@@ -79,7 +79,7 @@ def prune(params: dict) -> dict:
 
 
 def validate(params: dict, summaries: list[dict] | None,
-             before: datetime | None = None) -> dict:
+             before: datetime | None = None, plan: dict | None = None) -> dict:
     from ragrec.indexing import versions
     from ragrec.quality.runner import QualityRunner
 
@@ -93,6 +93,10 @@ def validate(params: dict, summaries: list[dict] | None,
     totals = {k: sum(s.get(k, 0) for s in summaries or [])
               for k in ("docs_seen", "docs_new", "docs_changed", "docs_unchanged",
                         "docs_quarantined", "chunks_indexed", "chunks_reused")}
+    if plan:  # unchanged documents run in no batch: the plan counted them
+        actions = plan.get("actions", {})
+        totals["docs_seen"] = plan["documents"]
+        totals["docs_unchanged"] = actions.get("unchanged", 0) + actions.get("quarantined", 0)
     index = versions.current_version(client, params["index"])
     return {"alias": params["index"], "index": index,
             "model_version": versions.index_meta(client, index).get("model_version"),
