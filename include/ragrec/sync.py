@@ -151,6 +151,18 @@ def plan_sync(steps, quarantine: dict[str, dict], keep_work: bool = True) -> Syn
     return plan
 
 
+def plan_steps(client: Elasticsearch, source: Source, alias: str, live: str | None,
+               listing, full: bool = False, windowed: bool = False):
+    """(``sync_plan.merge_plan``'s steps, the quarantine records): ``listing`` (one of
+    ``source``'s, maybe already started) in key order against the live index's state,
+    restricted to the source's ``key_range`` when it has one."""
+    states = iter_doc_states(client, live, key_range=getattr(source, "key_range", None)
+                             ) if live else ()
+    quarantine = read_quarantine(client, alias)
+    return sync_plan.merge_plan(in_key_order(source, listing), states, quarantine, full,
+                                windowed), quarantine
+
+
 @dataclass
 class _DocWork:
     obj: SourceObject
@@ -219,18 +231,10 @@ class Ingestor:
 
     # -- the run ---------------------------------------------------------------------------
     def _plan(self, source: Source, alias: str, live: str | None, full: bool,
-              windowed: bool, listing=None, keep_work: bool = True) -> SyncPlan:
-        """Streams the source listing (``listing``: one already started) against the live
-        index's state, in key order."""
-        options = self.options
-        if listing is None:
-            listing = source.list(options.modified_since, options.modified_before)
-        states = iter_doc_states(self.client, live, key_range=getattr(source, "key_range",
-                                                                        None)) if live else ()
-        quarantine = read_quarantine(self.client, alias)
+              windowed: bool, listing, keep_work: bool = True) -> SyncPlan:
+        steps, quarantine = plan_steps(self.client, source, alias, live, listing, full,
+                                       windowed)
         self._known_quarantine = set(quarantine)
-        steps = sync_plan.merge_plan(in_key_order(source, listing), states, quarantine, full,
-                                     windowed)
         return plan_sync(steps, quarantine, keep_work)
 
     def ingest(self, source: Source, alias: str) -> IngestSummary:

@@ -27,12 +27,9 @@ from elasticsearch import Elasticsearch
 
 from ragrec.chunking import ModelTokenizer
 from ragrec.indexing import sync_plan, versions
-from ragrec.indexing.doc_state import iter_doc_states
-from ragrec.indexing.quarantine_store import read_quarantine
 from ragrec.sources.base import Source
 from ragrec.sources.key_range import KeyRangeSource
-from ragrec.sources.ordering import in_key_order
-from ragrec.sync import IngestOptions, Ingestor
+from ragrec.sync import IngestOptions, Ingestor, plan_steps
 
 
 def plan_interval(client: Elasticsearch, source: Source, alias: str,
@@ -48,13 +45,12 @@ def plan_interval(client: Elasticsearch, source: Source, alias: str,
     # A full listing is "everything in the source now": a manual run's inferred interval
     # ends at the last full hour and would miss documents added since.
     before = None if all_documents else before
-    states = iter_doc_states(client, live) if live else ()
-    quarantine = {} if first_run else read_quarantine(client, alias)
+    steps, _ = plan_steps(client, source, alias, live, source.list(lower, before),
+                          windowed=True)
     counts: dict[str, int] = {}
 
     def work_keys():
-        for step in sync_plan.merge_plan(in_key_order(source, source.list(lower, before)),
-                                         states, quarantine, windowed=True):
+        for step in steps:
             counts[step.action] = counts.get(step.action, 0) + 1
             if step.action in sync_plan.WORK:
                 yield step.doc_id
