@@ -92,10 +92,10 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the benchmark indices")
     args = parser.parse_args()
     from ragrec.config import ElasticsearchSettings
-    from ragrec.es_client import connect, resolve_url
+    from ragrec.es_client import connect, resolve_hosts
     from ragrec.eval.datasets import BeirDataset, write_corpus_as_files
 
-    es_url = resolve_url(ElasticsearchSettings.from_env())
+    es_url = resolve_hosts(ElasticsearchSettings.from_env())[0]
     print(f"Elasticsearch {connect().info()['version']['number']} at {es_url}; "
           f"{os.cpu_count()} CPU cores", flush=True)
     work = Path(tempfile.mkdtemp(prefix="ragrec-bench-"))

@@ -37,6 +37,25 @@ def test_full_url_in_host_and_api_key(monkeypatch):
     assert settings.api_key == "key-123"
 
 
+def test_a_cluster_connection_gives_the_client_every_node(monkeypatch, es_url):
+    """Extra ``hosts`` names the cluster's nodes (a dead one among them): the provider's
+    client gets all of them, sniffs when asked, and goes on through the live node."""
+    from ragrec.dev.es_node.node import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("AIRFLOW_CONN_SEARCH_CLUSTER", json.dumps({
+        "conn_type": "elasticsearch", "host": "ignored.example",
+        "extra": {"hosts": [dead, es_url + "/"], "sniff": "true"}}))
+    settings = RagrecElasticsearchHook("search_cluster").settings()
+    assert settings.hosts == (dead, es_url) and settings.sniff
+    monkeypatch.setenv("AIRFLOW_CONN_SEARCH_CLUSTER", json.dumps({
+        "conn_type": "elasticsearch", "host": f"{dead},{es_url}"}))
+    client = RagrecElasticsearchHook("search_cluster").get_conn()
+    assert {str(n.base_url) for n in client.transport.node_pool.all()} == {dead, es_url}
+    for _ in range(4):  # whichever node a request starts on, it is answered
+        assert client.info()["version"]["number"].startswith("8.")
+
+
 def test_hook_client_talks_to_the_real_node(monkeypatch, es_url):
     monkeypatch.setenv("AIRFLOW_CONN_ELASTICSEARCH_DEFAULT", es_url)
     client = RagrecElasticsearchHook().get_conn()

@@ -100,3 +100,23 @@ def test_starting_a_running_node_reuses_it(es_url, local_node_name):
     pid_before = node.status().pid
     assert node.start() == es_url
     assert node.status().pid == pid_before
+
+
+def test_indices_get_no_replica_on_one_node_and_a_layout_can_be_chosen(es, index_name):
+    """The default layout (``auto_expand_replicas 0-1``) leaves a single node green;
+    ``RAGREC_INDEX_REPLICAS`` / ``_SHARDS`` choose another, and a malformed one is refused."""
+    from ragrec.config import IndexLayoutSettings
+    from ragrec.indexing.mapping import chunk_index_body
+
+    es.indices.create(index=index_name, **chunk_index_body(8, "m"))
+    assert es.cluster.health(index=index_name, wait_for_status="green",
+                             timeout="30s")["status"] == "green"
+    layout = IndexLayoutSettings.from_env({"RAGREC_INDEX_SHARDS": "2",
+                                           "RAGREC_INDEX_REPLICAS": "1"})
+    assert chunk_index_body(8, "m", layout=layout)["settings"] == {
+        "number_of_shards": 2, "number_of_replicas": 1}
+    assert IndexLayoutSettings(replicas="0-all").index_settings()["auto_expand_replicas"] \
+        == "0-all"
+    for bad in ("one", "1-", "-1", "0-many"):
+        with pytest.raises(ValueError, match="replicas"):
+            IndexLayoutSettings(replicas=bad)

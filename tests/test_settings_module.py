@@ -24,8 +24,8 @@ CHILD_ENV_COPIES: dict[str, str] = {
         "the environment of the `airflow standalone` child and the CLI calls made against it",
     "include/ragrec/dev/quickstart.py:run_kb_ingest":
         "the environment of the demo's `airflow db migrate` / `demo_run` children",
-    "include/ragrec/dev/es_node/node.py:LocalNode.start":
-        "the environment of the Elasticsearch process (minus ES_URL and JVM options)",
+    "include/ragrec/dev/es_node/node.py:LocalNode._launch":
+        "the environment of an Elasticsearch process (minus ES_URL and JVM options)",
 }
 
 

@@ -23,6 +23,8 @@ def _es_command(args: argparse.Namespace) -> int:
         node_settings = replace(node_settings, port=args.port)
     if args.heap is not None:
         node_settings = replace(node_settings, heap=args.heap)
+    if args.nodes is not None:
+        node_settings = replace(node_settings, nodes=args.nodes)
     node = LocalNode(node_settings, log=_log)
 
     if settings.is_external and args.action in ("start", "status"):
@@ -34,10 +36,10 @@ def _es_command(args: argparse.Namespace) -> int:
                           "version": info["version"]["number"]}))
         return 0
     if args.action == "start":
-        print(node.start())
+        print(node.start() if args.node is None else node.start_member(args.node))
         return 0
     if args.action == "stop":
-        stopped = node.stop()
+        stopped = node.stop() if args.node is None else node.stop_member(args.node)
         _log("stopped" if stopped else "no local node was running")
         return 0
     status = node.status()
@@ -403,10 +405,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ragrec", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    es = commands.add_parser("es", help="run the local Elasticsearch node")
+    es = commands.add_parser("es", help="run the local Elasticsearch node (or cluster)")
     es.add_argument("action", choices=["start", "stop", "status"])
-    es.add_argument("--port", type=int, default=None, help="HTTP port (default 9200 or free)")
-    es.add_argument("--heap", default=None, help="JVM heap, at most 1g (default 512m)")
+    es.add_argument("--port", type=int, default=None,
+                    help="HTTP port of the first node (default 9200 or free)")
+    es.add_argument("--heap", default=None,
+                    help="JVM heap of each node, at most 1g (default 512m)")
+    es.add_argument("--nodes", type=int, default=None,
+                    help="nodes forming one cluster (default RAGREC_ES_NODES or 1)")
+    es.add_argument("--node", type=int, default=None, metavar="I",
+                    help="start or stop only member I (0-based) of the running cluster")
     es.set_defaults(handler=_es_command)
 
     demo = commands.add_parser("demo", help="index the bundled samples and print search hits")

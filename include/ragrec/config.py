@@ -57,7 +57,11 @@ def cache_dir(env: Mapping[str, str] = os.environ) -> Path:
 
 @dataclass(frozen=True)
 class ElasticsearchSettings:
-    """How to reach Elasticsearch. ``url`` unset means: the local node ``ragrec es`` runs."""
+    """How to reach Elasticsearch. ``url`` unset means: the local node (or cluster) that
+    ``ragrec es`` runs. ``url`` may name several nodes of one cluster, comma-separated: the
+    client spreads requests over them and goes on through the others when one fails;
+    ``sniff`` asks the cluster for its nodes at start and after a node fails (off behind a
+    load balancer or a cloud endpoint, which publish addresses a client cannot reach)."""
 
     url: str | None = None
     username: str | None = None
@@ -66,11 +70,13 @@ class ElasticsearchSettings:
     ca_certs: str | None = None
     verify_certs: bool = True
     request_timeout: float = 30.0
+    sniff: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ElasticsearchSettings:
         return cls(
             url=env.get("ES_URL") or None,
+            sniff=_flag(env.get("ES_SNIFF"), False),
             username=env.get("ES_USERNAME") or None,
             password=env.get("ES_PASSWORD") or None,
             api_key=env.get("ES_API_KEY") or None,
@@ -83,6 +89,11 @@ class ElasticsearchSettings:
     def is_external(self) -> bool:
         return self.url is not None
 
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The node URLs ``url`` names (none when it is unset)."""
+        return tuple(u.rstrip("/") for u in _names(self.url))
+
     def __repr__(self) -> str:  # never print secrets
         return (
             f"ElasticsearchSettings(url={self.url!r}, username={self.username!r}, "
@@ -93,12 +104,14 @@ class ElasticsearchSettings:
 
 @dataclass(frozen=True)
 class LocalNodeSettings:
-    """The single-node Elasticsearch that ``ragrec es start`` runs on 127.0.0.1."""
+    """The Elasticsearch that ``ragrec es start`` runs on 127.0.0.1: one node, or ``nodes``
+    nodes forming one cluster (``port`` is the first node's; each has ``heap``)."""
 
     version: str = ES_SERVER_VERSION
     name: str = "default"
     port: int | None = None
     heap: str = "512m"
+    nodes: int = 1
     distribution: str | None = None
     home: Path = Path("/var/cache/ragrec")
     maven: str = "mvn"  # fetches the distribution once (not used with ``distribution``)
@@ -111,10 +124,41 @@ class LocalNodeSettings:
             name=env.get("RAGREC_ES_NODE") or "default",
             port=int(port) if port else None,
             heap=env.get("RAGREC_ES_HEAP") or "512m",
+            nodes=int(env.get("RAGREC_ES_NODES") or 1),
             distribution=env.get("RAGREC_ES_DIST") or None,
             home=cache_dir(env),
             maven=env.get("RAGREC_MVN") or "mvn",
         )
+
+
+@dataclass(frozen=True)
+class IndexLayoutSettings:
+    """Shards and replicas of every index ragrec creates. ``replicas`` is a count, or a
+    range ``min-max`` (or ``0-all``) that Elasticsearch keeps to the data nodes there are
+    (``auto_expand_replicas``): the default ``0-1`` has no replica on a single node (green)
+    and one on a cluster, so losing a node loses no shard."""
+
+    shards: int = 1
+    replicas: str = "0-1"
+
+    def __post_init__(self) -> None:
+        low, dash, high = self.replicas.partition("-")
+        if self.shards < 1 or not (low.isdigit() and (not dash or high.isdigit()
+                                                       or high == "all")):
+            raise ValueError(f"index layout: {self.shards} shards and replicas "
+                             f"{self.replicas!r}; shards must be at least 1 and replicas a "
+                             "count (1) or a range (0-1, 0-all)")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> IndexLayoutSettings:
+        return cls(shards=int(env.get("RAGREC_INDEX_SHARDS") or 1),
+                   replicas=(env.get("RAGREC_INDEX_REPLICAS") or "0-1").strip())
+
+    def index_settings(self) -> dict:
+        """The ``settings`` of an index created with this layout."""
+        if self.replicas.isdigit():
+            return {"number_of_shards": self.shards, "number_of_replicas": int(self.replicas)}
+        return {"number_of_shards": self.shards, "auto_expand_replicas": self.replicas}
 
 
 def java_homes(env: Mapping[str, str] = os.environ) -> list[Path]:

@@ -1,4 +1,9 @@
-"""One way to build an Elasticsearch client, for the CLI, the library and the Airflow hook."""
+"""One way to build an Elasticsearch client, for the CLI, the library and the Airflow hook.
+
+The client is given every node it knows of (``ES_URL``'s list, or each member of the local
+cluster): the transport spreads requests over them, marks a node that fails dead for a while
+and sends the request to another, so losing one node of a cluster costs a retry, not the run.
+With ``sniff`` it also asks the cluster for its nodes at start and after a failure."""
 
 from __future__ import annotations
 
@@ -24,6 +29,9 @@ def client_options(settings: ElasticsearchSettings) -> dict[str, Any]:
         # of Python floats and with shorter numbers (ES stores float32 anyway).
         "serializer": OrjsonSerializer(),
     }
+    if settings.sniff:
+        options.update(sniff_on_start=True, sniff_on_node_failure=True,
+                       min_delay_between_sniffing=10)
     if settings.api_key:
         options["api_key"] = settings.api_key
     elif settings.username:
@@ -36,21 +44,22 @@ def client_options(settings: ElasticsearchSettings) -> dict[str, Any]:
     return options
 
 
-def resolve_url(settings: ElasticsearchSettings, node: LocalNodeSettings | None = None) -> str:
-    """ES_URL if set, else the URL of the running local node."""
-    if settings.url:
-        return settings.url.rstrip("/")
+def resolve_hosts(settings: ElasticsearchSettings,
+                  node: LocalNodeSettings | None = None) -> list[str]:
+    """The nodes ES_URL names if set, else every member of the running local cluster."""
+    if settings.hosts:
+        return list(settings.hosts)
     from ragrec.dev.es_node import LocalNode  # local import: only needed without ES_URL
 
-    url = LocalNode(node or LocalNodeSettings.from_env(), log=lambda _msg: None).url
-    if url is None:
+    urls = LocalNode(node or LocalNodeSettings.from_env(), log=lambda _msg: None).urls
+    if not urls:
         raise ElasticsearchNotConfigured(
             "no Elasticsearch to talk to: start the local node with `ragrec es start`, "
             "or set ES_URL to an existing cluster"
         )
-    return url
+    return urls
 
 
 def connect(settings: ElasticsearchSettings | None = None) -> Elasticsearch:
     settings = settings or ElasticsearchSettings.from_env()
-    return Elasticsearch(resolve_url(settings), **client_options(settings))
+    return Elasticsearch(resolve_hosts(settings), **client_options(settings))

@@ -32,7 +32,7 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 from ragrec.chunking import Chunker, ChunkSettings, ChunkTooLong, ModelTokenizer
 from ragrec.embedding.base import Embedder
 from ragrec.indexing import sync_plan, versions
-from ragrec.indexing.bulk_writer import run_bulk
+from ragrec.indexing.bulk_writer import BulkUnavailable, run_bulk
 from ragrec.indexing.chunk_document import chunk_source
 from ragrec.indexing.doc_state import DocState, iter_doc_states
 from ragrec.indexing.mapping import VectorSettings, chunk_index_body
@@ -67,6 +67,8 @@ def describe_es_failure(exc: Exception) -> str:
     """One line for an Elasticsearch failure (an outage or a refused request)."""
     if isinstance(exc, ApiError):
         return f"Elasticsearch answered {exc.meta.status}: {exc.message}"
+    if isinstance(exc, BulkUnavailable):
+        return f"Elasticsearch could not take the writes ({exc})"
     return f"Elasticsearch is unreachable ({type(exc).__name__}: {str(exc)[:300]})"
 
 

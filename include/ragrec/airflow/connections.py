@@ -68,9 +68,15 @@ def _flag(value: Any) -> bool:
 # ----------------------------------------------------------------------- Elasticsearch
 
 def _elasticsearch_url(conn: Any) -> str:
+    """The node URL(s) of the Connection, comma-separated: extra ``hosts`` (a list or a
+    comma-separated string), else host (a name, a URL, or URLs), port and schema."""
+    listed = conn.extra_dejson.get("hosts")
+    if listed:
+        names = listed.split(",") if isinstance(listed, str) else list(listed)
+        return ",".join(str(n).strip().rstrip("/") for n in names if str(n).strip())
     host = conn.host or "127.0.0.1"
     if "://" in host:
-        return host.rstrip("/")
+        return ",".join(h.strip().rstrip("/") for h in host.split(",") if h.strip())
     scheme = conn.schema or (conn.extra_dejson.get("scheme")) or "http"
     port = conn.port or 9200
     return f"{scheme}://{host}:{port}"
@@ -93,6 +99,7 @@ def elasticsearch_settings(conn_id: str = ELASTICSEARCH) -> ElasticsearchSetting
         ca_certs=extra.get("ca_certs") or None,
         verify_certs=_flag(extra.get("verify_certs", True)),
         request_timeout=float(extra.get("request_timeout", env.request_timeout)),
+        sniff=_flag(extra.get("sniff", env.sniff)),
     )
 
 

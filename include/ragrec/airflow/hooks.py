@@ -7,9 +7,10 @@ mapping of every Connection onto its settings record - and the fall-back to the 
 without one, so a local ``dag.test()`` needs no set-up - lives in
 ``ragrec.airflow.connections``; the hooks call it.
 
-``elasticsearch_default`` fields: host (a host name or a full URL), port, schema
-(``http``/``https``), login/password (basic auth); extra: ``api_key``, ``ca_certs``,
-``verify_certs``, ``request_timeout``.
+``elasticsearch_default`` fields: host (a host name, a full URL, or several URLs of one
+cluster, comma-separated), port, schema (``http``/``https``), login/password (basic auth);
+extra: ``hosts`` (the cluster's node URLs, a list: they win over host), ``sniff``,
+``api_key``, ``ca_certs``, ``verify_certs``, ``request_timeout``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ragrec.config import (
     ModelEndpointSettings,
     OssSettings,
 )
-from ragrec.es_client import client_options, resolve_url
+from ragrec.es_client import client_options, resolve_hosts
 
 
 class RagrecElasticsearchHook(BaseHook):
@@ -49,7 +50,7 @@ class RagrecElasticsearchHook(BaseHook):
     def get_conn(self) -> Elasticsearch:
         settings = self.settings()
         provider_hook = ElasticsearchPythonHook(
-            hosts=[resolve_url(settings)], es_conn_args=client_options(settings)
+            hosts=resolve_hosts(settings), es_conn_args=client_options(settings)
         )
         return provider_hook.get_conn
 

@@ -21,6 +21,8 @@ from datetime import UTC, datetime, timedelta
 
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
+from ragrec.indexing.mapping import index_settings
+
 log = logging.getLogger("ragrec.api")
 
 _MAPPINGS = {"dynamic": "strict", "properties": {
@@ -70,7 +72,7 @@ class ConversationStore:
                 try:
                     self.client.indices.create(
                         index=self.index, mappings=_MAPPINGS,
-                        settings={"number_of_shards": 1, "number_of_replicas": 0})
+                        settings=index_settings())
                 except Exception as exc:  # created meanwhile by another process
                     if "resource_already_exists" not in str(exc):
                         raise

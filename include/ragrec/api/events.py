@@ -21,6 +21,7 @@ from pathlib import Path
 from elasticsearch import Elasticsearch, helpers
 
 from ragrec.indexing.bulk_writer import run_bulk
+from ragrec.indexing.mapping import index_settings
 
 MAX_EVENTS = 500
 _MAPPINGS = {"dynamic": "strict", "properties": {
@@ -47,7 +48,7 @@ def ensure_events_index(client: Elasticsearch, alias: str) -> str:
     name = events_index(alias)
     if not client.indices.exists(index=name):
         client.indices.create(index=name, mappings=_MAPPINGS,
-                              settings={"number_of_shards": 1, "number_of_replicas": 0})
+                              settings=index_settings())
     elif name not in _CURRENT:  # an index from before the newer fields: add them
         client.indices.put_mapping(index=name, properties=_MAPPINGS["properties"])
     _CURRENT.add(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from ragrec.config import IndexLayoutSettings
 from ragrec.indexing.chunk_document import properties
 
 SCHEMA_VERSION = 1
@@ -20,18 +21,24 @@ class VectorSettings:
     similarity: str = "cosine"
 
 
+def index_settings(layout: IndexLayoutSettings | None = None) -> dict:
+    """Shards and replicas of an index ragrec creates (``RAGREC_INDEX_SHARDS`` /
+    ``RAGREC_INDEX_REPLICAS``): every index, chunks, quarantine, events, conversations and
+    the recommendation feature table alike."""
+    return (layout or IndexLayoutSettings.from_env()).index_settings()
+
+
 def chunk_index_body(
     dims: int,
     model_version: str,
     vectors: VectorSettings = VectorSettings(),
     analyzer: str = "english",
-    shards: int = 1,
-    replicas: int = 0,
+    layout: IndexLayoutSettings | None = None,
     extra_meta: dict | None = None,
 ) -> dict:
     """Settings, mappings and ``_meta`` for one physical chunk index."""
     return {
-        "settings": {"number_of_shards": shards, "number_of_replicas": replicas},
+        "settings": index_settings(layout),
         "mappings": {
             "dynamic": "strict",
             "_meta": {
@@ -58,18 +65,19 @@ def chunk_index_body(
     }
 
 
-QUARANTINE_BODY = {
-    "settings": {"number_of_shards": 1, "number_of_replicas": 0},
-    "mappings": {
-        "dynamic": "strict",
-        "properties": {
-            "doc_id": {"type": "keyword"},
-            "source_uri": {"type": "keyword"},
-            "fingerprint": {"type": "keyword"},
-            "stage": {"type": "keyword"},
-            "reason": {"type": "keyword"},
-            "detail": {"type": "text"},
-            "quarantined_at": {"type": "date"},
-        },
+def quarantine_body() -> dict:
+    return {"settings": index_settings(), "mappings": QUARANTINE_MAPPINGS}
+
+
+QUARANTINE_MAPPINGS = {
+    "dynamic": "strict",
+    "properties": {
+        "doc_id": {"type": "keyword"},
+        "source_uri": {"type": "keyword"},
+        "fingerprint": {"type": "keyword"},
+        "stage": {"type": "keyword"},
+        "reason": {"type": "keyword"},
+        "detail": {"type": "text"},
+        "quarantined_at": {"type": "date"},
     },
 }

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from elasticsearch import Elasticsearch, helpers
 
-from ragrec.indexing.mapping import QUARANTINE_BODY
+from ragrec.indexing.mapping import quarantine_body
 from ragrec.records import Quarantined, doc_hash
 
 # Failures of these stages depend only on the file, so they are skipped while it is
@@ -32,7 +32,7 @@ def quarantine_index(alias: str) -> str:
 def ensure_quarantine_index(client: Elasticsearch, alias: str) -> str:
     name = quarantine_index(alias)
     if not client.indices.exists(index=name):
-        client.indices.create(index=name, **QUARANTINE_BODY)
+        client.indices.create(index=name, **quarantine_body())
     return name
 
 

@@ -53,8 +53,25 @@ def create_version(client: Elasticsearch, alias: str, body: dict) -> str:
     return name
 
 
+def require_allocated(client: Elasticsearch, index: str, wait: str = "30s") -> str:
+    """The health of ``index`` once every primary shard is allocated (yellow or green),
+    waiting up to ``wait``; refuses an index still red then (a primary lost with its node,
+    no replica to promote): readers behind an alias must find every document."""
+    health = client.options(ignore_status=408).cluster.health(
+        index=index, wait_for_status="yellow", timeout=wait)
+    status = health.get("status")
+    if status not in ("green", "yellow"):
+        raise IndexVersionError(
+            f"{index} is {status}: {health.get('unassigned_shards', '?')} shard(s) "
+            f"unassigned after {wait}, so no alias is moved to it (a node holding a primary "
+            "left and no replica could take over)")
+    return status
+
+
 def point_alias(client: Elasticsearch, alias: str, new: str) -> str | None:
-    """Atomically move ``alias`` to ``new``; returns the version it pointed at before."""
+    """Atomically move ``alias`` to ``new`` - once every primary shard of ``new`` is
+    allocated (``require_allocated``); returns the version it pointed at before."""
+    require_allocated(client, new)
     old = current_version(client, alias)
     actions = []
     if old and old != new:

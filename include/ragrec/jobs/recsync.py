@@ -21,6 +21,7 @@ from elasticsearch import Elasticsearch, helpers
 from ragrec.indexing import versions
 from ragrec.indexing.bulk_writer import run_bulk
 from ragrec.indexing.chunk_document import CATALOGUE
+from ragrec.indexing.mapping import index_settings
 
 EXCERPT_CHARS = 1000
 
@@ -87,7 +88,7 @@ def ensure_feature_table(client: Elasticsearch, alias: str, dims: int) -> str:
             "model_version": {"type": "keyword"}, "content_sha": {"type": "keyword"},
             "updated_at": {"type": "date"}, "airec_sha": {"type": "keyword"},
             **learned_fields(dims),
-        }})
+        }}, settings=index_settings())
     return name
 
 
