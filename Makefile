@@ -1,11 +1,15 @@
 # The two set-up commands (see README): `make demo` and `make test`.
-.PHONY: demo test lint es-start es-stop bench
+.PHONY: demo test test-distributed lint es-start es-stop bench
 
 demo:
 	scripts/demo
 
 test:
 	scripts/test
+
+# The Elasticsearch cluster and Celery worker tests (fault injection; ~10 min).
+test-distributed:
+	scripts/test-distributed
 
 lint:
 	scripts/bootstrap && .venv/bin/ruff check include dags tests bench

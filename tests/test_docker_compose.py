@@ -17,7 +17,8 @@ def test_every_service_has_image_or_build_healthcheck_and_environment():
         assert "image" in service or "build" in service, name
         health = service.get("healthcheck", {})
         assert health.get("test"), f"{name} has no healthcheck"
-        assert service.get("environment"), f"{name} has no environment"
+        if name != "redis":  # the broker takes its settings on its command line
+            assert service.get("environment"), f"{name} has no environment"
         if "build" in service:
             context = ROOT / (service["build"] if isinstance(service["build"], str)
                               else service["build"]["context"])
@@ -31,7 +32,8 @@ def test_airflow_3_components_on_postgres_with_local_executor():
         if command[:1] == ["airflow"]:
             commands[command[1]] = name
             env = service["environment"]
-            assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+            # LocalExecutor unless .env chooses another (the "celery" profile's).
+            assert env["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW__CORE__EXECUTOR:-LocalExecutor}"
             assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql")
             assert "@postgres:5432/" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
             assert env["ES_URL"] == "http://elasticsearch:9200"
@@ -72,8 +74,39 @@ def test_elasticsearch_image_matches_the_server_version_the_project_pins():
 
 def test_secrets_come_from_the_environment_not_the_file():
     for name, service in SERVICES.items():
-        for key, value in service["environment"].items():
+        for key, value in service.get("environment", {}).items():
             if any(word in key.upper() for word in ("PASSWORD", "SECRET", "TOKEN")):
                 assert str(value).startswith("${"), f"{name}.{key} is written in the file"
     conn = SERVICES["airflow-scheduler"]["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     assert ":${POSTGRES_PASSWORD" in conn
+
+
+def test_the_celery_profile_adds_a_broker_and_workers_beside_the_local_default():
+    """Redis and the workers run only with the "celery" profile; every Airflow component
+    (workers included) shares one environment: the executor .env chooses, the broker at the
+    redis service, task states in the Postgres metadata DB; the scheduler waits for the
+    broker when there is one; Flower is a profile of its own."""
+    assert SERVICES["redis"]["profiles"] == ["celery"]
+    assert "redis-server" in SERVICES["redis"]["command"]
+    worker = SERVICES["airflow-worker"]
+    assert worker["profiles"] == ["celery"]
+    assert worker["command"] == ["airflow", "celery", "worker"]
+    assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert "inspect ping" in worker["healthcheck"]["test"][1]
+    assert SERVICES["flower"]["profiles"] == ["flower"]
+    assert SERVICES["flower"]["command"] == ["airflow", "celery", "flower"]
+    scheduler = SERVICES["airflow-scheduler"]["environment"]
+    for name in ("airflow-worker", "flower", "airflow-apiserver", "airflow-dag-processor"):
+        env = SERVICES[name]["environment"]
+        for key in ("AIRFLOW__CORE__EXECUTOR", "AIRFLOW__CELERY__BROKER_URL",
+                    "AIRFLOW__CELERY__RESULT_BACKEND", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+                    "AIRFLOW__API_AUTH__JWT_SECRET"):
+            assert env[key] == scheduler[key], (name, key)
+    assert scheduler["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:6379/")
+    assert scheduler["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+    assert "@postgres:5432/" in scheduler["AIRFLOW__CELERY__RESULT_BACKEND"]
+    broker = SERVICES["airflow-scheduler"]["depends_on"]["redis"]
+    assert broker == {"condition": "service_healthy", "required": False}
+    example = (ROOT / ".env_example").read_text()
+    assert "# AIRFLOW__CORE__EXECUTOR=CeleryExecutor" in example
+    assert "# COMPOSE_PROFILES=celery" in example

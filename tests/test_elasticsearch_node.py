@@ -120,3 +120,18 @@ def test_indices_get_no_replica_on_one_node_and_a_layout_can_be_chosen(es, index
     for bad in ("one", "1-", "-1", "0-many"):
         with pytest.raises(ValueError, match="replicas"):
             IndexLayoutSettings(replicas=bad)
+
+
+def test_workers_racing_to_create_one_index_all_succeed(es, index_name):
+    """Mapped batches on several workers create the same quarantine index at once: one
+    creates it, the others find it made; none fails."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ragrec.es_client import create_index_once
+    from ragrec.indexing.mapping import quarantine_body
+
+    with ThreadPoolExecutor(8) as pool:
+        created = list(pool.map(lambda _: create_index_once(es, index_name, **quarantine_body()),
+                                range(8)))
+    assert created.count(True) == 1
+    assert es.indices.exists(index=index_name)

@@ -20,8 +20,8 @@ ENV_NAMES = {"environ", "environb", *ENV_FUNCTIONS}
 # "path:qualified.function" -> why the whole environment is copied there. Only a copy
 # (``os.environ.copy()`` or ``dict(os.environ)``) is accepted at these sites.
 CHILD_ENV_COPIES: dict[str, str] = {
-    "include/ragrec/dev/scheduler_run.py:StandaloneAirflow.__init__":
-        "the environment of the `airflow standalone` child and the CLI calls made against it",
+    "include/ragrec/dev/local_airflow.py:LocalAirflow.__init__":
+        "the environment of the local Airflow deployment's processes and of its CLI calls",
     "include/ragrec/dev/quickstart.py:run_kb_ingest":
         "the environment of the demo's `airflow db migrate` / `demo_run` children",
     "include/ragrec/dev/es_node/node.py:LocalNode._launch":

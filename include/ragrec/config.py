@@ -493,6 +493,12 @@ class DagSettings:
                                      or cache_dir(env) / "data-docs"))
 
 
+def worker_name(env: Mapping[str, str] = os.environ) -> str | None:
+    """The name an Airflow worker reports as its task instances' hostname
+    (``RAGREC_WORKER_NAME``; None: the machine's), for several workers on one machine."""
+    return env.get("RAGREC_WORKER_NAME") or None
+
+
 def airflow_dags_folder(env: Mapping[str, str] = os.environ) -> Path | None:
     """Airflow's DAG folder (``AIRFLOW__CORE__DAGS_FOLDER``), None when unset."""
     return _path(env.get("AIRFLOW__CORE__DAGS_FOLDER"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from elasticsearch import Elasticsearch
+from elasticsearch import BadRequestError, Elasticsearch
 from elasticsearch.serializer import OrjsonSerializer
 
 from ragrec.config import ElasticsearchSettings, LocalNodeSettings
@@ -63,3 +63,18 @@ def resolve_hosts(settings: ElasticsearchSettings,
 def connect(settings: ElasticsearchSettings | None = None) -> Elasticsearch:
     settings = settings or ElasticsearchSettings.from_env()
     return Elasticsearch(resolve_hosts(settings), **client_options(settings))
+
+
+def create_index_once(client: Elasticsearch, name: str, **body) -> bool:
+    """Creates index ``name`` unless it exists; True when this call created it. Workers
+    running side by side (mapped tasks on several Celery workers, API replicas) may race to
+    create the same index: losing that race is not an error."""
+    if client.indices.exists(index=name):
+        return False
+    try:
+        client.indices.create(index=name, **body)
+    except BadRequestError as exc:
+        if exc.error != "resource_already_exists_exception":
+            raise
+        return False
+    return True

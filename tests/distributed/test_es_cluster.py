@@ -5,7 +5,11 @@ red index, and a red candidate is never swapped in."""
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -48,16 +52,23 @@ def _chunks(client, alias: str) -> dict[str, tuple]:
             for hit in helpers.scan(client, index=alias, _source=fields)}
 
 
-def test_every_index_gets_a_replica_on_another_node(cluster_es, cluster_alias, corpus,
-                                                    embedder, model_tokenizer, tmp_path):
-    """The client knows all three nodes; the chunk and quarantine indices are created with
-    ``auto_expand_replicas 0-1``, so on three nodes each shard has a copy on a second node
-    and the cluster is green."""
+def test_every_index_gets_a_replica_on_another_node(cluster, cluster_es, cluster_alias,
+                                                    corpus, embedder, model_tokenizer,
+                                                    tmp_path):
+    """``ragrec es status`` reports the three nodes; the client knows them all; the chunk
+    and quarantine indices are created with ``auto_expand_replicas 0-1``, so on three nodes
+    each shard has a copy on a second node and the cluster is green."""
     from ragrec.indexing import versions
     from ragrec.indexing.quarantine_store import quarantine_index
     from ragrec.sources import open_source
 
     assert len(cluster_es.transport.node_pool.all()) == 3
+    status = subprocess.run(
+        [sys.executable, "-m", "ragrec.cli", "es", "status"], capture_output=True, text=True,
+        env={**os.environ, "RAGREC_ES_NODE": cluster.settings.name, "ES_URL": ""})
+    assert status.returncode == 0, status.stderr
+    reported = json.loads(status.stdout)
+    assert (reported["nodes"], reported["alive"], reported["urls"]) == (3, 3, cluster.urls)
     source = tmp_path / "three"
     source.mkdir()
     for name in ("a.md", "b.md", "c.md"):
@@ -118,9 +129,21 @@ def test_a_node_stopped_mid_ingest_loses_nothing_and_a_rerun_converges(
         assert outcome["summary"].docs_quarantined == 0
 
     rerun = _ingestor(cluster_es, embedder, model_tokenizer).ingest(source, faulted)
-    assert rerun.docs_quarantined == 0 and rerun.docs_seen == 1100
-    assert _chunks(cluster_es, faulted) == expected
+    held = _chunks(cluster_es, faulted)
     health = cluster_es.cluster.health(index=faulted, wait_for_status="yellow", timeout="60s")
+    first = (f"failed: {outcome['error']}" if "error" in outcome else
+             f"completed: {outcome['summary'].docs_new} new, "
+             f"{outcome['summary'].chunks_indexed} chunks, "
+             f"{outcome['summary'].docs_quarantined} quarantined")
+    print(f"\n[cluster] node {victim} (the index's primary) stopped mid-ingest; the run "
+          f"{first}\n[cluster] re-run with the node still down: {rerun.docs_new} new, "
+          f"{rerun.docs_changed} changed, {rerun.docs_unchanged} unchanged, "
+          f"{rerun.docs_quarantined} quarantined\n[cluster] index: {len(held)} chunks of "
+          f"{len({c[0] for c in held.values()})} documents, {health['status']} on "
+          f"{health['number_of_nodes']} nodes; clean run {len(expected)} chunks; equal: "
+          f"{held == expected}")
+    assert rerun.docs_quarantined == 0 and rerun.docs_seen == 1100
+    assert held == expected
     assert health["status"] in ("yellow", "green") and health["number_of_nodes"] == 2
 
     cluster.start_member(victim)
@@ -135,8 +158,6 @@ def test_a_node_crash_during_kb_reindex_never_leaves_the_alias_on_a_red_index(
     holds its first window, the member with the candidate's primary is killed (SIGKILL). The
     alias, watched throughout, only ever points at a green or yellow index; the run goes live
     with every document."""
-    import json
-
     from ragrec.airflow import runtime
     from ragrec.indexing import versions
     from ragrec.sources import open_source
@@ -177,6 +198,8 @@ def test_a_node_crash_during_kb_reindex_never_leaves_the_alias_on_a_red_index(
     runtime.encoder.cache_clear()
 
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    print(f"\n[cluster] kb_reindex: node {killed} (the candidate's primary) killed mid-build;"
+          f" run {run.state} ({states}); the alias pointed at (index, health): {watch.seen}")
     assert killed, "the crash never happened"
     assert run.state == "success", states
     assert watch.red == [], watch.seen
@@ -210,9 +233,11 @@ def test_a_red_candidate_is_never_swapped_in(cluster, cluster_es, cluster_alias,
     wait_until(lambda: cluster_es.cluster.health(index=candidate)["status"] == "red",
                timeout=60, what="the candidate red")
 
-    with pytest.raises(versions.IndexVersionError, match="red"):
+    with pytest.raises(versions.IndexVersionError, match="red") as refused:
         swap(cluster_es, alias, candidate, keep=2)
     assert versions.current_version(cluster_es, alias) == live
+    print(f"\n[cluster] red candidate (node {victim} stopped): swap refused: {refused.value}"
+          f"; the alias stayed on {live}")
 
     cluster.start_member(victim)
     assert swap(cluster_es, alias, candidate, keep=2)["live"] == candidate

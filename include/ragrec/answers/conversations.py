@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
+from ragrec.es_client import create_index_once
 from ragrec.indexing.mapping import index_settings
 
 log = logging.getLogger("ragrec.api")
@@ -68,14 +69,8 @@ class ConversationStore:
         if self._ready:
             return
         with self._lock:
-            if not self.client.indices.exists(index=self.index):
-                try:
-                    self.client.indices.create(
-                        index=self.index, mappings=_MAPPINGS,
-                        settings=index_settings())
-                except Exception as exc:  # created meanwhile by another process
-                    if "resource_already_exists" not in str(exc):
-                        raise
+            create_index_once(self.client, self.index, mappings=_MAPPINGS,
+                              settings=index_settings())
             self._ready = True
 
     def turns(self, conversation_id: str, owner: str) -> list[dict]:

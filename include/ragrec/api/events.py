@@ -20,6 +20,7 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch, helpers
 
+from ragrec.es_client import create_index_once
 from ragrec.indexing.bulk_writer import run_bulk
 from ragrec.indexing.mapping import index_settings
 
@@ -46,10 +47,8 @@ def events_index(alias: str) -> str:
 
 def ensure_events_index(client: Elasticsearch, alias: str) -> str:
     name = events_index(alias)
-    if not client.indices.exists(index=name):
-        client.indices.create(index=name, mappings=_MAPPINGS,
-                              settings=index_settings())
-    elif name not in _CURRENT:  # an index from before the newer fields: add them
+    created = create_index_once(client, name, mappings=_MAPPINGS, settings=index_settings())
+    if not created and name not in _CURRENT:  # an index from before the newer fields
         client.indices.put_mapping(index=name, properties=_MAPPINGS["properties"])
     _CURRENT.add(name)
     return name

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from elasticsearch import Elasticsearch, helpers
 
+from ragrec.es_client import create_index_once
 from ragrec.indexing.mapping import quarantine_body
 from ragrec.records import Quarantined, doc_hash
 
@@ -31,8 +32,7 @@ def quarantine_index(alias: str) -> str:
 
 def ensure_quarantine_index(client: Elasticsearch, alias: str) -> str:
     name = quarantine_index(alias)
-    if not client.indices.exists(index=name):
-        client.indices.create(index=name, **quarantine_body())
+    create_index_once(client, name, **quarantine_body())
     return name
 
 

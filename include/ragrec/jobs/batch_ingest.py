@@ -7,7 +7,7 @@ wires them together.
    the listing). The first run of an index has no lower bound, so nothing older than the
    first interval is missed; ``all_documents`` has no bounds at all.
 2. ``prepare_index``: the alias exists (first version created) and was built with this
-   model, before batches run in parallel.
+   model, and its quarantine index exists, before batches run in parallel.
 3. ``ingest_batch``: one key range through the normal incremental path (listed again, parse,
    chunk, embed, the chunk suite as a gate, bulk index); idempotent, never deletes.
 4. ``prune_deleted``: documents gone from the full listing leave the index.
@@ -27,6 +27,7 @@ from elasticsearch import Elasticsearch
 
 from ragrec.chunking import ModelTokenizer
 from ragrec.indexing import sync_plan, versions
+from ragrec.indexing.quarantine_store import ensure_quarantine_index
 from ragrec.sources.base import Source
 from ragrec.sources.key_range import KeyRangeSource
 from ragrec.sync import IngestOptions, Ingestor, plan_steps
@@ -73,6 +74,7 @@ def _ingestor(client, embedder, tokenizer: ModelTokenizer, validator=None,
 def prepare_index(client: Elasticsearch, embedder, tokenizer: ModelTokenizer,
                   alias: str) -> dict:
     index = _ingestor(client, embedder, tokenizer).prepare(alias)
+    ensure_quarantine_index(client, alias)  # before the batches run side by side
     return {"alias": alias, "index": index, "model_version": embedder.model_version}
 
 

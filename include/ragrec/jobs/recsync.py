@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import numpy as np
 from elasticsearch import Elasticsearch, helpers
 
+from ragrec.es_client import create_index_once
 from ragrec.indexing import versions
 from ragrec.indexing.bulk_writer import run_bulk
 from ragrec.indexing.chunk_document import CATALOGUE
@@ -78,17 +79,16 @@ def _item(doc_id: str, chunks: list[dict], model_version: str) -> Item:
 
 def ensure_feature_table(client: Elasticsearch, alias: str, dims: int) -> str:
     name = feature_table(alias)
-    if not client.indices.exists(index=name):
-        client.indices.create(index=name, mappings={"dynamic": "strict", "properties": {
-            "doc_id": {"type": "keyword"}, "item_id": {"type": "keyword"},
-            "title": {"type": "text"}, "excerpt": {"type": "text", "index": False},
-            "vector": {"type": "dense_vector", "dims": dims, "index": True,
-                       "similarity": "cosine"},
-            "chunks": {"type": "integer"}, "last_modified": {"type": "date"},
-            "model_version": {"type": "keyword"}, "content_sha": {"type": "keyword"},
-            "updated_at": {"type": "date"}, "airec_sha": {"type": "keyword"},
-            **learned_fields(dims),
-        }}, settings=index_settings())
+    create_index_once(client, name, mappings={"dynamic": "strict", "properties": {
+        "doc_id": {"type": "keyword"}, "item_id": {"type": "keyword"},
+        "title": {"type": "text"}, "excerpt": {"type": "text", "index": False},
+        "vector": {"type": "dense_vector", "dims": dims, "index": True,
+                   "similarity": "cosine"},
+        "chunks": {"type": "integer"}, "last_modified": {"type": "date"},
+        "model_version": {"type": "keyword"}, "content_sha": {"type": "keyword"},
+        "updated_at": {"type": "date"}, "airec_sha": {"type": "keyword"},
+        **learned_fields(dims),
+    }}, settings=index_settings())
     return name
 
 

@@ -236,9 +236,10 @@ class LocalNode:
         if os.geteuid() == 0:
             user = _ensure_service_user()
             self._chown_tree(user.pw_uid, user.pw_gid)
-        what = "a cluster of " + str(wanted) + " nodes" if wanted > 1 else "Elasticsearch"
+        what = f"{len(down)} nodes of Elasticsearch" if wanted > 1 else "Elasticsearch"
         self.log(f"starting {what} {self.settings.version} on "
-                 f"{', '.join(m.url for m in down)} (heap {self.settings.heap} each, data "
+                 f"{', '.join(m.url for m in down)} (heap {self.settings.heap}"
+                 f"{' each' if len(down) > 1 else ''}, data "
                  f"{', '.join(str(m.dir / 'data') for m in down)}) ...")
         # Members start side by side: each waits for the others to form the cluster.
         launches = [(m, self._launch(home, java_home, m)) for m in down]
@@ -407,8 +408,8 @@ class LocalNode:
         if pid is None or not _alive(pid):
             member.pid_file.unlink(missing_ok=True)
             return False
-        self.log(f"{'killing' if kill else 'stopping'} Elasticsearch node {number} "
-                 f"(pid {pid}) ...")
+        which = f"node {number}" if len(members) > 1 else "Elasticsearch"
+        self.log(f"{'killing' if kill else 'stopping'} {which} (pid {pid}) ...")
         os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while _alive(pid) and time.monotonic() < deadline:
