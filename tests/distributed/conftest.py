@@ -14,6 +14,19 @@ import pytest
 NODES = 3
 
 
+@pytest.fixture
+def report(request):
+    """Prints a line past pytest's capture: what a fault did and what the index held after
+    it, the record ``scripts/test-distributed`` leaves."""
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+
+    def say(message: str) -> None:
+        with capture.global_and_fixture_disabled():
+            print(message, flush=True)
+
+    return say
+
+
 @pytest.fixture(scope="session")
 def cluster(request):
     """The local cluster (``LocalNode`` with 3 members), started once per session; every

@@ -59,7 +59,7 @@ def _most_at_once(intervals: list[tuple[str, str]]) -> int:
 
 def test_batches_spread_over_two_workers_and_survive_losing_one(
         es_url, es, index_name, cleanup_alias, kb, embedder, model_tokenizer, monkeypatch,
-        tmp_path):
+        tmp_path, report):
     from ragrec.dev.local_airflow import LocalAirflow
     from ragrec.sources import open_source
     from ragrec.sync import IngestOptions, Ingestor
@@ -80,14 +80,20 @@ def test_batches_spread_over_two_workers_and_survive_losing_one(
     killed: list[dict] = []
 
     def kill_worker_0_mid_batch(airflow: LocalAirflow) -> None:
+        """Once worker-0 runs a batch - preferably after it finished one, so both workers
+        hold finished batches, unless no batch is left to wait for - it is killed."""
         if killed:
             return
-        for task in airflow.task_instances("kb_ingest", run_id):
-            if (task["task_id"] == "ingest_batch" and task["state"] == "running"
-                    and task.get("hostname") == "worker-0"):
-                airflow.kill_worker(0)
-                killed.append(task)
-                return
+        batches = [t for t in airflow.task_instances("kb_ingest", run_id)
+                   if t["task_id"] == "ingest_batch"]
+        running = [t for t in batches
+                   if t["state"] == "running" and t.get("hostname") == "worker-0"]
+        done_there = any(t["state"] == "success" and t.get("hostname") == "worker-0"
+                         for t in batches)
+        waiting = any(t["state"] in (None, "scheduled", "queued") for t in batches)
+        if running and (done_there or not waiting):
+            airflow.kill_worker(0)
+            killed.append(running[0])
 
     with ModelServerProcess("base", TOKEN, ADMIN) as server:
         monkeypatch.setenv("AIRFLOW_CONN_EAS_DEFAULT", json.dumps(
@@ -105,12 +111,17 @@ def test_batches_spread_over_two_workers_and_survive_losing_one(
     batches = [t for t in outcome["tasks"] if t["task_id"] == "ingest_batch"]
     intervals = [(t["start_date"], t["end_date"]) for b in batches for t in b["tries"]]
     held, clean_held = _chunks(es, index_name), expected
-    print(f"\n[celery] killed worker-0 (SIGKILL, its task runners too) while it ran "
+    finished_on: dict[str, int] = {}
+    for batch in batches:
+        host = batch["tries"][-1]["hostname"]
+        finished_on[host] = finished_on.get(host, 0) + 1
+    report(f"\n[celery] killed worker-0 (SIGKILL, its task runners too) while it ran "
           f"ingest_batch[{killed[0]['map_index'] if killed else '?'}]\n"
           f"{format_outcome(outcome)}\n[celery] batches at once (pool model_endpoint: 2 "
           f"slots; workers: 2 x 2 slots): at most {_most_at_once(intervals)}\n"
           f"[celery] index: {len(held)} chunks of {len({c[0] for c in held.values()})} "
-          f"documents; clean run: {len(clean_held)} chunks; equal: {held == clean_held}")
+          f"documents; clean run: {len(clean_held)} chunks; equal: {held == clean_held}\n"
+          f"[celery] batches finished per worker: {finished_on}")
     assert outcome["state"] == "success", outcome
     assert len(batches) == 6 and all(t["state"] == "success" for t in batches)
 

@@ -90,7 +90,7 @@ def test_every_index_gets_a_replica_on_another_node(cluster, cluster_es, cluster
 
 
 def test_a_node_stopped_mid_ingest_loses_nothing_and_a_rerun_converges(
-        cluster, cluster_es, cluster_alias, corpus, embedder, model_tokenizer):
+        cluster, cluster_es, cluster_alias, corpus, embedder, model_tokenizer, report):
     """The member holding the index's primary is stopped once the first window is written.
     The run completes (the client goes on through the other nodes, the replica is promoted,
     refused bulk items are sent again) or fails with a clear "run again" error; a re-run with
@@ -135,7 +135,7 @@ def test_a_node_stopped_mid_ingest_loses_nothing_and_a_rerun_converges(
              f"completed: {outcome['summary'].docs_new} new, "
              f"{outcome['summary'].chunks_indexed} chunks, "
              f"{outcome['summary'].docs_quarantined} quarantined")
-    print(f"\n[cluster] node {victim} (the index's primary) stopped mid-ingest; the run "
+    report(f"\n[cluster] node {victim} (the index's primary) stopped mid-ingest; the run "
           f"{first}\n[cluster] re-run with the node still down: {rerun.docs_new} new, "
           f"{rerun.docs_changed} changed, {rerun.docs_unchanged} unchanged, "
           f"{rerun.docs_quarantined} quarantined\n[cluster] index: {len(held)} chunks of "
@@ -153,7 +153,7 @@ def test_a_node_stopped_mid_ingest_loses_nothing_and_a_rerun_converges(
 
 def test_a_node_crash_during_kb_reindex_never_leaves_the_alias_on_a_red_index(
         airflow_db, cluster, cluster_es, cluster_alias, corpus, embedder, model_tokenizer,
-        monkeypatch, tmp_path):
+        monkeypatch, tmp_path, report):
     """kb_reindex (``dag.test()``) rebuilds the live index on the cluster; once the candidate
     holds its first window, the member with the candidate's primary is killed (SIGKILL). The
     alias, watched throughout, only ever points at a green or yellow index; the run goes live
@@ -198,7 +198,7 @@ def test_a_node_crash_during_kb_reindex_never_leaves_the_alias_on_a_red_index(
     runtime.encoder.cache_clear()
 
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
-    print(f"\n[cluster] kb_reindex: node {killed} (the candidate's primary) killed mid-build;"
+    report(f"\n[cluster] kb_reindex: node {killed} (the candidate's primary) killed mid-build;"
           f" run {run.state} ({states}); the alias pointed at (index, health): {watch.seen}")
     assert killed, "the crash never happened"
     assert run.state == "success", states
@@ -210,7 +210,7 @@ def test_a_node_crash_during_kb_reindex_never_leaves_the_alias_on_a_red_index(
 
 
 def test_a_red_candidate_is_never_swapped_in(cluster, cluster_es, cluster_alias, corpus,
-                                             embedder, model_tokenizer):
+                                             embedder, model_tokenizer, report):
     """A candidate without replicas whose only copy sits on a node that then stops is red:
     kb_reindex's swap refuses it (after waiting for a primary), the alias stays on the live
     version; once the node is back the same swap goes through."""
@@ -236,7 +236,7 @@ def test_a_red_candidate_is_never_swapped_in(cluster, cluster_es, cluster_alias,
     with pytest.raises(versions.IndexVersionError, match="red") as refused:
         swap(cluster_es, alias, candidate, keep=2)
     assert versions.current_version(cluster_es, alias) == live
-    print(f"\n[cluster] red candidate (node {victim} stopped): swap refused: {refused.value}"
+    report(f"\n[cluster] red candidate (node {victim} stopped): swap refused: {refused.value}"
           f"; the alias stayed on {live}")
 
     cluster.start_member(victim)
