@@ -1,8 +1,9 @@
 # The two set-up commands (see README): `make demo` and `make test`.
 .PHONY: demo test test-distributed lint es-start es-stop bench
 
+# `make demo UI=1` also starts the Airflow UI over the demo's runs (stop: ragrec demo --stop-ui).
 demo:
-	scripts/demo
+	scripts/demo $(if $(UI),--ui,)
 
 test:
 	scripts/test

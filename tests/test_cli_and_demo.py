@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
+import sys
 import uuid
+
+import httpx
 
 from conftest import ROOT, fresh_cache
 
@@ -40,12 +44,26 @@ def test_demo_prints_real_hits_from_the_local_node(project_env, local_node_name,
         assert f"ragrec serve-api --index {index}`, then open http://127.0.0.1:8080/" \
             in result.stderr  # how to reach the page over what the demo built
         assert es.count(index=index)["count"] == 6  # each short sample is one chunk
-        # A re-run finds nothing to do and duplicates nothing.
-        rerun = _run(["ragrec", "demo", "--index", index], env)
-        assert rerun.returncode == 0 and "(0 new, 6 unchanged)" in rerun.stderr
+        # Airflow as a user meets it: the DAGs are serialised, so the CLI lists them.
+        listed = _run([sys.executable, "-m", "airflow", "dags", "list", "-o", "json"], env)
+        rows = next(line for line in listed.stdout.splitlines() if line.startswith("[{"))
+        assert "kb_ingest" in {d["dag_id"] for d in json.loads(rows)}
+        # A re-run finds nothing to do and duplicates nothing; with --ui the Airflow UI
+        # then shows the DAGs, kb_ingest's Params form and both runs.
+        rerun = _run(["ragrec", "demo", "--index", index, "--ui"], env)
+        assert rerun.returncode == 0 and "(0 new, 6 unchanged)" in rerun.stderr, rerun.stderr
         es.indices.refresh(index=index)
         assert es.count(index=index)["count"] == 6
+        url = re.search(r"the Airflow UI .* is at (http://127\.0\.0\.1:\d+)",
+                        rerun.stderr).group(1)
+        assert httpx.get(url, timeout=30).status_code == 200  # the UI's page
+        details = httpx.get(f"{url}/api/v2/dags/kb_ingest/details", timeout=30).json()
+        assert {"source", "index", "batch_size", "all_documents"} <= set(details["params"])
+        runs = httpx.get(f"{url}/api/v2/dags/kb_ingest/dagRuns", timeout=30).json()
+        assert runs["total_entries"] >= 2
+        assert "stopped the Airflow UI" in _run(["ragrec", "demo", "--stop-ui"], env).stderr
     finally:
+        _run(["ragrec", "demo", "--stop-ui"], env)
         _drop_alias(es, index)
 
 

@@ -51,7 +51,7 @@ def test_health_reports_the_served_version(server):
     health = httpx.get(f"{server}/health").json()
     assert health["version"] == "kb-minilm-v1" and health["name"] == "kb-minilm"
     assert health["dims"] == 384 and health["max_input_tokens"] == 256
-    assert health["reranker"] is True and health["backend"] == "torch"
+    assert health["reranker"] is True and health["backend"] == "onnx"  # the torch-free default
 
 
 def test_eas_route_matches_in_process_vectors(server, embedder):

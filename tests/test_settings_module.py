@@ -24,6 +24,8 @@ CHILD_ENV_COPIES: dict[str, str] = {
         "the environment of the local Airflow deployment's processes and of its CLI calls",
     "include/ragrec/dev/quickstart.py:run_kb_ingest":
         "the environment of the demo's `airflow db migrate` / `demo_run` children",
+    "include/ragrec/dev/quickstart.py:start_ui":
+        "the environment of the demo's `airflow standalone` (its UI)",
     "include/ragrec/dev/es_node/node.py:LocalNode._launch":
         "the environment of an Elasticsearch process (minus ES_URL and JVM options)",
 }

@@ -53,6 +53,9 @@ def _demo_command(args: argparse.Namespace) -> int:
     from ragrec.es_client import connect
     from ragrec.retrieval import Searcher
 
+    if args.stop_ui:
+        _log("stopped the Airflow UI" if quickstart.stop_ui() else "no Airflow UI was running")
+        return 0
     client = connect()
     version = client.info()["version"]["number"]
     log_path = cache_dir() / "demo" / "kb_ingest.log"
@@ -76,6 +79,14 @@ def _demo_command(args: argparse.Namespace) -> int:
         print()
     _log(f"search and ask these documents in a browser: `source scripts/env.sh && ragrec "
          f"serve-api --index {args.index}`, then open http://127.0.0.1:8080/")
+    if args.ui:
+        try:
+            url = quickstart.start_ui()
+        except quickstart.DemoError as exc:
+            _log(f"error: {exc}")
+            return 1
+        _log(f"the Airflow UI (DAGs, their Params forms, this run) is at {url} - no login, "
+             f"127.0.0.1 only; stop it with `ragrec demo --stop-ui`")
     return 0
 
 
@@ -421,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--index", default="ragrec-demo", help="read alias to (re)build")
     demo.add_argument("--query", action="append", help="query to run (repeatable)")
     demo.add_argument("-k", type=int, default=3, help="hits per query")
+    demo.add_argument("--ui", action="store_true",
+                      help="then start the Airflow UI over the demo's Airflow home")
+    demo.add_argument("--stop-ui", action="store_true", help="stop that UI and exit")
     demo.set_defaults(handler=_demo_command)
 
     ingest = commands.add_parser("ingest", help="sync a source into an index (incremental)")

@@ -243,13 +243,13 @@ class ServeModelSettings:
 
     token: str | None = None
     admin_token: str | None = None
-    backend: str = "torch"
+    backend: str = "onnx"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ServeModelSettings:
         return cls(token=env.get("RAGREC_SERVE_TOKEN") or None,
                    admin_token=env.get("RAGREC_ADMIN_TOKEN") or None,
-                   backend=env.get("RAGREC_SERVE_BACKEND") or "torch")
+                   backend=env.get("RAGREC_SERVE_BACKEND") or "onnx")
 
     def __repr__(self) -> str:  # never print secrets
         return (f"ServeModelSettings(token={_hidden(self.token)}, "

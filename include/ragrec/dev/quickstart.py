@@ -1,6 +1,11 @@
 """The embedded-default demo: the sample documents shipped with ragrec go through the
 ``kb_ingest`` DAG (Airflow ``dag.test()``: plan, parse, chunk, embed in process, validate,
-bulk-index) into Elasticsearch, then a few questions are answered with hybrid search."""
+bulk-index) into Elasticsearch, then a few questions are answered with hybrid search.
+
+The demo's ``AIRFLOW_HOME`` is left as a user finds Airflow: its DAGs serialised (Airflow 3
+lists no DAG until the DAG processor or ``airflow dags reserialize`` has parsed it), so
+``airflow dags list`` shows them; ``start_ui`` runs the Airflow UI over it (``airflow
+standalone`` on 127.0.0.1, no login: a local demo) until ``stop_ui``."""
 
 from __future__ import annotations
 
@@ -43,7 +48,7 @@ def run_kb_ingest(index: str, log_path: Path, source: Path | None = None) -> dic
     outcome_path.unlink(missing_ok=True)
     env = os.environ.copy()
     with open(log_path, "w") as log:
-        for command in (["airflow", "db", "migrate"],
+        for command in (["airflow", "db", "migrate"], ["airflow", "dags", "reserialize"],
                         ["ragrec.dev.demo_run", "--index", index, "--source",
                          (source or samples_dir()).as_uri(), "--out", str(outcome_path)]):
             step = subprocess.run([sys.executable, "-m", *command], stdout=log,
@@ -58,3 +63,73 @@ def run_kb_ingest(index: str, log_path: Path, source: Path | None = None) -> dic
         raise DemoError(f"kb_ingest succeeded but the index holds no documents "
                         f"(source {(source or samples_dir())}); see {log_path}")
     return outcome
+
+
+def _ui_files() -> tuple[Path, Path]:
+    from ragrec.config import cache_dir
+
+    folder = cache_dir() / "demo"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / "airflow-ui.json", folder / "airflow-ui.log"
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/api/v2/monitor/health", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def start_ui(timeout: float = 300.0) -> str:
+    """Starts ``airflow standalone`` over the demo's ``AIRFLOW_HOME`` in the background (or
+    finds it running) and returns the UI's URL once its API answers."""
+    import signal
+    import time
+
+    from ragrec.dev.es_node.node import free_port
+
+    state_file, log_path = _ui_files()
+    if state_file.is_file():
+        state = json.loads(state_file.read_text())
+        if _answers(state["url"]):
+            return state["url"]
+        stop_ui()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = os.environ.copy()
+    env.update({"AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": str(port),
+                "AIRFLOW__API__BASE_URL": url,
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"})
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=env,
+                                   stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    state_file.write_text(json.dumps({"pid": process.pid, "url": url}))
+    deadline = time.monotonic() + timeout
+    while not _answers(url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+            state_file.unlink(missing_ok=True)
+            raise DemoError(f"the Airflow UI did not come up; see {log_path}")
+        time.sleep(1)
+    return url
+
+
+def stop_ui() -> bool:
+    """Stops the UI ``start_ui`` started; False when none was running."""
+    import signal
+
+    state_file, _ = _ui_files()
+    if not state_file.is_file():
+        return False
+    pid = json.loads(state_file.read_text())["pid"]
+    state_file.unlink()
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    return True

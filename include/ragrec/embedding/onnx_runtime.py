@@ -1,7 +1,9 @@
-"""The in-process model through ONNX Runtime: an optional faster CPU backend.
+"""The in-process model through ONNX Runtime: the default CPU backend, without torch.
 
-The graph is exported once from the local weights (torch is only needed for that step)
-into ``<cache>/onnx/``; no file is fetched. ``quantize=True`` adds dynamic int8
+The graph is built once from the local safetensors weights (``onnx_graph``: the ``onnx``
+package, no torch) into ``<cache>/onnx/``, unless the model directory ships its own
+``model.onnx`` (a fine-tuned version, exported by training); no file is fetched.
+``quantize=True`` adds dynamic int8
 quantisation of the MatMul weights (per channel), about 1.5x faster on CPU; its vectors
 differ slightly from the float model's (cosine ~0.995), so it carries its own model version
 suffix and an index built with it is only queried with it.
@@ -26,6 +28,7 @@ from ragrec.embedding.in_process import (
     model_max_tokens,
     model_version_of,
 )
+from ragrec.embedding.onnx_graph import GRAPH_VERSION, write_graph
 
 INT8_SUFFIX = "+onnx-int8"
 
@@ -47,22 +50,41 @@ def _normalises(model_dir: Path) -> bool:
     return any(m["type"].endswith("Normalize") for m in modules)
 
 
-def export_onnx(model_dir: Path, quantize: bool) -> Path:
-    """Path of the (cached) ONNX graph for ``model_dir``; exports it on first use."""
-    weights = next(p for p in (model_dir / "model.safetensors", model_dir / "pytorch_model.bin")
-                   if p.is_file())
+def shipped_graph(model_dir: Path) -> Path | None:
+    """The ``model.onnx`` a model directory carries (training writes it beside the
+    weights), when it is at least as new as the weights it was built from."""
+    graph, weights = model_dir / "model.onnx", model_dir / "model.safetensors"
+    if not graph.is_file():
+        return None
+    if weights.is_file() and weights.stat().st_mtime_ns > graph.stat().st_mtime_ns:
+        return None  # the weights changed after the graph was written
+    return graph
+
+
+def export_onnx(model_dir: Path, quantize: bool = False, head: str = "hidden") -> Path:
+    """Path of the ONNX graph for ``model_dir``: the one it ships (float), else one built
+    into the cache on first use (and quantised there when asked). ``head``: ``hidden`` for
+    a bi-encoder, ``score`` for a cross-encoder (``onnx_graph``)."""
+    shipped = shipped_graph(model_dir)
+    if shipped is not None and not quantize:
+        return shipped
+    weights = shipped or model_dir / "model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(f"{model_dir} has neither model.onnx nor model.safetensors")
     stamp = hashlib.sha256(f"{weights.resolve()}:{weights.stat().st_size}:"
-                           f"{weights.stat().st_mtime_ns}".encode()).hexdigest()[:16]
+                           f"{weights.stat().st_mtime_ns}:{GRAPH_VERSION}".encode()
+                           ).hexdigest()[:16]
     folder = cache_dir() / "onnx" / stamp
-    target = folder / ("model-int8.onnx" if quantize else "model.onnx")
+    name = "model" if head == "hidden" else head
+    target = folder / (f"{name}-int8.onnx" if quantize else f"{name}.onnx")
     if target.is_file():
         return target
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        float_graph = folder / "model.onnx"
+        float_graph = shipped or folder / f"{name}.onnx"
         if not float_graph.is_file():
-            _export_float(model_dir, float_graph)
+            write_graph(model_dir, float_graph, head)
         if quantize and not target.is_file():
             import onnx
             from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -75,32 +97,14 @@ def export_onnx(model_dir: Path, quantize: bool) -> Path:
     return target
 
 
-def _export_float(model_dir: Path, target: Path) -> None:
-    import torch
-    from transformers import AutoModel
+def cpu_session(graph: Path, threads: int | None = None):
+    """An ONNX Runtime session on the CPU with every graph optimisation."""
+    import onnxruntime
 
-    model = AutoModel.from_pretrained(str(model_dir), local_files_only=True).eval()
-
-    class Encoder(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
-
-    sample = torch.ones((2, 8), dtype=torch.long)
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    partial = target.with_suffix(".partial")
-    with torch.no_grad():
-        torch.onnx.export(
-            Encoder(model), (sample, sample, torch.zeros_like(sample)), str(partial),
-            input_names=names, output_names=["last_hidden_state"],
-            dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]},
-            opset_version=17, dynamo=False,
-        )
-    partial.rename(target)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
 
 
 class OnnxEmbedder:
@@ -121,19 +125,14 @@ class OnnxEmbedder:
 
     def _load(self):
         if self._session is None:
-            import onnxruntime
             from tokenizers import Tokenizer
 
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = self.threads
-            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
             graph = export_onnx(self.model_dir, self.quantize)
             tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
             tokenizer.no_padding()
             tokenizer.enable_truncation(self.max_input_tokens)
             self._tokenizer = tokenizer
-            self._session = onnxruntime.InferenceSession(
-                str(graph), options, providers=["CPUExecutionProvider"])
+            self._session = cpu_session(graph, self.threads)
         return self._session, self._tokenizer
 
     def describe(self) -> None:

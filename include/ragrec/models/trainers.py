@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ragrec.config import TrainingDeviceSettings
+from ragrec.embedding.onnx_graph import write_graph
 from ragrec.models.training_data import TrainingSet
 
 
@@ -161,6 +162,7 @@ def train_embedder(base_dir: Path, training: TrainingSet, out_dir: Path,
     model.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(out_dir))
+    write_graph(out_dir, out_dir / "model.onnx", "hidden")  # what the runtime serves
     return {"steps": step, "final_loss": round(last, 4),
             "seconds": round(time.monotonic() - started, 1), "device": device,
             "precision": precision}
@@ -228,6 +230,7 @@ def train_reranker(init_dir: Path, training: TrainingSet, out_dir: Path,
     network.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(out_dir))
+    write_graph(out_dir, out_dir / "model.onnx", "score")  # what the runtime serves
     return {"steps": step, "final_loss": round(last, 4), "groups": len(groups),
             "pairs": sum(len(d) for _, d in groups),
             "seconds": round(time.monotonic() - started, 1), "device": device,

@@ -1,5 +1,6 @@
-"""One model version in memory: the bi-encoder (torch or ONNX Runtime), its tokenizer for
-input limits, and the cross-encoder reranker when the version has one."""
+"""One model version in memory: the bi-encoder (ONNX Runtime by default, or torch), its
+tokenizer for input limits, and the cross-encoder reranker when the version has one (on the
+same runtime)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ class ModelInfo:
 
 
 class LoadedModel:
-    def __init__(self, layout: ModelLayout, backend: str = "torch"):
+    def __init__(self, layout: ModelLayout, backend: str = "onnx"):
         if backend not in SERVE_BACKENDS:
             raise ValueError(f"unknown backend {backend!r}: use one of {SERVE_BACKENDS}")
         from ragrec.chunking import ModelTokenizer
@@ -48,6 +49,7 @@ class LoadedModel:
         self.tokenizer = ModelTokenizer(layout.embedder_dir)
         self.special_tokens = self.tokenizer.max_input_tokens - self.tokenizer.max_content_tokens
         self.reranker = None
+        self._rerank_backend = "torch" if backend == "torch" else "onnx"
         self._rerank_lock = threading.Lock()
         version = layout.version if backend == "torch" else self.encoder.model_version
         self.info = ModelInfo(layout.name, version, self.encoder.dims,
@@ -78,5 +80,6 @@ class LoadedModel:
             if self.reranker is None:
                 from ragrec.models.reranker import load_cross_encoder
 
-                self.reranker = load_cross_encoder(self.layout.reranker_dir)
+                self.reranker = load_cross_encoder(self.layout.reranker_dir,
+                                                   backend=self._rerank_backend)
         return self.reranker.score(query, list(documents))
