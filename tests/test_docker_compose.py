@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import yaml
 
 from conftest import ROOT
@@ -9,6 +11,18 @@ from ragrec.config import ES_SERVER_VERSION
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
+
+
+def _dockerfile(service: dict):
+    build = service["build"]
+    if isinstance(build, str):
+        return ROOT / build / "Dockerfile"
+    return ROOT / build["context"] / build.get("dockerfile", "Dockerfile")
+
+
+def _installs(dockerfile) -> list[str]:
+    """The requirement files a Dockerfile's pip installs read, in order."""
+    return re.findall(r"pip install[^&]*?-r /opt/ragrec/(\S+)", dockerfile.read_text())
 AIRFLOW_COMMANDS = {"api-server", "scheduler", "dag-processor", "triggerer"}
 
 
@@ -20,9 +34,7 @@ def test_every_service_has_image_or_build_healthcheck_and_environment():
         if name != "redis":  # the broker takes its settings on its command line
             assert service.get("environment"), f"{name} has no environment"
         if "build" in service:
-            context = ROOT / (service["build"] if isinstance(service["build"], str)
-                              else service["build"]["context"])
-            assert (context / "Dockerfile").is_file(), name
+            assert _dockerfile(service).is_file(), name
 
 
 def test_airflow_3_components_on_postgres_with_local_executor():
@@ -110,3 +122,34 @@ def test_the_celery_profile_adds_a_broker_and_workers_beside_the_local_default()
     example = (ROOT / ".env_example").read_text()
     assert "# AIRFLOW__CORE__EXECUTOR=CeleryExecutor" in example
     assert "# COMPOSE_PROFILES=celery" in example
+
+
+def test_images_per_role_runtime_without_torch_and_a_trainer_with_it():
+    """Every Airflow component, the model server and the search API share the runtime image
+    (requirements.txt + the --no-deps wheels, no torch); only the trainer's image installs
+    the training requirements; one image name is built from one Dockerfile."""
+    images: dict[str, set] = {}
+    for service in SERVICES.values():
+        if "build" in service:
+            images.setdefault(service["image"], set()).add(_dockerfile(service).name)
+    assert all(len(files) == 1 for files in images.values()), images
+    assert images["ragrec-airflow:latest"] == {"Dockerfile"}
+    assert images["ragrec-train:latest"] == {"Dockerfile.train"}
+    runtime = _installs(ROOT / "Dockerfile")
+    assert runtime == ["requirements.txt", "requirements-nodeps.txt"], runtime
+    assert "--no-deps --require-hashes -r /opt/ragrec/requirements-nodeps.txt" in \
+        (ROOT / "Dockerfile").read_text()
+    assert _installs(ROOT / "Dockerfile.train") == ["requirements-train.txt"]
+    pins = {line.split("==")[0].split("[")[0].strip() for line in
+            (ROOT / "requirements.txt").read_text().splitlines()
+            if line.strip() and not line.startswith(("#", "-"))}
+    assert not pins & {"torch", "sentence-transformers", "transformers"}, pins
+    train = (ROOT / "requirements-train.txt").read_text()
+    assert "-r requirements.txt" in train and "torch==" in train
+    for name in ("model-server", "search-api", "airflow-scheduler", "airflow-worker"):
+        assert SERVICES[name]["image"] == "ragrec-airflow:latest", name
+    for dockerfile in ("Dockerfile", "Dockerfile.train"):
+        text = (ROOT / dockerfile).read_text()
+        for copied in re.findall(r"^COPY \S+ (.+) /opt/ragrec/$", text, re.M):
+            for path in copied.split():
+                assert (ROOT / path).exists(), (dockerfile, path)

@@ -144,6 +144,41 @@ def test_auth_and_unknown_service(server):
     assert httpx.get(f"{server}/health").json()["version"] == "kb-minilm-v1"
 
 
+def _metric(server: str, name: str) -> float:
+    for line in httpx.get(f"{server}/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {name} in /metrics")
+
+
+def test_concurrent_rerank_requests_merge_into_fewer_model_calls(server):
+    """Eight clients at once, ten passages each: every answer is that request's own ranking
+    (the scores of a merged call equal a request alone), in fewer cross-encoder calls."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    queries = [f"question {i} about gamma" for i in range(8)]
+    documents = [f"passage {j} on gamma and delta {j * j}" for j in range(10)]
+
+    def ask(query):
+        return _post(f"{server}/v1/rerank", {"query": query, "documents": documents}).json()
+
+    alone = ask("a query scored on its own first")
+    pairs, calls = (_metric(server, "ragrec_pairs_reranked_total"),
+                    _metric(server, "ragrec_rerank_batch_size_count"))
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(ask, queries))
+    assert _metric(server, "ragrec_pairs_reranked_total") - pairs == 80
+    assert _metric(server, "ragrec_rerank_batch_size_count") - calls < 8
+    again = ask("a query scored on its own first")  # from the score cache
+    assert again["results"] == alone["results"]
+    for query, answer in zip(queries, answers, strict=True):
+        single = ask(query)
+        assert [r["index"] for r in answer["results"]] == \
+            [r["index"] for r in single["results"]]
+        assert np.allclose([r["relevance_score"] for r in answer["results"]],
+                           [r["relevance_score"] for r in single["results"]], atol=1e-6)
+
+
 def test_metrics_count_requests_and_batches(server):
     _post(f"{server}/api/predict/{SERVICE}", {"texts": ["metrics probe"]})
     text = httpx.get(f"{server}/metrics").text

@@ -73,3 +73,21 @@ def test_sentence_rules():
     assert offline_nlp.word_tokenize("Don't split co-op 3.5 words, ok?") == [
         "Don't", "split", "co-op", "3.5", "words", ",", "ok", "?"]
     assert offline_nlp.pos_tag("two words") == [("two", ""), ("words", "")]
+
+
+def test_a_parser_whose_module_is_missing_quarantines_for_a_retry(monkeypatch):
+    """A missing Python module is the environment's fault, not the file's: the record names
+    the module and is retried on the next run (not sticky like a corrupt file)."""
+    import ragrec.parsing as parsing
+    from ragrec.indexing.quarantine_store import is_sticky
+    from ragrec.records import Quarantined
+
+    def missing(*_args, **_kwargs):
+        raise ModuleNotFoundError("No module named 'cv2'", name="cv2")
+
+    monkeypatch.setattr(parsing, "_partition", missing)
+    result = parse_document(_obj("memo.pdf", b"%PDF-1.4 something"), b"%PDF-1.4 something")
+    assert isinstance(result, Quarantined)
+    assert (result.stage, result.reason) == ("parse", "parser_unavailable")
+    assert "cv2" in result.detail and ".pdf" in result.detail
+    assert not is_sticky(result.stage, result.reason)

@@ -97,3 +97,20 @@ def test_a_shipped_graph_is_used_only_while_its_weights_are_no_newer(tmp_path, m
     (model / "model.safetensors").touch()  # the weights changed after the graph
     rebuilt = export_onnx(model)
     assert rebuilt != shipped and rebuilt.is_relative_to(tmp_path / "cache")
+
+
+def test_repeated_pairs_come_from_the_score_cache(cross_encoder_dir, tmp_path, monkeypatch):
+    from ragrec.models.reranker import OnnxCrossEncoder
+
+    monkeypatch.setenv("RAGREC_CACHE_DIR", str(tmp_path))
+    scorer = OnnxCrossEncoder(cross_encoder_dir, cache_size=3)
+    documents = ["the vpn drops", "hotel receipts", "parental leave", "laptop stolen"]
+    first = scorer.score("vpn", documents)
+    assert (scorer.cache.hits, scorer.cache.misses) == (0, 4)
+    runs = []
+    scorer._run = lambda pairs, run=scorer._run: runs.append(len(pairs)) or run(pairs)
+    again = scorer.score("vpn", documents[1:])  # the 3 most recent pairs are kept
+    assert runs == [] and scorer.cache.hits == 3
+    assert np.array_equal(again, first[1:])
+    scorer.score("vpn", documents[:1])  # evicted (size 3): scored again
+    assert runs == [1]

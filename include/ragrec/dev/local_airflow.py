@@ -68,6 +68,33 @@ def _kill_tree(pid: int, sig: int = signal.SIGKILL) -> int:
     return len(tree)
 
 
+def stop_process_tree(pid: int, grace: float = 30.0) -> None:
+    """Stops a process started as a session leader (``start_new_session``) and everything
+    it started: SIGTERM to its group, then, after ``grace`` seconds, SIGKILL to what is
+    left of the group and of its descendants (an Airflow component that outlives its
+    parent, a task runner in a group of its own)."""
+    import psutil
+
+    try:
+        tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        tree = []
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    _gone, alive = psutil.wait_procs(tree, timeout=grace)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 class LocalAirflow:
     """A deployment with ``executor`` (``local`` or ``celery``: ``workers`` workers of
     ``worker_slots`` task slots each); ``heartbeat_timeout``: seconds without a task's
@@ -140,8 +167,16 @@ class LocalAirflow:
         return result.stdout
 
     def get(self, path: str, **params) -> dict | None:
-        """A REST read; None for a 404 (a DAG not parsed yet)."""
-        response = self._http.get(self.api + path, params=params)
+        """A REST read; None for a 404 (a DAG not parsed yet). A connection that fails (the
+        API server busy on 2 cores) is tried again, three times."""
+        for attempt in range(3):
+            try:
+                response = self._http.get(self.api + path, params=params)
+                break
+            except httpx.TransportError:
+                if attempt == 2:
+                    raise
+                time.sleep(2)
         if response.status_code == 404:
             return None
         response.raise_for_status()
@@ -213,16 +248,8 @@ class LocalAirflow:
 
     def __exit__(self, *exc) -> None:
         for process in reversed(list(self.processes.values())):
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                _kill_tree(process.pid)
-            _kill_tree(process.pid)  # task runners left in process groups of their own
+            stop_process_tree(process.pid, grace=60)
+            process.wait(timeout=30)
         self.processes.clear()
         if self.redis is not None:
             self.redis.stop()

@@ -112,7 +112,7 @@ def start_ui(timeout: float = 300.0) -> str:
     while not _answers(url):
         if process.poll() is not None or time.monotonic() > deadline:
             if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
+                os.killpg(process.pid, signal.SIGKILL)
             state_file.unlink(missing_ok=True)
             raise DemoError(f"the Airflow UI did not come up; see {log_path}")
         time.sleep(1)
@@ -120,16 +120,18 @@ def start_ui(timeout: float = 300.0) -> str:
 
 
 def stop_ui() -> bool:
-    """Stops the UI ``start_ui`` started; False when none was running."""
-    import signal
-
+    """Stops the UI ``start_ui`` started, every process of it; False when none was
+    running."""
     state_file, _ = _ui_files()
     if not state_file.is_file():
         return False
+    from ragrec.dev.local_airflow import stop_process_tree
+
     pid = json.loads(state_file.read_text())["pid"]
     state_file.unlink()
     try:
-        os.killpg(pid, signal.SIGTERM)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
+    stop_process_tree(pid)
     return True

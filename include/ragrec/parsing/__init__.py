@@ -84,6 +84,11 @@ def parse_document(
         raw_elements = _partition(module, extension, data, obj.key, settings, warnings)
     except UnicodeDecodeError as exc:
         return quarantine("undecodable", f"text could not be decoded: {exc}")
+    except ImportError as exc:  # the environment's problem, not the file's: retried
+        return quarantine("parser_unavailable",
+                          f"the .{extension} parser needs the Python module "
+                          f"{exc.name or exc!s}, which is not installed (the runtime "
+                          "requirements: requirements.txt and requirements-nodeps.txt)")
     except Exception as exc:  # noqa: BLE001 - any parser failure is this file's problem
         message = f"{type(exc).__name__}: {exc}".strip()
         if "password" in message.lower() or "encrypt" in message.lower():

@@ -29,6 +29,7 @@ import asyncio
 import base64
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -79,6 +80,7 @@ class ServerConfig:
     limits: Limits = field(default_factory=Limits)
     max_batch: int = 64
     max_wait_ms: float = 4.0
+    max_rerank_pairs: int = 256  # (query, passage) pairs merged into one rerank call
 
 
 class ServerState:
@@ -88,12 +90,21 @@ class ServerState:
         self.metrics = Metrics()
         self.metrics.model_info = {"name": model.info.name, "version": model.info.version}
         self.swap_lock = asyncio.Lock()
+        self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragrec-model")
         self.batcher = DynamicBatcher(self._run_batch, config.max_batch, config.max_wait_ms,
-                                      observe=self.metrics.batch)
+                                      observe=self.metrics.batch, executor=self.model_thread)
+        # Concurrent rerank requests merge into one cross-encoder call on the same thread.
+        self.rerank_batcher = DynamicBatcher(self._run_rerank, config.max_rerank_pairs,
+                                             config.max_wait_ms, executor=self.model_thread,
+                                             observe=self.metrics.rerank_batch)
 
     def _run_batch(self, texts: list[str]):
         model = self.model  # one model per batch, even if a swap lands meanwhile
         return model.embed(texts), model.info
+
+    def _run_rerank(self, pairs: list[tuple[str, str]]):
+        model = self.model
+        return model.rerank_pairs(pairs), model.info
 
 
 def _versioned(model: type) -> dict:
@@ -111,8 +122,11 @@ def create_app(model: LoadedModel, config: ServerConfig | None = None) -> FastAP
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         await state.batcher.start()
+        await state.rerank_batcher.start()
         yield
+        await state.rerank_batcher.stop()
         await state.batcher.stop()
+        state.model_thread.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="ragrec model server", version="1", lifespan=lifespan,
                   description="Embeddings (EAS-style and OpenAI-compatible), reranking, "
@@ -222,10 +236,11 @@ def create_app(model: LoadedModel, config: ServerConfig | None = None) -> FastAP
     async def rerank(request: Request):
         body = parse_body(await request.body())
         query, documents, top_n, return_documents = rerank_request(body, config.limits)
-        model = state.model
-        if not model.info.reranker:
-            raise BadRequest(404, f"model version {model.info.version} has no reranker")
-        scores = await state.batcher.run_exclusive(lambda: model.rerank(query, documents))
+        if not state.model.info.reranker:
+            raise BadRequest(404, f"model version {state.model.info.version} has no reranker")
+        scores, served = await state.rerank_batcher.submit([(query, d) for d in documents])
+        if not served.reranker:  # swapped to a version without one while queued
+            raise BadRequest(404, f"model version {served.version} has no reranker")
         order = np.argsort(-scores, kind="stable")[: top_n or len(documents)]
         results = []
         for index in order:
@@ -233,8 +248,8 @@ def create_app(model: LoadedModel, config: ServerConfig | None = None) -> FastAP
             if return_documents:
                 row["document"] = {"text": documents[index]}
             results.append(row)
-        return json_response({"results": results, "model": model.info.version},
-                             headers={"X-Model-Version": model.info.version})
+        return json_response({"results": results, "model": served.version},
+                             headers={"X-Model-Version": served.version})
 
     @app.get("/health", summary="What is being served",
              responses={200: {"model": answers.Health}, **error_responses(500)})

@@ -1,9 +1,11 @@
 """Dynamic batching: concurrent requests are merged into one model call.
 
 Requests queue up; a single worker takes the first, keeps collecting for at most
-``max_wait_ms`` (or until ``max_batch`` texts), runs the model once in a worker thread and
-hands each request its own rows. One worker means the model never runs twice at once, so
-CPU threads are not oversubscribed and a swap only has to wait for the batch in flight.
+``max_wait_ms`` (or until ``max_batch`` items: texts to embed, (query, passage) pairs to
+rerank), runs the model once in a worker thread and hands each request its own rows. One
+worker thread - shared by the embedding and the rerank batchers of a server - means the
+model never runs twice at once, so CPU threads are not oversubscribed and a swap only has
+to wait for the batch in flight.
 """
 
 from __future__ import annotations
@@ -25,18 +27,22 @@ class _Request:
 
 
 class DynamicBatcher:
-    def __init__(self, run: Callable[[list[str]], tuple[np.ndarray, object]],
+    def __init__(self, run: Callable[[list], tuple[np.ndarray, object]],
                  max_batch: int = 64, max_wait_ms: float = 4.0,
-                 observe: Callable[[int, float], None] | None = None):
-        """``run(texts) -> (vectors, tag)``; ``tag`` (the model version) goes back with the
-        rows, so a request always knows which model produced its vectors."""
+                 observe: Callable[[int, float], None] | None = None,
+                 executor: ThreadPoolExecutor | None = None):
+        """``run(items) -> (rows, tag)``; ``tag`` (the model version) goes back with the
+        rows, so a request always knows which model produced its rows. ``executor``: the
+        one model thread, when another batcher shares it."""
         self.run = run
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
         self.observe = observe
         self._queue: asyncio.Queue[_Request] | None = None
         self._worker: asyncio.Task | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragrec-model")
+        self._owns_executor = executor is None
+        self._executor = executor or ThreadPoolExecutor(max_workers=1,
+                                                        thread_name_prefix="ragrec-model")
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -45,16 +51,13 @@ class DynamicBatcher:
     async def stop(self) -> None:
         if self._worker is not None:
             self._worker.cancel()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._owns_executor:
+            self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def submit(self, texts: Sequence[str]) -> tuple[np.ndarray, object]:
+    async def submit(self, texts: Sequence) -> tuple[np.ndarray, object]:
         future = asyncio.get_running_loop().create_future()
         await self._queue.put(_Request(list(texts), future))
         return await future
-
-    async def run_exclusive(self, function: Callable[[], object]) -> object:
-        """Runs ``function`` on the model thread (between batches)."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function)
 
     async def _collect(self) -> list[_Request]:
         first = await self._queue.get()

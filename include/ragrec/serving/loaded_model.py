@@ -74,6 +74,10 @@ class LoadedModel:
         return self.encoder.embed(list(texts)).vectors
 
     def rerank(self, query: str, documents: Sequence[str]) -> np.ndarray:
+        return self.rerank_pairs([(query, doc) for doc in documents])
+
+    def rerank_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Scores of (query, passage) pairs, of one query or of several."""
         if self.layout.reranker_dir is None:
             raise LookupError(f"model {self.info.version} has no reranker")
         with self._rerank_lock:
@@ -82,4 +86,4 @@ class LoadedModel:
 
                 self.reranker = load_cross_encoder(self.layout.reranker_dir,
                                                    backend=self._rerank_backend)
-        return self.reranker.score(query, list(documents))
+        return self.reranker.score_pairs(list(pairs))

@@ -40,6 +40,8 @@ class Metrics:
         self.latency: dict[str, _Histogram] = {}
         self.batch_size = _Histogram(BATCH_BUCKETS)
         self.batch_seconds = _Histogram(LATENCY_BUCKETS)
+        self.pairs = 0
+        self.rerank_batch_size = _Histogram(BATCH_BUCKETS)
         self.swaps = 0
         self.model_info: dict[str, str] = {}
 
@@ -53,6 +55,11 @@ class Metrics:
             self.texts += size
             self.batch_size.observe(size)
             self.batch_seconds.observe(seconds)
+
+    def rerank_batch(self, size: int, seconds: float) -> None:
+        with self._lock:
+            self.pairs += size
+            self.rerank_batch_size.observe(size)
 
     def render(self) -> str:
         lines: list[str] = []
@@ -81,6 +88,13 @@ class Metrics:
             lines += ["# HELP ragrec_batch_seconds Seconds per model call.",
                       "# TYPE ragrec_batch_seconds histogram"]
             lines += _histogram_lines("ragrec_batch_seconds", self.batch_seconds, {})
+            lines += ["# HELP ragrec_pairs_reranked_total (query, passage) pairs scored.",
+                      "# TYPE ragrec_pairs_reranked_total counter",
+                      f"ragrec_pairs_reranked_total {self.pairs}",
+                      "# HELP ragrec_rerank_batch_size Pairs per cross-encoder call (concurrent "
+                      "requests merged).",
+                      "# TYPE ragrec_rerank_batch_size histogram"]
+            lines += _histogram_lines("ragrec_rerank_batch_size", self.rerank_batch_size, {})
         return "\n".join(lines) + "\n"
 
 
