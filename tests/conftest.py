@@ -27,6 +27,56 @@ os.environ.setdefault("SCARF_ANALYTICS", "false")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 
+# Tiers (markers, set here): ``unit`` needs no service; ``integration`` a real
+# Elasticsearch node, Airflow metadata DB or model server; ``scheduler`` a whole Airflow
+# deployment or the demo end to end. ``pytest -m unit`` is the quick loop.
+SERVICE_FIXTURES = {"es_url", "airflow_db", "model_server", "api_model_server"}
+SCHEDULER_MODULES = ("test_scheduler_",)
+# Work units for ``pytest -n N --dist loadgroup`` (scripts/test): a module (its module
+# fixtures stay on one worker), tests/api as one (its session stack is built once), a
+# scheduler test on its own. Units start longest first (seconds on 2 cores, measured), so
+# no worker is left with the longest at the end.
+UNIT_SECONDS = {"test_cli_and_demo.py": 330, "test_scheduler_run.py": 290,
+                "tests/api": 260, "test_model_lifecycle.py": 170, "tests/dags": 150,
+                "test_cli_ingest_search.py": 90, "test_model_server_fuzz.py": 60,
+                "tests/edge": 70, "test_model_server.py": 45, "test_packaging.py": 120}
+
+
+def _unit(item: pytest.Item) -> str:
+    path = item.path.relative_to(ROOT).as_posix()
+    if item.get_closest_marker("scheduler") or item.path.name.startswith(SCHEDULER_MODULES):
+        return item.nodeid
+    if path.startswith("tests/api/"):
+        return "tests/api"
+    return path
+
+
+def _unit_seconds(unit: str) -> int:
+    for key, seconds in UNIT_SECONDS.items():
+        if key in unit:
+            return seconds
+    return 0
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("distributed"):
+            continue
+        if item.get_closest_marker("scheduler") or item.path.name.startswith(SCHEDULER_MODULES):
+            item.add_marker(pytest.mark.scheduler)
+        elif item.get_closest_marker("integration") or \
+                SERVICE_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)
+        item.add_marker(pytest.mark.xdist_group(_unit(item)))
+    first_seen = {}
+    for position, item in enumerate(items):
+        first_seen.setdefault(_unit(item), position)
+    items.sort(key=lambda item: (-_unit_seconds(_unit(item)), first_seen[_unit(item)]))
+
+
 def _say(config: pytest.Config, message: str) -> None:
     capture = config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():

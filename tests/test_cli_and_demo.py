@@ -10,6 +10,7 @@ import sys
 import uuid
 
 import httpx
+import pytest
 
 from conftest import ROOT, fresh_cache
 
@@ -25,10 +26,9 @@ def _run(args, env, timeout=300):
                           cwd=ROOT)
 
 
+@pytest.mark.scheduler
 def test_demo_prints_real_hits_from_the_local_node(project_env, local_node_name, es):
     if local_node_name is None:
-        import pytest
-
         pytest.skip("tests run against ES_URL; the external case is covered below")
     env = {**project_env, "RAGREC_ES_NODE": local_node_name}
     env.pop("ES_URL", None)

@@ -16,6 +16,8 @@ from servers.model_server_process import ModelServerProcess
 from ragrec.embedding.in_process import BASE_MODEL_VERSION, base_model_dir
 from ragrec.embedding.model_endpoint import ModelEndpoint
 
+pytestmark = pytest.mark.integration  # a model server process
+
 TOKEN, ADMIN = "serve-token-123", "admin-token-456"
 SERVICE = "kb-embed"
 

@@ -10,6 +10,8 @@ import pytest
 from fuzzing import RequestCounter, check_run, report, run_schemathesis, timed
 from servers.uvicorn_thread import UvicornThread
 
+pytestmark = pytest.mark.integration  # the model server in a thread
+
 TOKEN, ADMIN, SERVICE = "fuzz-token", "fuzz-admin", "kb-embed"
 MAX_EXAMPLES = 100  # generated requests per operation, besides the coverage cases
 

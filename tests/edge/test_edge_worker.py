@@ -18,7 +18,8 @@ from servers.json_reply import send_json
 from servers.model_server_process import ModelServerProcess
 
 WHY_NOT = edge_ready()
-pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=WHY_NOT or "")
+pytestmark = [pytest.mark.skipif(WHY_NOT is not None, reason=WHY_NOT or ""),
+              pytest.mark.integration]  # workerd and a model server
 ORIGIN_TOKEN, ADMIN, CLIENT = "origin-secret", "origin-admin", "edge-client"
 TEXTS = {"input": ["vpn drops at the airport", "hotel reimbursement"]}
 
