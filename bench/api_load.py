@@ -140,15 +140,17 @@ def ranking_equality(client, layout, golden: Path, top: int = 50) -> dict:
         print(f"  nDCG@10 with the {backend} cross-encoder: {scores[backend]} "
               f"({time.perf_counter() - started:.0f} s)", flush=True)
     tokenizer = Tokenizer.from_file(str(layout.reranker_dir / "tokenizer.json"))
+    tokenizer.no_truncation()  # the file's own setting would cap what is measured
+    tokenizer.no_padding()
     searcher = Searcher(client, PinnedModels(embedder, None))
     first = SearchSpec(mode="hybrid")
-    for text in list(load_golden(golden)[0].values())[:20]:
-        hits = searcher.search(ALIAS, text, first, k=top).hits
-        passages = [h.text for h in hits]
-        a = rerankers["onnx"].score(text, passages)
-        b = rerankers["torch"].score(text, passages)
-        gaps.append(float(max(abs(x - y) for x, y in zip(a, b, strict=True))))
+    for n, text in enumerate(load_golden(golden)[0].values()):
+        passages = [h.text for h in searcher.search(ALIAS, text, first, k=top).hits]
         lengths += [len(e.ids) for e in tokenizer.encode_batch([(text, p) for p in passages])]
+        if n < 10:  # the score gap on ten queries' heads
+            a = rerankers["onnx"].score(text, passages)
+            b = rerankers["torch"].score(text, passages)
+            gaps.append(float(max(abs(x - y) for x, y in zip(a, b, strict=True))))
     lengths.sort()
     return {"queries": len(load_golden(golden)[0]), "ndcg_onnx": scores["onnx"],
             "ndcg_torch": scores["torch"], "max_score_gap": max(gaps),
@@ -177,6 +179,7 @@ def load(base: str, body: dict, texts: list[str], clients: int, requests: int,
     """``requests`` searches from ``clients`` threads (each one request at a time)."""
     latencies: list[float] = []
     failures = 0
+    statuses: dict[str, int] = {}
     deadline = time.monotonic() + time_limit
 
     def client_loop(worker: int) -> None:
@@ -193,6 +196,8 @@ def load(base: str, body: dict, texts: list[str], clients: int, requests: int,
                     latencies.append(elapsed)
                 else:
                     failures += 1
+                    code = str(response.status_code)
+                    statuses[code] = statuses.get(code, 0) + 1
 
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
@@ -203,7 +208,7 @@ def load(base: str, body: dict, texts: list[str], clients: int, requests: int,
             "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
             "p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))], 1)
             if latencies else None,
-            "requests_per_s": round(len(latencies) / wall, 2)}
+            "requests_per_s": round(len(latencies) / wall, 2), "failed_statuses": statuses}
 
 
 def serve_and_load(args, layout, texts: list[str], backend: str) -> dict:
@@ -244,7 +249,11 @@ def serve_and_load(args, layout, texts: list[str], backend: str) -> dict:
         for process in (api, model):
             if process is not None:
                 process.terminate()
-                process.wait(timeout=30)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:  # still working through a backlog
+                    process.kill()
+                    process.wait()
     return rows
 
 
@@ -265,7 +274,8 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=300.0,
                         help="seconds per configuration and client count at most")
     parser.add_argument("--backends", default="onnx,torch",
-                        help="model-server runtimes to compare (comma-separated)")
+                        help="model-server runtimes to compare (comma-separated; '' for "
+                             "the in-process ranking comparison only)")
     parser.add_argument("--reranker", default=None, help="model URI whose reranker to use")
     args = parser.parse_args()
     from ragrec.es_client import connect
@@ -285,7 +295,7 @@ def main() -> None:
           f"{os.cpu_count()} CPU cores; reranker: "
           f"{args.reranker or 'fresh head on the base encoder'}", flush=True)
     rows = {}
-    for backend in args.backends.split(","):
+    for backend in filter(None, args.backends.split(",")):
         rows.update(serve_and_load(args, layout, texts, backend))
     golden = judged_sample(folder)
     equality = ranking_equality(client, layout, golden) if golden else None
