@@ -70,8 +70,10 @@ def build_index(client, layout, alias: str = ALIAS) -> tuple[int, Path]:
     folder = samples_dir()
     if (SCIFACT / "corpus.jsonl").is_file():
         folder = Path(tempfile.gettempdir()) / "bench-api-corpus"
-        if not folder.is_dir():
-            write_corpus_as_files(BeirDataset(SCIFACT), folder, every=10)
+        if not folder.is_dir():  # written aside, then renamed: never half a corpus
+            partial = Path(tempfile.mkdtemp(prefix="bench-api-corpus-"))
+            write_corpus_as_files(BeirDataset(SCIFACT), partial, every=10)
+            partial.rename(folder)
     live = versions.current_version(client, alias)
     if live and versions.index_meta(client, live).get("model_version") == layout.version:
         return client.count(index=alias)["count"], folder
@@ -107,6 +109,8 @@ def judged_sample(folder: Path) -> Path | None:
     data = BeirDataset(SCIFACT)
     kept = {p.stem for p in Path(folder).glob("*.md")} if folder else set()
     qrels = {q: docs for q, docs in data.qrels("test").items() if set(docs) <= kept}
+    if not qrels:
+        return None
     texts = data.queries()
     golden = Path(tempfile.mkdtemp(prefix="bench-api-golden-"))
     (golden / "qrels").mkdir()
@@ -129,6 +133,7 @@ def ranking_equality(client, layout, golden: Path, top: int = 50) -> dict:
     from ragrec.retrieval.searcher import PinnedModels
 
     embedder = encoder_for(layout.embedder_dir)
+    claims = list(load_golden(golden)[0].values())
     spec = SearchSpec(mode="hybrid", rerank_top=top)
     scores, gaps, lengths = {}, [], []
     rerankers = {b: load_cross_encoder(layout.reranker_dir, backend=b)
@@ -144,7 +149,7 @@ def ranking_equality(client, layout, golden: Path, top: int = 50) -> dict:
     tokenizer.no_padding()
     searcher = Searcher(client, PinnedModels(embedder, None))
     first = SearchSpec(mode="hybrid")
-    for n, text in enumerate(load_golden(golden)[0].values()):
+    for n, text in enumerate(claims):
         passages = [h.text for h in searcher.search(ALIAS, text, first, k=top).hits]
         lengths += [len(e.ids) for e in tokenizer.encode_batch([(text, p) for p in passages])]
         if n < 10:  # the score gap on ten queries' heads
@@ -152,7 +157,7 @@ def ranking_equality(client, layout, golden: Path, top: int = 50) -> dict:
             b = rerankers["torch"].score(text, passages)
             gaps.append(float(max(abs(x - y) for x, y in zip(a, b, strict=True))))
     lengths.sort()
-    return {"queries": len(load_golden(golden)[0]), "ndcg_onnx": scores["onnx"],
+    return {"queries": len(claims), "ndcg_onnx": scores["onnx"],
             "ndcg_torch": scores["torch"], "max_score_gap": max(gaps),
             "pair_tokens_p50": lengths[len(lengths) // 2],
             "pair_tokens_p99": lengths[int(0.99 * (len(lengths) - 1))],

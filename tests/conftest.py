@@ -42,9 +42,14 @@ UNIT_SECONDS = {"test_cli_and_demo.py": 330, "test_scheduler_run.py": 290,
                 "tests/edge": 70, "test_model_server.py": 45, "test_packaging.py": 120}
 
 
+def _is_scheduler(item: pytest.Item) -> bool:
+    return bool(item.get_closest_marker("scheduler")) or \
+        item.path.name.startswith(SCHEDULER_MODULES)
+
+
 def _unit(item: pytest.Item) -> str:
     path = item.path.relative_to(ROOT).as_posix()
-    if item.get_closest_marker("scheduler") or item.path.name.startswith(SCHEDULER_MODULES):
+    if _is_scheduler(item):
         return item.nodeid
     if path.startswith("tests/api/"):
         return "tests/api"
@@ -63,7 +68,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("distributed"):
             continue
-        if item.get_closest_marker("scheduler") or item.path.name.startswith(SCHEDULER_MODULES):
+        if _is_scheduler(item):
             item.add_marker(pytest.mark.scheduler)
         elif item.get_closest_marker("integration") or \
                 SERVICE_FIXTURES & set(item.fixturenames):
