@@ -10,8 +10,9 @@ rerank weights are tuned on 150 train queries that training holds out (``--holdo
 reranker (``ragrec train reranker`` defaults: listwise, 2 epochs, lr 5e-5) starts from the
 base encoder and mines its negatives from the base index the embedder step already built,
 so it needs no index of its own; it is written into the same version directory as the
-fine-tuned embedder. Target: fine-tuned hybrid+rerank nDCG@10 >= 0.72 (BEIR anchors: BM25
-0.665, all-MiniLM-L6-v2 0.645).
+fine-tuned embedder. Both training jobs run with ``ragrec train``'s defaults, budget included
+(``--max-minutes`` here overrides it). Target: fine-tuned hybrid+rerank nDCG@10 >= 0.77
+(BEIR anchors: BM25 0.665, all-MiniLM-L6-v2 0.645).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def ragrec(*args: str) -> tuple[dict, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="/var/tmp/ragrec-models/scifact-ft")
-    parser.add_argument("--epochs", default="1", help="embedder epochs")
+    parser.add_argument("--max-minutes", default=None,
+                        help="each training job's budget (default: ragrec train's)")
     parser.add_argument("--report-dir", default=str(ROOT / "eval-reports" / "scifact"))
     parser.add_argument("--tune-queries", default="150",
                         help="train queries held out of training and used for fusion/rerank "
@@ -54,14 +56,15 @@ def main() -> None:
     data = ["--dataset", str(SCIFACT)]
     tune = ["--tune-queries", args.tune_queries]
     base_index, tuned_index = "bench-scifact-base", "bench-scifact-ft"
+    budget = ["--max-minutes", args.max_minutes] if args.max_minutes else []
     timings = {}
     embedder, timings["train embedder"] = ragrec(
         "train", "embedder", *data, "--out", str(out), "--index", base_index,
-        "--epochs", args.epochs, "--name", "scifact-minilm", "--holdout", args.tune_queries)
+        "--name", "scifact-minilm", "--holdout", args.tune_queries, *budget)
     print(f"embedder: {json.dumps(embedder)}", flush=True)
     reranker, timings["train reranker"] = ragrec(
         "train", "reranker", *data, "--base", "base", "--out", str(out),
-        "--index", base_index, "--holdout", args.tune_queries)
+        "--index", base_index, "--holdout", args.tune_queries, *budget)
     print(f"reranker: {json.dumps(reranker)}", flush=True)
     base, timings["eval base"] = ragrec(
         "eval", *data, "--index", base_index, "--model", "base", "--reranker", str(out),
@@ -84,10 +87,11 @@ def main() -> None:
     for step, seconds in timings.items():
         print(f"{step:<16} {seconds / 60:6.1f} min")
     for kind, summary in (("embedder", embedder), ("reranker", reranker)):
-        phases = summary["result"]["phases_seconds"]
-        print(f"  {kind} phases (s): {phases}, precision {summary['result']['precision']}")
+        result = summary["result"]
+        print(f"  {kind} phases (s): {result['phases_seconds']}, precision "
+              f"{result['precision']}, budget {result['budget']}, sample {result['sample']}")
     final = tuned["metrics"].get("hybrid+rerank", {}).get("ndcg@10", 0.0)
-    print(f"fine-tuned hybrid+rerank nDCG@10 {final:.4f} (target >= 0.72)")
+    print(f"fine-tuned hybrid+rerank nDCG@10 {final:.4f} (target >= 0.77)")
 
 
 if __name__ == "__main__":

@@ -33,10 +33,10 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 SERVICE_FIXTURES = {"es_url", "airflow_db", "model_server", "api_model_server"}
 SCHEDULER_MODULES = ("test_scheduler_",)
 # Work units for ``pytest -n N --dist loadgroup`` (scripts/test): a module (its module
-# fixtures stay on one worker), tests/api as one (its session stack is built once), a
-# scheduler test on its own. Units start longest first (seconds on 2 cores, measured), so
-# no worker is left with the longest at the end.
-UNIT_SECONDS = {"test_cli_and_demo.py": 330, "test_scheduler_run.py": 290,
+# fixtures stay on one worker: a scheduler module's one deployment), tests/api as one (its
+# session stack is built once), a scheduler test elsewhere on its own. Units start longest
+# first (seconds on 2 cores, measured), so no worker is left with the longest at the end.
+UNIT_SECONDS = {"test_cli_and_demo.py": 250, "test_scheduler_run.py": 360,
                 "tests/api": 260, "test_model_lifecycle.py": 170, "tests/dags": 150,
                 "test_cli_ingest_search.py": 90, "test_model_server_fuzz.py": 60,
                 "tests/edge": 70, "test_model_server.py": 45, "test_packaging.py": 120}
@@ -49,7 +49,7 @@ def _is_scheduler(item: pytest.Item) -> bool:
 
 def _unit(item: pytest.Item) -> str:
     path = item.path.relative_to(ROOT).as_posix()
-    if _is_scheduler(item):
+    if _is_scheduler(item) and not item.path.name.startswith(SCHEDULER_MODULES):
         return item.nodeid
     if path.startswith("tests/api/"):
         return "tests/api"

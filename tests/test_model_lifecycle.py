@@ -10,32 +10,10 @@ import subprocess
 import sys
 
 import pytest
+from beir_sets import write_tiny_beir
 
 from conftest import ROOT, fresh_cache
 from ragrec.retrieval import fusion
-
-TOPICS = {
-    "vpn": ["The VPN gateway needs a client certificate before it lets a laptop connect.",
-            "Renew the VPN certificate every year from the self-service portal."],
-    "payroll": ["Payroll runs on the 25th; overtime is paid the following month.",
-                "Payslips are in the HR portal under compensation documents."],
-    "printer": ["The third-floor printer jams when duplex printing on thick paper.",
-                "Printer toner is ordered through the facilities desk."],
-    "backup": ["Laptops back up to the cloud vault every night at two.",
-               "Restore a deleted file from the backup vault within thirty days."],
-    "parking": ["Visitor parking permits are issued at reception.",
-                "Staff parking spaces are allocated by seniority each quarter."],
-    "security": ["Report phishing e-mails with the button in the mail client.",
-                 "Badges must be worn visibly in the server room."],
-}
-QUESTIONS = {
-    "vpn": ["how do I connect the vpn from my laptop", "vpn certificate renewal"],
-    "payroll": ["when is salary paid", "where are my payslips"],
-    "printer": ["printer paper jam duplex", "order toner for the printer"],
-    "backup": ["when do laptops back up", "recover a deleted file"],
-    "parking": ["parking permit for a visitor", "how are staff parking spaces given"],
-    "security": ["what to do with a phishing mail", "badge rules in the server room"],
-}
 
 
 def test_convex_fusion_and_rerank_blend_by_hand():
@@ -60,22 +38,7 @@ def test_convex_fusion_and_rerank_blend_by_hand():
 
 @pytest.fixture(scope="module")
 def tiny_beir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny-beir")
-    (root / "qrels").mkdir()
-    corpus, queries, train, test = [], [], [], []
-    for topic, passages in TOPICS.items():
-        for n, text in enumerate(passages):
-            corpus.append({"_id": f"{topic}-{n}", "title": topic.title(), "text": text})
-        for n, question in enumerate(QUESTIONS[topic]):
-            qid = f"q-{topic}-{n}"
-            queries.append({"_id": qid, "text": question})
-            (train if n == 0 else test).append((qid, f"{topic}-{n}"))
-    (root / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in corpus) + "\n")
-    (root / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in queries) + "\n")
-    for name, rows in (("train", train), ("test", test)):
-        lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t1" for q, d in rows]
-        (root / "qrels" / f"{name}.tsv").write_text("\n".join(lines) + "\n")
-    return root
+    return write_tiny_beir(tmp_path_factory.mktemp("tiny-beir"))
 
 
 def _ragrec(env, *args):
@@ -91,12 +54,15 @@ def test_training_holds_out_the_queries_eval_tunes_on(tiny_beir):
 
     dataset = BeirDataset(tiny_beir)
     train = dataset.qrels("train")
-    tuned_on = tuning_sample(train, 2)
-    assert len(tuned_on) == 2 and set(tuned_on) <= set(train)
-    assert set(tuned_on) <= set(tuning_sample(train, 4))  # a smaller sample stays inside
+    # At most a fifth of the train queries, whatever is asked: 6 queries -> 1 held out.
+    tuned_on = tuning_sample(train, 150)
+    assert len(tuned_on) == 1 and set(tuned_on) <= set(train)
+    many = [f"q{n}" for n in range(20)]
+    assert len(tuning_sample(many, 150)) == 4
+    assert set(tuning_sample(many, 2)) <= set(tuning_sample(many, 4))  # a smaller one inside
     queries = dataset.queries()
-    learned = {e.query for e in from_beir(dataset, "train", holdout=4).examples}
-    assert learned and not learned & {queries[q] for q in tuning_sample(train, 4)}
+    learned = {e.query for e in from_beir(dataset, "train", holdout=150).examples}
+    assert len(learned) == 5 and not learned & {queries[q] for q in tuned_on}
     assert len(from_beir(dataset, "train").examples) == len(train)
 
 
@@ -114,16 +80,24 @@ def test_train_evaluate_register(tiny_beir, tmp_path, project_env, es_url, index
               "--json"]
     embedder = _ragrec(env, "train", "embedder", "--out", str(out), *common)
     metrics = embedder["metrics"]
-    assert embedder["kind"] == "embedder" and embedder["result"]["steps"] >= 1
+    assert embedder["kind"] == "embedder" and embedder["result"]["steps"] == 2  # 5 pairs, 4 a batch
+    assert embedder["result"]["budget"]["stopped_by"] == "data"
+    assert embedder["result"]["sample"] == {"pairs": 5, "of_pairs": 5, "queries": 5,
+                                            "of_queries": 5}
     assert {"before", "after"} <= set(metrics) and metrics["eval_split"] == "test"
-    reranker = _ragrec(env, "train", "reranker", "--out", str(out), *common)
+    reranker = _ragrec(env, "train", "reranker", "--out", str(out), *common, "--max-steps", "1")
     assert reranker["version"] == embedder["version"]  # one version directory, both models
+    # 5 (query, positive, negative) groups, 2 a batch: the step budget cuts the run to a
+    # sample of 2 queries, and the card says so.
+    assert reranker["result"]["budget"]["stopped_by"] == "max_steps"
+    assert reranker["result"]["sample"] == {"pairs": 2, "of_pairs": 5, "queries": 2,
+                                            "of_queries": 5}
     assert "ndcg@10_reranked" in reranker["metrics"]
 
     card = json.loads((out / "ragrec-model.json").read_text())
     lineage = card["lineage"]["embedder"]
     assert lineage["base_model"] == "all-minilm-l6-v2-base"
-    assert lineage["data"]["pairs"] == 4 and lineage["data"]["held_out_queries"] == 2
+    assert lineage["data"]["pairs"] == 5 and lineage["data"]["held_out_queries"] == 1
     assert len(lineage["data"]["sha256"]) == 64
     assert lineage["data"]["hard_negatives_from"] == index_name
     assert card["reranker"] == "reranker" and (out / "metrics.json").is_file()
@@ -150,4 +124,31 @@ def test_train_evaluate_register(tiny_beir, tmp_path, project_env, es_url, index
     registered = _ragrec(env, "models", "register", str(out), "--registry",
                          f"file://{tmp_path / 'registry'}")
     assert registered["version"] == card["version"] and registered["reranker"] is True
-    assert registered["lineage"]["embedder"]["data"]["pairs"] == 4
+    assert registered["lineage"]["embedder"]["data"]["pairs"] == 5
+
+
+def test_bad_training_data_is_one_line(tmp_path, project_env):
+    """Three judged train queries: the run says so, and what to do, before any work."""
+    small = write_tiny_beir(tmp_path / "small", ("vpn", "payroll", "printer"))
+    for kind in ("embedder", "reranker"):
+        result = subprocess.run(
+            [sys.executable, "-m", "ragrec.cli", "train", kind, "--dataset", str(small),
+             "--out", str(tmp_path / "out")], cwd=ROOT, env=project_env, capture_output=True,
+            text=True, timeout=300)
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith(
+            "ragrec: error: 3 judged queries to train on")
+        assert "needs at least 5" in result.stderr
+    assert not (tmp_path / "out").exists()
+    # A malformed dataset is one line too: which file, which line, what is wrong.
+    broken = write_tiny_beir(tmp_path / "broken")
+    with open(broken / "queries.jsonl", "a") as handle:
+        handle.write('{"_id": "q-x", "text": "cut off\n')
+    for command in (["train", "embedder", "--out", str(tmp_path / "out")], ["eval"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ragrec.cli", *command, "--dataset", str(broken)],
+            cwd=ROOT, env=project_env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith(
+            f"ragrec: error: {broken / 'queries.jsonl'}:13: not valid JSON (")

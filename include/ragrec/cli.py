@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import replace
 
 from ragrec.config import ElasticsearchSettings, LocalNodeSettings, TrainingDeviceSettings
+from ragrec.models.budget import DEFAULT_MAX_MINUTES
 
 
 def _log(message: str) -> None:
@@ -218,13 +220,10 @@ def _events_command(args: argparse.Namespace) -> int:
 def _eval_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ragrec.config import cache_dir
-    from ragrec.embedding import encoder_for
     from ragrec.es_client import connect
     from ragrec.eval import runner
     from ragrec.eval.datasets import BeirDataset
     from ragrec.eval.report import write_report
-    from ragrec.models.uris import load_layout
 
     modes = runner.MODES if not args.mode or "all" in args.mode else tuple(args.mode)
     dataset = BeirDataset(Path(args.dataset))
@@ -235,32 +234,13 @@ def _eval_command(args: argparse.Namespace) -> int:
         return _eval_answers(args, dataset)
     if args.reranker and len(args.reranker) > 1:
         raise runner.EvalError("retrieval evaluation takes one --reranker")
-    layout = load_layout(args.model)
-    embedder = encoder_for(layout.embedder_dir, args.backend)
-    reranker, reranker_version = None, None
-    if "hybrid+rerank" in modes:
-        rerank_layout = load_layout(args.reranker[0]) if args.reranker else layout
-        if rerank_layout.reranker_dir is None:
-            _log(f"hybrid+rerank skipped: model {rerank_layout.version} has no reranker "
-                 "(pass --reranker MODEL)")
-            modes = tuple(m for m in modes if m != "hybrid+rerank")
-        else:
-            from ragrec.models.reranker import load_cross_encoder
-
-            reranker = load_cross_encoder(rerank_layout.reranker_dir)
-            reranker_version = rerank_layout.version
-    client = connect()
-    summary = runner.ensure_index(client, args.index, dataset, embedder, layout.embedder_dir,
-                                  cache_dir(), show_progress=not args.json)
-    _log(f"index {args.index}: {summary.docs_seen} documents, {summary.docs_new} new, "
-         f"{summary.chunks_indexed} chunks indexed ({summary.model_version})")
-    from ragrec.retrieval import PinnedModels, Searcher
-
+    dataset.queries(), dataset.qrels(args.split)  # a malformed dataset fails before indexing
     settings = runner.EvalSettings(split=args.split, tune_queries=args.tune_queries,
                                    rerank_top=args.rerank_top, depth=args.depth)
-    searcher = Searcher(client, PinnedModels(embedder, reranker))
-    report = runner.evaluate(searcher, args.index, dataset, modes, settings,
-                             reranker_version).to_dict()
+    report = runner.evaluate_model(connect(), dataset, args.index, args.model,
+                                   args.reranker[0] if args.reranker else None, modes,
+                                   settings, args.backend, show_progress=not args.json)
+    reranker_version = report.get("reranker_version")
     json_path, html_path = write_report(report, Path(args.report_dir))
     if args.json:
         print(json.dumps(report))
@@ -353,7 +333,8 @@ def _train_command(args: argparse.Namespace) -> int:
                              learning_rate=args.lr or (2e-5 if embedder else 5e-5),
                              precision=args.precision,
                              batch_size=args.batch_size or (32 if args.kind == "embedder"
-                                                            else 16))
+                                                            else 16),
+                             max_steps=args.max_steps, max_minutes=args.max_minutes or None)
     job = TrainJob(kind=args.kind, dataset=Path(args.dataset), base=args.base, out=out,
                    index=args.index, split=args.split,
                    clicks=Path(args.clicks) if args.clicks else None,
@@ -549,7 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "selector of --model")
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--tune-queries", type=int, default=150,
-                          help="train-split queries used to tune fusion and rerank weights")
+                          help="train-split queries used to tune fusion and rerank weights "
+                               "(at most a fifth of them)")
     evaluate.add_argument("--rerank-top", type=int, default=50)
     evaluate.add_argument("--depth", type=int, default=300, help="chunks per leg per query")
     evaluate.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default=None)
@@ -576,8 +558,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--negatives", type=int, default=None,
                        help="hard negatives per pair (default: embedder 1, reranker 2)")
     train.add_argument("--holdout", type=int, default=150,
-                       help="train queries kept out of training: the sample 'ragrec eval "
-                            "--tune-queries N' (N <= this) tunes fusion weights on")
+                       help="train queries kept out of training (at most a fifth of them): "
+                            "the sample 'ragrec eval --tune-queries N' (N <= this) tunes "
+                            "fusion weights on")
+    train.add_argument("--max-minutes", type=float, default=DEFAULT_MAX_MINUTES,
+                       help="wall-clock budget up to the saved model (index, hard negatives, "
+                            "training; evaluation after it is extra); the steps that fit are "
+                            "trained on a sample that keeps every query it can; 0: none "
+                            f"(default {DEFAULT_MAX_MINUTES:g})")
+    train.add_argument("--max-steps", type=int, default=None,
+                       help="at most this many optimiser steps")
     train.add_argument("--epochs", type=int, default=None,
                        help="default: embedder 1, reranker 2")
     train.add_argument("--batch-size", type=int, default=None)
@@ -644,7 +634,25 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, ApiError | TransportError):
             _log(f"ragrec: error: {describe_es_failure(exc)}")
             return 2
-        raise
+        if isinstance(exc, ValueError | OSError | KeyError | UnicodeError):
+            # Bad input the checks above did not name: a malformed file, a missing one.
+            _log(f"ragrec: error: {_describe(exc)}")
+            return 2
+        if os.environ.get("RAGREC_DEBUG"):
+            raise
+        _log(f"ragrec: error: unexpected {type(exc).__name__}: {exc} (RAGREC_DEBUG=1 shows "
+             f"where)")
+        return 1
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):
+        return f"a record lacks the field {exc}"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON ({exc})"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.strerror or exc}: {exc.filename}"
+    return str(exc) or type(exc).__name__
 
 
 if __name__ == "__main__":

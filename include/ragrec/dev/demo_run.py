@@ -1,6 +1,10 @@
 """Runs ``kb_ingest`` once with ``dag.test()`` (the README's main job) and writes the run's
 outcome as JSON: ``python -m ragrec.dev.demo_run --index I --source URI --out F``.
-Airflow's own output goes to this process's stdout/stderr (the caller logs it to a file)."""
+First, in the same process (each ``airflow`` command is seconds of start-up on 2 cores), it
+does what ``airflow db migrate`` and ``airflow dags reserialize`` do - the latter so that
+``airflow dags list`` and the UI show the DAGs (Airflow 3 lists none until they are
+serialised). Airflow's own output goes to this process's stdout/stderr (the caller logs it to
+a file)."""
 
 from __future__ import annotations
 
@@ -19,9 +23,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
 
+    from airflow.cli import cli_parser
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
+
+    airflow_cli = cli_parser.get_parser()
+    for command in (["db", "migrate"], ["dags", "reserialize"]):
+        parsed = airflow_cli.parse_args(command)
+        parsed.func(parsed)
 
     folder = airflow_dags_folder() or Path(__file__).resolve().parents[3] / "dags"
     bag = DagBag(dag_folder=str(folder))

@@ -8,10 +8,10 @@ SQLite metadata DB of ``AIRFLOW_HOME``:
   hostname (``worker-0``, ``worker-1``, ...) for the task instances it runs, so a run shows
   where each task went; ``kill_worker`` takes one away with every task it is running.
 
-Operators' actions go through the CLI (trigger, backfill, unpause, pools); what a run did is
-read from the API server's REST API (cheap to poll: an ``airflow`` CLI call costs seconds of
-CPU on 2 cores). The API answers only on 127.0.0.1, with the simple auth manager's
-"everyone is admin" mode of a local deployment.
+Operators' actions go through the CLI (trigger, backfill, pools), an unpause through the
+REST API as the UI's toggle does; what a run did is read from the REST API too (cheap to
+poll: an ``airflow`` CLI call costs seconds of CPU on 2 cores). The API answers only on
+127.0.0.1, with the simple auth manager's "everyone is admin" mode of a local deployment.
 """
 
 from __future__ import annotations
@@ -279,8 +279,9 @@ class LocalAirflow:
             missing = {d for d in missing if self.get(f"/dags/{d}") is None}
             if missing:
                 self._tick(f"{sorted(missing)} never parsed")
-        for dag_id in dag_ids:
-            self.airflow("dags", "unpause", dag_id)
+        for dag_id in dag_ids:  # as the UI's toggle does (a CLI call costs seconds)
+            response = self._http.patch(f"{self.api}/dags/{dag_id}", json={"is_paused": False})
+            response.raise_for_status()
 
     def runs(self, dag_id: str) -> list[dict]:
         return [{"run_id": r["dag_run_id"], "state": r["state"]}

@@ -9,8 +9,9 @@ Redis broker and ``--workers`` Celery workers - on the SQLite metadata DB of
     python -m ragrec.dev.scheduler_run kb_ingest --backfill 2026-03-01T00:00 2026-03-01T01:00
 
 It creates the ``model_endpoint`` pool, unpauses the DAGs, triggers them from the CLI one
-after the other (or creates one ``airflow backfill``), waits for each run to finish and
-stops Airflow again. ``--report DAG`` adds every run of DAG (say, one a rollout triggered).
+after the other (with ``--backfill``, the first DAG named gets an ``airflow backfill`` over
+those dates instead of a trigger), waits for each to finish and stops Airflow again.
+``--report DAG`` adds every run of DAG (say, one a rollout triggered).
 The exit status is 0 only when every run it started succeeded.
 """
 
@@ -28,16 +29,15 @@ def run_dags(dag_ids: list[str], confs: list[dict], timeout: float = 900.0,
              backfill: tuple[str, str] | None = None, report: tuple[str, ...] = (),
              log_path: Path | None = None, say=print, executor: str = "local",
              workers: int = 2) -> list[dict]:
-    """Triggers each DAG in turn (or backfills the one DAG) and returns every run's outcome;
-    runs of the ``report`` DAGs follow, whoever started them."""
+    """Runs each DAG in turn - the first one backfilled over ``backfill`` when given, the
+    others triggered - and returns every run's outcome; runs of the ``report`` DAGs follow,
+    whoever started them."""
     confs = list(confs) + [{}] * (len(dag_ids) - len(confs))
-    if backfill and len(dag_ids) != 1:
-        raise ValueError("a backfill takes exactly one DAG")
     outcomes = []
     with LocalAirflow(timeout, log_path, say, executor=executor, workers=workers) as airflow:
-        airflow.wait_parsed(*dag_ids, *report)
-        for dag_id, conf in zip(dag_ids, confs, strict=True):
-            run_ids = (airflow.backfill(dag_id, *backfill, conf) if backfill
+        airflow.wait_parsed(*dict.fromkeys([*dag_ids, *report]))  # each unpaused once
+        for position, (dag_id, conf) in enumerate(zip(dag_ids, confs, strict=True)):
+            run_ids = (airflow.backfill(dag_id, *backfill, conf) if backfill and position == 0
                        else [airflow.trigger(dag_id, conf)])
             for run_id, state in airflow.wait(dag_id, run_ids).items():
                 outcomes.append(airflow.describe(dag_id, run_id, state))
@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conf", action="append", default=[],
                         help="run configuration (JSON), one per DAG in order")
     parser.add_argument("--backfill", nargs=2, metavar=("FROM", "TO"),
-                        help="create a backfill over these logical dates instead of a trigger")
+                        help="backfill the first DAG over these logical dates (the others are "
+                             "triggered)")
     parser.add_argument("--report", action="append", default=[], metavar="DAG",
                         help="also print the runs of DAG (e.g. one a rollout triggers)")
     parser.add_argument("--executor", choices=EXECUTORS, default="local",

@@ -12,39 +12,89 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+class DatasetError(ValueError):
+    """A dataset file that is missing or malformed: which file, which line, what is wrong."""
+
+
 @dataclass(frozen=True)
 class BeirDataset:
     root: Path
 
     def corpus(self) -> Iterator[dict]:
-        with open(self.root / "corpus.jsonl", encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
-                    yield json.loads(line)
+        for record in _records(self.root / "corpus.jsonl", ("_id", "text")):
+            yield {**record, "_id": str(record["_id"])}
 
     def queries(self) -> dict[str, str]:
-        with open(self.root / "queries.jsonl", encoding="utf-8") as handle:
-            return {q["_id"]: q["text"] for q in map(json.loads, handle) if q}
+        return {str(q["_id"]): q["text"]
+                for q in _records(self.root / "queries.jsonl", ("_id", "text"))}
 
     def qrels(self, split: str = "test") -> dict[str, dict[str, int]]:
+        path = self.root / "qrels" / f"{split}.tsv"
+        if not path.is_file():
+            splits = sorted(p.stem for p in (self.root / "qrels").glob("*.tsv"))
+            raise DatasetError(f"{path} is missing (splits here: {', '.join(splits) or 'none'})")
         judged: dict[str, dict[str, int]] = {}
-        with open(self.root / "qrels" / f"{split}.tsv", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle, delimiter="\t"):
-                judged.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
+        with _opened(path) as handle:
+            reader = csv.DictReader(handle, delimiter="\t")
+            missing = {"query-id", "corpus-id", "score"} - set(reader.fieldnames or ())
+            if missing:
+                raise DatasetError(f"{path}: the header lacks {', '.join(sorted(missing))} "
+                                   "(query-id, corpus-id, score, tab-separated)")
+            for number, row in enumerate(reader, start=2):
+                try:
+                    score = int(row["score"])
+                except (TypeError, ValueError):
+                    raise DatasetError(f"{path}:{number}: score {row['score']!r} is not a "
+                                       "whole number") from None
+                judged.setdefault(row["query-id"], {})[row["corpus-id"]] = score
         return judged
 
 
+def _opened(path: Path):
+    try:
+        return open(path, encoding="utf-8")
+    except FileNotFoundError:
+        raise DatasetError(f"{path} is missing: a BEIR dataset holds corpus.jsonl, "
+                           "queries.jsonl and qrels/<split>.tsv") from None
+
+
+def _records(path: Path, needed: tuple[str, ...]) -> Iterator[dict]:
+    with _opened(path) as handle:
+        number = 0
+        try:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DatasetError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+                lacking = [k for k in needed if not isinstance(record, dict) or k not in record]
+                if lacking:
+                    raise DatasetError(f"{path}:{number}: no {' or '.join(lacking)} field")
+                yield record
+        except UnicodeDecodeError:
+            raise DatasetError(f"{path}: not UTF-8 text (after line {number})") from None
+
+
 TUNING_SEED = 13
+TUNING_FRACTION = 0.2  # the tuning sample's most of the train queries: the rest trains
+
+
+def tuning_size(available: int, requested: int) -> int:
+    """How many of ``available`` train queries a tuning sample of ``requested`` takes: at
+    most ``TUNING_FRACTION`` of them, so a small split is never all held out."""
+    return max(0, min(requested, int(available * TUNING_FRACTION)))
 
 
 def tuning_sample(query_ids: Iterable[str], size: int, seed: int = TUNING_SEED) -> list[str]:
     """A fixed, seeded sample of train-split query ids that ``ragrec eval`` tunes fusion and
     rerank weights on, and that ``ragrec train`` holds out of training (the same ids for the
     same seed, and the first ``size`` of a larger sample), so the tuning never looks at
-    queries a model was trained on."""
+    queries a model was trained on. ``size`` is capped by ``tuning_size``."""
     order = sorted(query_ids)
     random.Random(seed).shuffle(order)
-    return sorted(order[:size])
+    return sorted(order[:tuning_size(len(order), size)])
 
 
 def write_corpus_as_files(dataset: BeirDataset, folder: Path, every: int = 1) -> int:

@@ -164,6 +164,41 @@ def evaluate(searcher: Searcher, alias: str, dataset: BeirDataset, modes=MODES,
                       tuned, seconds)
 
 
+def evaluate_model(client: Elasticsearch, dataset: BeirDataset, alias: str, model_uri: str,
+                   reranker_uri: str | None = None, modes=MODES,
+                   settings: EvalSettings = EvalSettings(), backend: str | None = None,
+                   show_progress: bool = True) -> dict:
+    """``ragrec eval`` (retrieval) on one model version: its encoder indexes the corpus under
+    ``alias`` (unless it already holds it), then ``evaluate``; the reranker is
+    ``reranker_uri``'s, else the version's own (``hybrid+rerank`` is skipped, and said so,
+    when there is none). The report as a dict."""
+    from ragrec.config import cache_dir
+    from ragrec.embedding import encoder_for
+    from ragrec.models.uris import load_layout
+    from ragrec.retrieval import PinnedModels
+
+    layout = load_layout(model_uri)
+    embedder = encoder_for(layout.embedder_dir, backend)
+    reranker, reranker_version = None, None
+    if "hybrid+rerank" in modes:
+        rerank_layout = load_layout(reranker_uri) if reranker_uri else layout
+        if rerank_layout.reranker_dir is None:
+            _say(f"hybrid+rerank skipped: model {rerank_layout.version} has no reranker "
+                 "(pass --reranker MODEL)")
+            modes = tuple(m for m in modes if m != "hybrid+rerank")
+        else:
+            from ragrec.models.reranker import load_cross_encoder
+
+            reranker = load_cross_encoder(rerank_layout.reranker_dir)
+            reranker_version = rerank_layout.version
+    summary = ensure_index(client, alias, dataset, embedder, layout.embedder_dir,
+                           cache_dir(), show_progress=show_progress)
+    _say(f"index {alias}: {summary.docs_seen} documents, {summary.docs_new} new, "
+         f"{summary.chunks_indexed} chunks indexed ({summary.model_version})")
+    searcher = Searcher(client, PinnedModels(embedder, reranker))
+    return evaluate(searcher, alias, dataset, modes, settings, reranker_version).to_dict()
+
+
 def _rounded(scores: dict) -> dict:
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in scores.items()}
 

@@ -201,6 +201,7 @@ class Registry:
             data["versions"][layout.version] = {
                 "uri": self.store.uri(key), "registered_at": _now(),
                 "metrics": card.get("training", {}), "lineage": card.get("lineage", {}),
+                "evaluation": card.get("evaluation"),
                 "reranker": layout.reranker_dir is not None,
             }
             data["history"].append({"at": _now(), "action": "register",

@@ -18,12 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ragrec.eval.datasets import BeirDataset
+from ragrec.eval.datasets import BeirDataset, tuning_sample
 from ragrec.eval.metrics import score_run
 from ragrec.models.store import CARD, read_layout
 from ragrec.models.trainers import TrainSettings, train_embedder, train_reranker
 from ragrec.models.training_data import TrainingSet, document_text, from_beir, from_clicks
 from ragrec.models.uris import load_layout
+
+MIN_TRAIN_QUERIES = 5  # fewer judged queries than this is no training set
+
+
+class TrainingDataError(ValueError):
+    """The data cannot train a model (too few queries, no pairs): one line, what to do."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,28 @@ def rerank_ndcg(client, alias: str, scorer, dataset: BeirDataset, split: str,
     return result
 
 
-def run(job: TrainJob) -> dict:
+def _held_out(dataset: BeirDataset, job: TrainJob) -> int:
+    """How many train queries the tuning sample holds out (``tuning_size``'s cap applied)."""
+    if job.split != "train" or not job.holdout:
+        return 0
+    return len(tuning_sample(dataset.qrels(job.split), job.holdout))
+
+
+def _check_trainable(training: TrainingSet, job: TrainJob, held_out: int) -> None:
+    queries = len({e.query for e in training.examples})
+    if queries >= MIN_TRAIN_QUERIES:
+        return
+    where = f"--clicks {job.clicks}" if job.clicks else \
+        f"{job.dataset}/qrels/{job.split}.tsv"
+    held = f" after {held_out} held out for tuning" if held_out else ""
+    raise TrainingDataError(
+        f"{queries} judged queries to train on in {where}{held}; training needs at least "
+        f"{MIN_TRAIN_QUERIES}: judge more queries (or log clicks), or train on another split "
+        f"(--split)")
+
+
+def run(job: TrainJob, client=None) -> dict:
+    """``client``: the Elasticsearch client (default: ``connect()``, from the environment)."""
     from ragrec.config import cache_dir
     from ragrec.embedding import encoder_for
     from ragrec.es_client import connect
@@ -122,18 +149,24 @@ def run(job: TrainJob) -> dict:
         phases[name] = round(now - since, 1)
         return now
 
+    deadline = None if not job.settings.max_minutes else \
+        started + job.settings.max_minutes * 60
     dataset = BeirDataset(job.dataset)
     base = load_layout(job.base)
-    training: TrainingSet = from_beir(dataset, job.split,
-                                      holdout=job.holdout if job.split == "train" else 0)
+    held_out = _held_out(dataset, job)
+    training: TrainingSet = from_beir(dataset, job.split, holdout=held_out)
     if job.clicks:
         clicks = from_clicks(job.clicks, training.documents)
         training = TrainingSet(clicks.examples, training.documents, clicks.source)
-    if not training.examples:
-        raise ValueError(f"no training pairs in {training.source}")
-    _say(f"{len(training.examples)} training pairs from {training.source}")
+    _check_trainable(training, job, held_out)
+    _say(f"{len(training.examples)} training pairs ({len({e.query for e in training.examples})}"
+         f" queries) from {training.source}; budget: "
+         + ", ".join(filter(None, [f"{job.settings.max_minutes:g} min"
+                                   if job.settings.max_minutes else "no time limit",
+                                   f"{job.settings.max_steps} steps"
+                                   if job.settings.max_steps else ""])))
 
-    client = connect()
+    client = client or connect()
     miner = encoder_for(base.embedder_dir)
     ensure_index(client, job.index, dataset, miner, base.embedder_dir, cache_dir(),
                  show_progress=False)
@@ -144,11 +177,9 @@ def run(job: TrainJob) -> dict:
     if job.rationales is not None:
         if job.kind != "reranker":
             raise ValueError("--rationales teaches the cross-encoder: train reranker")
-        from ragrec.eval.datasets import tuning_sample
         from ragrec.models.training_data import add_rationales
 
-        held = tuning_sample(dataset.qrels(job.split), job.holdout) \
-            if job.split == "train" and job.holdout else []
+        held = tuning_sample(dataset.qrels(job.split), held_out) if held_out else []
         added = add_rationales(training, job.rationales, job.split, held)
         _say(f"{added} (claim, evidence sentence) examples from {job.rationales}")
     mark = phase("mine", mark)
@@ -161,7 +192,8 @@ def run(job: TrainJob) -> dict:
         if job.eval_split:
             metrics["before"] = _cached_dense_ndcg(base, dataset, job.eval_split, cache_dir())
             mark = phase("eval_before", mark)
-        result = train_embedder(base.embedder_dir, training, staging, job.settings)
+        result = train_embedder(base.embedder_dir, training, staging, job.settings,
+                                deadline)
         mark = phase("train", mark)
         if job.eval_split:
             metrics["after"] = dense_ndcg_in_memory(staging, dataset, job.eval_split)
@@ -174,7 +206,7 @@ def run(job: TrainJob) -> dict:
         else:
             init = init_cross_encoder(base.embedder_dir, job.out / ".reranker-init",
                                       seed=job.settings.seed)
-        result = train_reranker(init, training, staging, job.settings)
+        result = train_reranker(init, training, staging, job.settings, deadline)
         shutil.rmtree(job.out / ".reranker-init", ignore_errors=True)
         mark = phase("train", mark)
         if job.eval_split:
@@ -186,13 +218,14 @@ def run(job: TrainJob) -> dict:
     staging.rename(target)
     metrics["eval_split"] = job.eval_split
     result = {**result, "phases_seconds": phases}
-    card = _update_card(job, base, training, result, metrics)
+    card = _update_card(job, base, training, result, metrics, held_out)
     (job.out / "metrics.json").write_text(json.dumps(card["training"], indent=2))
     card["seconds"] = round(time.monotonic() - started, 1)
     return card
 
 
-def _update_card(job: TrainJob, base, training: TrainingSet, result: dict, metrics: dict):
+def _update_card(job: TrainJob, base, training: TrainingSet, result: dict, metrics: dict,
+                 held_out: int):
     path = job.out / CARD
     card = json.loads(path.read_text()) if path.is_file() else {}
     digest = training.digest()
@@ -217,7 +250,7 @@ def _update_card(job: TrainJob, base, training: TrainingSet, result: dict, metri
         "data": {"source": training.source, "sha256": digest,
                  "pairs": len(training.examples), "hard_negatives_from": job.index,
                  "negatives_per_pair": job.negatives,
-                 "held_out_queries": job.holdout if job.split == "train" else 0},
+                 "held_out_queries": held_out},
         "parameters": job.settings.to_dict(), "result": result, "metrics": metrics,
     }
     card.setdefault("training", {})[job.kind] = {"metrics": metrics, "result": result}

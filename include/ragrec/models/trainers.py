@@ -6,24 +6,34 @@
 * Cross-encoder: listwise softmax cross-entropy over each query's positive and its hard
   negatives, starting from the bi-encoder's transformer with a fresh scoring head.
 
+Both fit a budget (``budget.StepBudget``: ``max_steps``, and a deadline the job sets from
+``--max-minutes``): the examples are taken a query at a time (``budget.by_query_rounds``), so
+a run cut short by the budget has trained on as many queries as it could, and says which
+sample it used. Progress lines (step, loss, rate, ETA) go to stderr: a live line on a
+terminal, a line every 10 s in logs (an Airflow task's log too).
+
 Deterministic for a seed on a given machine (data order, negatives, weight init;
-single-threaded data handling). AdamW, linear warm-up then linear decay, gradient clipping
-at 1. Precision ``auto`` runs the forward pass under bfloat16 autocast where the hardware
-has bfloat16 arithmetic (GPUs that support it; CPUs with AVX512-BF16 or AMX), weights and
-optimiser state stay float32; about 1.6x faster per step on a 2-core AVX512-BF16 CPU.
+single-threaded data handling) when ``max_steps`` and not the clock ends the run. AdamW,
+linear warm-up then linear decay over the planned steps, gradient clipping at 1. Precision
+``auto`` runs the forward pass under bfloat16 autocast where the hardware has bfloat16
+arithmetic (GPUs that support it; CPUs with AVX512-BF16 or AMX), weights and optimiser state
+stay float32; about 1.6x faster per step on a 2-core AVX512-BF16 CPU.
 """
 
 from __future__ import annotations
 
 import random
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ragrec.config import TrainingDeviceSettings
 from ragrec.embedding.onnx_graph import write_graph
+from ragrec.models.budget import StepBudget, by_query_rounds
 from ragrec.models.training_data import TrainingSet
+from ragrec.progress import Progress
+
+EXPORT_RESERVE = 30.0  # seconds a budget leaves for saving the model and its ONNX graph
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,8 @@ class TrainSettings:
     seed: int = 13
     scale: float = 20.0  # bi-encoder similarity scale
     precision: str = "auto"  # "auto" | "fp32" | "bf16"
+    max_steps: int | None = None
+    max_minutes: float | None = None  # the whole job up to the saved model (job.py's deadline)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,17 +94,34 @@ def _autocast(settings: TrainSettings, device: str):
     return torch.autocast(kind, dtype=torch.bfloat16, enabled=bf16), "bf16" if bf16 else "fp32"
 
 
-def _schedule(optimizer, total_steps: int, warmup_fraction: float):
+def _budget(settings: TrainSettings, batches: int, deadline: float | None,
+            kind: str) -> tuple[StepBudget, Progress]:
+    budget = StepBudget(batches, settings.max_steps,
+                        None if deadline is None else deadline - time.monotonic(),
+                        reserve=EXPORT_RESERVE)
+    if budget.max_seconds is not None and budget.max_seconds <= EXPORT_RESERVE:
+        raise TrainingBudgetSpent(
+            f"the {settings.max_minutes:g}-minute budget was spent before training started "
+            f"(index, hard negatives); raise --max-minutes")
+    return budget, Progress(kind, budget.total, unit="steps")
+
+
+class TrainingBudgetSpent(ValueError):
+    pass
+
+
+def _step_done(budget: StepBudget, progress: Progress, loss: float) -> bool:
+    more = budget.step_done()
+    progress.total = budget.total
+    progress.update(budget.steps, f"loss {loss:.4f}  {budget.seconds_per_step:.1f} s/step",
+                    force=not more)
+    return more
+
+
+def _schedule(optimizer, budget: StepBudget, warmup_fraction: float):
     import torch
 
-    warmup = max(1, int(total_steps * warmup_fraction))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, budget.lr_factor(warmup_fraction))
 
 
 def _update(loss, parameters, optimizer, scheduler) -> float:
@@ -107,15 +136,10 @@ def _update(loss, parameters, optimizer, scheduler) -> float:
     return loss.item()
 
 
-def _progress(kind: str, step: int, total: int, loss: float, started: float) -> None:
-    if step % 5 == 0 or step == total:
-        elapsed = time.monotonic() - started
-        print(f"  {kind}: step {step}/{total}  loss {loss:.4f}  {elapsed:.0f}s", file=sys.stderr,
-              flush=True)
-
-
 def train_embedder(base_dir: Path, training: TrainingSet, out_dir: Path,
-                   settings: TrainSettings = TrainSettings()) -> dict:
+                   settings: TrainSettings = TrainSettings(),
+                   deadline: float | None = None) -> dict:
+    """``deadline``: ``time.monotonic()`` by which the model must be saved."""
     torch = _seed_everything(settings.seed)
     from sentence_transformers import SentenceTransformer
 
@@ -124,15 +148,19 @@ def train_embedder(base_dir: Path, training: TrainingSet, out_dir: Path,
     model.max_seq_length = settings.max_length
     examples = list(training.examples)
     rng = random.Random(settings.seed)
-    steps_per_epoch = max(1, len(examples) // settings.batch_size)
-    total = steps_per_epoch * settings.epochs
+    size = settings.batch_size
+    batches = []
+    for _epoch in range(settings.epochs):
+        order = by_query_rounds(examples, lambda e: e.query, rng)
+        batches += [order[i:i + size] for i in range(0, len(order), size)]
+    budget, progress = _budget(settings, len(batches), deadline, "embedder")
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate,
                                   weight_decay=0.01)
-    scheduler = _schedule(optimizer, total, settings.warmup_fraction)
+    scheduler = _schedule(optimizer, budget, settings.warmup_fraction)
     loss_fn = torch.nn.CrossEntropyLoss()
     autocast, precision = _autocast(settings, device)
     model.train()
-    started, step, last = time.monotonic(), 0, 0.0
+    last = 0.0
 
     def encode(texts):
         # sentence-transformers 6 renamed tokenize() to preprocess(inputs=...)
@@ -141,31 +169,42 @@ def train_embedder(base_dir: Path, training: TrainingSet, out_dir: Path,
         features = {k: v.to(device) if hasattr(v, "to") else v for k, v in features.items()}
         return torch.nn.functional.normalize(model(features)["sentence_embedding"], dim=-1)
 
-    for _epoch in range(settings.epochs):
-        rng.shuffle(examples)
-        for start in range(0, steps_per_epoch * settings.batch_size, settings.batch_size):
-            batch = _distinct_queries(examples[start:start + settings.batch_size])
-            queries = [e.query for e in batch]
-            documents = [training.documents[e.positive] for e in batch]
-            documents += [training.documents[n] for e in batch for n in e.negatives]
-            with autocast:
-                scores = (encode(queries) @ encode(documents).T).float() * settings.scale
-            # Another query's positive that is also this query's positive is not a negative.
-            for row, example in enumerate(batch):
-                for col, other in enumerate(batch):
-                    if col != row and other.positive == example.positive:
-                        scores[row, col] = -1e4
-            loss = loss_fn(scores, torch.arange(len(batch), device=scores.device))
-            step += 1
-            last = _update(loss, model.parameters(), optimizer, scheduler)
-            _progress("embedder", step, total, last, started)
+    for examples_in_batch in batches:
+        batch = _distinct_queries(examples_in_batch)
+        queries = [e.query for e in batch]
+        documents = [training.documents[e.positive] for e in batch]
+        documents += [training.documents[n] for e in batch for n in e.negatives]
+        with autocast:
+            scores = (encode(queries) @ encode(documents).T).float() * settings.scale
+        # Another query's positive that is also this query's positive is not a negative.
+        for row, example in enumerate(batch):
+            for col, other in enumerate(batch):
+                if col != row and other.positive == example.positive:
+                    scores[row, col] = -1e4
+        loss = loss_fn(scores, torch.arange(len(batch), device=scores.device))
+        last = _update(loss, model.parameters(), optimizer, scheduler)
+        if not _step_done(budget, progress, last):
+            break
+    progress.close()
     model.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(out_dir))
     write_graph(out_dir, out_dir / "model.onnx", "hidden")  # what the runtime serves
-    return {"steps": step, "final_loss": round(last, 4),
-            "seconds": round(time.monotonic() - started, 1), "device": device,
-            "precision": precision}
+    used = [e for batch in batches[:budget.steps] for e in batch]
+    return {"steps": budget.steps, "final_loss": round(last, 4),
+            "seconds": round(time.monotonic() - budget.started, 1), "device": device,
+            "precision": precision,
+            "budget": {**budget.report(), "max_minutes": settings.max_minutes},
+            "sample": _sample(used, examples, lambda e: e.query)}
+
+
+def _sample(used: list, available: list, query_of) -> dict:
+    """What a run trained on, beside what it had (an example seen in two epochs counts
+    once)."""
+    distinct = {id(item): item for item in used}.values()
+    return {"pairs": len(distinct), "of_pairs": len(available),
+            "queries": len({query_of(i) for i in distinct}),
+            "of_queries": len({query_of(i) for i in available})}
 
 
 def _distinct_queries(batch):
@@ -179,7 +218,8 @@ def _distinct_queries(batch):
 
 
 def train_reranker(init_dir: Path, training: TrainingSet, out_dir: Path,
-                   settings: TrainSettings = TrainSettings(batch_size=16)) -> dict:
+                   settings: TrainSettings = TrainSettings(batch_size=16),
+                   deadline: float | None = None) -> dict:
     """Listwise: each query's positive against its mined negatives in one softmax (the
     score only has to rank, so a fresh scoring head cannot settle on the class prior the way
     pointwise BCE does); ``settings.batch_size`` counts (query, document) pairs."""
@@ -195,60 +235,64 @@ def train_reranker(init_dir: Path, training: TrainingSet, out_dir: Path,
     if not groups:
         raise ValueError("no training example has a hard negative to rank against")
     rng = random.Random(settings.seed)
-    batches = _group_batches(groups, settings.batch_size, rng)
-    total = len(batches) * settings.epochs
+    batches = [batch for _epoch in range(settings.epochs)
+               for batch in _group_batches(groups, settings.batch_size, rng)]
+    budget, progress = _budget(settings, len(batches), deadline, "reranker")
     network = model.model if hasattr(model, "model") else model[0].auto_model
     tokenizer = model.tokenizer
     network.to(device)
     optimizer = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate,
                                   weight_decay=0.01)
-    scheduler = _schedule(optimizer, total, settings.warmup_fraction)
+    scheduler = _schedule(optimizer, budget, settings.warmup_fraction)
     autocast, precision = _autocast(settings, device)
     network.train()
-    started, step, last = time.monotonic(), 0, 0.0
-    for epoch in range(settings.epochs):
-        if epoch:
-            batches = _group_batches(groups, settings.batch_size, rng)
-        for batch in batches:
-            queries = [q for q, docs in batch for _ in docs]
-            documents = [d for _, docs in batch for d in docs]
-            features = tokenizer(queries, documents, padding=True, truncation="only_second",
-                                 max_length=settings.max_length, return_tensors="pt")
-            features = {k: v.to(device) for k, v in features.items()}
-            with autocast:
-                logits = network(**features).logits.view(-1).float()
-            losses, position = [], 0
-            for _, docs in batch:
-                group = logits[position:position + len(docs)]
-                losses.append(torch.nn.functional.cross_entropy(
-                    group.unsqueeze(0), torch.zeros(1, dtype=torch.long, device=device)))
-                position += len(docs)
-            loss = torch.stack(losses).mean()
-            step += 1
-            last = _update(loss, network.parameters(), optimizer, scheduler)
-            _progress("reranker", step, total, last, started)
+    last = 0.0
+    for batch in batches:
+        queries = [q for q, docs in batch for _ in docs]
+        documents = [d for _, docs in batch for d in docs]
+        features = tokenizer(queries, documents, padding=True, truncation="only_second",
+                             max_length=settings.max_length, return_tensors="pt")
+        features = {k: v.to(device) for k, v in features.items()}
+        with autocast:
+            logits = network(**features).logits.view(-1).float()
+        losses, position = [], 0
+        for _, docs in batch:
+            group = logits[position:position + len(docs)]
+            losses.append(torch.nn.functional.cross_entropy(
+                group.unsqueeze(0), torch.zeros(1, dtype=torch.long, device=device)))
+            position += len(docs)
+        loss = torch.stack(losses).mean()
+        last = _update(loss, network.parameters(), optimizer, scheduler)
+        if not _step_done(budget, progress, last):
+            break
+    progress.close()
     network.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(out_dir))
     write_graph(out_dir, out_dir / "model.onnx", "score")  # what the runtime serves
-    return {"steps": step, "final_loss": round(last, 4), "groups": len(groups),
+    used = [group for batch in batches[:budget.steps] for group in batch]
+    return {"steps": budget.steps, "final_loss": round(last, 4), "groups": len(groups),
             "pairs": sum(len(d) for _, d in groups),
-            "seconds": round(time.monotonic() - started, 1), "device": device,
-            "precision": precision, "loss": "listwise softmax"}
+            "seconds": round(time.monotonic() - budget.started, 1), "device": device,
+            "precision": precision, "loss": "listwise softmax",
+            "budget": {**budget.report(), "max_minutes": settings.max_minutes},
+            "sample": _sample(used, groups, lambda g: g[0])}
 
 
 def _group_batches(groups: list, batch_size: int, rng: random.Random) -> list[list]:
-    """Shuffled batches of whole groups, each batch of groups of one size (a batch of
-    short sentence groups is not padded to a passage group's length) holding about
-    ``batch_size`` (query, document) pairs."""
+    """Batches of whole groups, each batch of groups of one size (a batch of short sentence
+    groups is not padded to a passage group's length) holding about ``batch_size`` (query,
+    document) pairs, the last of a size fewer; groups are taken a query at a time
+    (``by_query_rounds``) and batches come in the order of their first group, so a prefix
+    of them covers the most queries."""
+    order = by_query_rounds(groups, lambda g: g[0], rng)
     by_size: dict[int, list] = {}
-    for group in groups:
-        by_size.setdefault(len(group[1]), []).append(group)
+    for rank, group in enumerate(order):
+        by_size.setdefault(len(group[1]), []).append((rank, group))
     batches = []
     for size in sorted(by_size):
-        members = by_size[size][:]
-        rng.shuffle(members)
+        members = by_size[size]
         step = max(1, batch_size // size)
-        batches += [members[i:i + step] for i in range(0, len(members) // step * step, step)]
-    rng.shuffle(batches)
-    return batches
+        batches += [members[i:i + step] for i in range(0, len(members), step)]
+    batches.sort(key=lambda batch: batch[0][0])
+    return [[group for _, group in batch] for batch in batches]
