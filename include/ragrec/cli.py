@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import replace
 
@@ -638,7 +637,9 @@ def main(argv: list[str] | None = None) -> int:
             # Bad input the checks above did not name: a malformed file, a missing one.
             _log(f"ragrec: error: {_describe(exc)}")
             return 2
-        if os.environ.get("RAGREC_DEBUG"):
+        from ragrec.config import cli_debug
+
+        if cli_debug():
             raise
         _log(f"ragrec: error: unexpected {type(exc).__name__}: {exc} (RAGREC_DEBUG=1 shows "
              f"where)")

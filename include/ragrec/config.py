@@ -493,6 +493,11 @@ class DagSettings:
                                      or cache_dir(env) / "data-docs"))
 
 
+def cli_debug(env: Mapping[str, str] = os.environ) -> bool:
+    """``RAGREC_DEBUG``: the CLI shows an unexpected error's traceback, not one line."""
+    return bool(env.get("RAGREC_DEBUG"))
+
+
 def worker_name(env: Mapping[str, str] = os.environ) -> str | None:
     """The name an Airflow worker reports as its task instances' hostname
     (``RAGREC_WORKER_NAME``; None: the machine's), for several workers on one machine."""
