@@ -36,7 +36,7 @@ class Progress:
             line = f"{self.label} [{bar}] {self.done}/{self.total} {self.unit}"
         else:
             line = f"{self.label} {self.done} {self.unit}"
-        line += f"  {rate:.1f} {self.unit}/s"
+        line += f"  {rate:.1f} {self.unit}/s" if rate >= 1 else f"  {rate:.3f} {self.unit}/s"
         if self.total and rate > 0 and self.done < self.total:
             line += f"  ETA {_clock((self.total - self.done) / rate)}"
         line += f"  {self.extra}"

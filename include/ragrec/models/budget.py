@@ -20,7 +20,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-DEFAULT_MAX_MINUTES = 8.0  # per training job: both jobs and their set-up inside 20 min
+DEFAULT_MAX_MINUTES = 10.0  # per training job: both jobs, set-up included, inside 20 min
 
 
 def by_query_rounds(items: Sequence[T], query_of: Callable[[T], str],
