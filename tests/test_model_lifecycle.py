@@ -90,6 +90,7 @@ def test_train_evaluate_register(tiny_beir, tmp_path, project_env, es_url, index
     # 5 (query, positive, negative) groups, 2 a batch: the step budget cuts the run to a
     # sample of 2 queries, and the card says so.
     assert reranker["result"]["budget"]["stopped_by"] == "max_steps"
+    assert reranker["result"]["budget"]["epochs_covered"] == 0.33  # 1 of 3 steps an epoch
     assert reranker["result"]["sample"] == {"pairs": 2, "of_pairs": 5, "queries": 2,
                                             "of_queries": 5}
     assert "ndcg@10_reranked" in reranker["metrics"]

@@ -23,6 +23,7 @@ stay float32; about 1.6x faster per step on a 2-core AVX512-BF16 CPU.
 from __future__ import annotations
 
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -110,6 +111,18 @@ class TrainingBudgetSpent(ValueError):
     pass
 
 
+def _budget_report(budget: StepBudget, settings: TrainSettings, kind: str) -> dict:
+    """The card's ``budget``, and a warning on stderr when it held less than one pass over
+    the data (a model trained on part of it may rank worse than the one it started from)."""
+    covered = budget.steps / (budget.data_steps / settings.epochs)
+    if covered < 1:
+        print(f"{kind}: warning: the budget held {budget.steps} of {budget.data_steps} steps "
+              f"({covered:.2f} of an epoch); check the version with ragrec eval before a "
+              f"rollout, or raise --max-minutes", file=sys.stderr, flush=True)
+    return {**budget.report(), "max_minutes": settings.max_minutes,
+            "epochs_covered": round(covered, 2)}
+
+
 def _step_done(budget: StepBudget, progress: Progress, loss: float) -> bool:
     more = budget.step_done()
     progress.total = budget.total
@@ -194,7 +207,7 @@ def train_embedder(base_dir: Path, training: TrainingSet, out_dir: Path,
     return {"steps": budget.steps, "final_loss": round(last, 4),
             "seconds": round(time.monotonic() - budget.started, 1), "device": device,
             "precision": precision,
-            "budget": {**budget.report(), "max_minutes": settings.max_minutes},
+            "budget": _budget_report(budget, settings, "embedder"),
             "sample": _sample(used, examples, lambda e: e.query)}
 
 
@@ -275,7 +288,7 @@ def train_reranker(init_dir: Path, training: TrainingSet, out_dir: Path,
             "pairs": sum(len(d) for _, d in groups),
             "seconds": round(time.monotonic() - budget.started, 1), "device": device,
             "precision": precision, "loss": "listwise softmax",
-            "budget": {**budget.report(), "max_minutes": settings.max_minutes},
+            "budget": _budget_report(budget, settings, "reranker"),
             "sample": _sample(used, groups, lambda g: g[0])}
 
 
