@@ -322,24 +322,19 @@ def _train_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ragrec.models.train_job import TrainJob, run
-    from ragrec.models.trainers import TrainSettings
+    from ragrec.models.trainers import NEGATIVES, settings_for
 
     out = Path(args.out.removeprefix("file://"))
-    embedder = args.kind == "embedder"
-    # Reranker defaults as measured on SciFact (listwise, base init): 2 epochs at 5e-5 beat
-    # 1 epoch and 2e-5 (a fresh scoring head learns nothing in one pass at 2e-5).
-    settings = TrainSettings(epochs=args.epochs or (1 if embedder else 2), seed=args.seed,
-                             learning_rate=args.lr or (2e-5 if embedder else 5e-5),
-                             precision=args.precision,
-                             batch_size=args.batch_size or (32 if args.kind == "embedder"
-                                                            else 16),
-                             max_steps=args.max_steps, max_minutes=args.max_minutes or None)
+    settings = settings_for(args.kind, epochs=args.epochs or None, seed=args.seed,
+                            learning_rate=args.lr or None, precision=args.precision,
+                            batch_size=args.batch_size or None, max_steps=args.max_steps,
+                            max_minutes=args.max_minutes or None)
     job = TrainJob(kind=args.kind, dataset=Path(args.dataset), base=args.base, out=out,
                    index=args.index, split=args.split,
                    clicks=Path(args.clicks) if args.clicks else None,
                    rationales=Path(args.rationales) if args.rationales else None,
                    negatives=args.negatives if args.negatives is not None
-                   else (1 if args.kind == "embedder" else 2),
+                   else NEGATIVES[args.kind],
                    holdout=args.holdout, eval_split=None if args.no_eval else args.eval_split,
                    name=args.name, settings=settings)
     card = run(job)

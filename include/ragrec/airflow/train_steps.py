@@ -52,18 +52,14 @@ def plan(params: dict, run_id: str) -> dict:
 def train(kind: str, planned: dict) -> dict:
     """One training job (``kind``: embedder or reranker) into the run's version directory."""
     from ragrec.models.train_job import TrainingDataError, TrainJob, run
-    from ragrec.models.trainers import TrainingBudgetSpent, TrainSettings
+    from ragrec.models.trainers import NEGATIVES, TrainingBudgetSpent, settings_for
 
-    embedder = kind == "embedder"
-    settings = TrainSettings(epochs=1 if embedder else 2,
-                             learning_rate=2e-5 if embedder else 5e-5,
-                             batch_size=32 if embedder else 16,
-                             max_steps=planned["max_steps"] or None,
-                             max_minutes=planned["max_minutes"] or None)
+    settings = settings_for(kind, max_steps=planned["max_steps"] or None,
+                            max_minutes=planned["max_minutes"] or None)
     job = TrainJob(kind=kind, dataset=Path(planned["dataset"]), base=planned["base"],
                    out=Path(planned["out"]), index=planned["index"],
                    clicks=Path(planned["clicks"]) if planned["clicks"] else None,
-                   negatives=1 if embedder else 2, eval_split=None, name=planned["name"],
+                   negatives=NEGATIVES[kind], eval_split=None, name=planned["name"],
                    settings=settings)
     try:
         card = run(job, runtime.es_client())
