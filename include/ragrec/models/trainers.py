@@ -4,7 +4,8 @@
   other queries' positives (in-batch negatives) and the mined hard negatives; cosine
   similarity scaled by 20, cross-entropy over the candidates.
 * Cross-encoder: listwise softmax cross-entropy over each query's positive and its hard
-  negatives, starting from the bi-encoder's transformer with a fresh scoring head.
+  negatives, starting from the bi-encoder's transformer with a fresh scoring head (which
+  may learn faster than the body: ``head_lr_scale``).
 
 Both fit a budget (``budget.StepBudget``: ``max_steps``, and a deadline the job sets from
 ``--max-minutes``): the examples are taken a query at a time (``budget.by_query_rounds``), so
@@ -49,6 +50,7 @@ class TrainSettings:
     precision: str = "auto"  # "auto" | "fp32" | "bf16"
     max_steps: int | None = None
     max_minutes: float | None = None  # the whole job up to the saved model (job.py's deadline)
+    head_lr_scale: float = 1.0  # reranker: the fresh scoring head learns this many times faster
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,9 +58,13 @@ class TrainSettings:
 
 # Per kind, what ``ragrec train`` and the model_train DAG start from. The reranker's as
 # measured on SciFact (listwise, base init): 2 epochs at 5e-5 beat 1 epoch and 2e-5 (a fresh
-# scoring head learns nothing in one pass at 2e-5).
+# scoring head learns nothing in one pass at 2e-5). Inside the 10-minute budget on 2 cores,
+# pairs cut to 128 word pieces (about 2x the steps of 256) with the head at 20x the body's
+# rate ranked BM25's top 20 better alone on 100 held-out train queries (nDCG@10 0.4045 vs
+# 0.3561), though both stay far below BM25 itself (0.7415): the blend weight decides.
 KIND_DEFAULTS = {"embedder": {"epochs": 1, "learning_rate": 2e-5, "batch_size": 32},
-                 "reranker": {"epochs": 2, "learning_rate": 5e-5, "batch_size": 16}}
+                 "reranker": {"epochs": 2, "learning_rate": 5e-5, "batch_size": 16,
+                              "max_length": 128, "head_lr_scale": 20.0}}
 NEGATIVES = {"embedder": 1, "reranker": 2}  # hard negatives mined per pair
 
 
@@ -270,8 +276,12 @@ def train_reranker(init_dir: Path, training: TrainingSet, out_dir: Path,
     network = model.model if hasattr(model, "model") else model[0].auto_model
     tokenizer = model.tokenizer
     network.to(device)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate,
-                                  weight_decay=0.01)
+    head = [p for name, p in network.named_parameters() if name.startswith("classifier")]
+    body = [p for name, p in network.named_parameters() if not name.startswith("classifier")]
+    optimizer = torch.optim.AdamW(
+        [{"params": body}, {"params": head,
+                            "lr": settings.learning_rate * settings.head_lr_scale}],
+        lr=settings.learning_rate, weight_decay=0.01)
     scheduler = _schedule(optimizer, budget, settings.warmup_fraction)
     autocast, precision = _autocast(settings, device)
     network.train()
