@@ -70,7 +70,7 @@ def _weights_digest(folder) -> str:
     return hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
 
 
-def test_train_evaluate_register(tiny_beir, tmp_path, project_env, es_url, index_name,
+def test_train_evaluate_register(tiny_beir, tmp_path, project_env, es_url, es, index_name,
                                  cleanup_alias):
     env = {**project_env, "ES_URL": es_url, "RAGREC_CACHE_DIR": fresh_cache(tmp_path / "cache")}
     cleanup_alias(index_name)
@@ -82,6 +82,7 @@ def test_train_evaluate_register(tiny_beir, tmp_path, project_env, es_url, index
     metrics = embedder["metrics"]
     assert embedder["kind"] == "embedder" and embedder["result"]["steps"] == 2  # 5 pairs, 4 a batch
     assert embedder["result"]["budget"]["stopped_by"] == "data"
+    assert embedder["result"]["mined"] == {"queries": 5, "of_queries": 5, "stopped_by": "data"}
     assert embedder["result"]["sample"] == {"pairs": 5, "of_pairs": 5, "queries": 5,
                                             "of_queries": 5}
     assert {"before", "after"} <= set(metrics) and metrics["eval_split"] == "test"
@@ -102,6 +103,21 @@ def test_train_evaluate_register(tiny_beir, tmp_path, project_env, es_url, index
     assert len(lineage["data"]["sha256"]) == 64
     assert lineage["data"]["hard_negatives_from"] == index_name
     assert card["reranker"] == "reranker" and (out / "metrics.json").is_file()
+
+    # A budget that runs out while mining (here: before it starts) keeps the first batch of
+    # queries, a seeded random sample, and leaves the others' examples out.
+    from ragrec.embedding import encoder_for
+    from ragrec.eval.datasets import BeirDataset
+    from ragrec.models.training_data import from_beir, mine_hard_negatives
+    from ragrec.models.uris import load_layout
+
+    training = from_beir(BeirDataset(tiny_beir), "train")
+    mined = mine_hard_negatives(es, index_name, encoder_for(load_layout("base").embedder_dir),
+                                training, per_query=1, deadline=0.0, batch=2,
+                                show_progress=False)
+    assert mined == {"queries": 2, "of_queries": 6, "stopped_by": "max_minutes"}
+    assert len({e.query for e in training.examples}) == 2
+    assert all(e.negatives for e in training.examples)
 
     # Same seed, same data -> the same weights.
     again = tmp_path / "kb-v1-again"

@@ -556,10 +556,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "the sample 'ragrec eval --tune-queries N' (N <= this) tunes "
                             "fusion weights on")
     train.add_argument("--max-minutes", type=float, default=DEFAULT_MAX_MINUTES,
-                       help="wall-clock budget up to the saved model (index, hard negatives, "
-                            "training; evaluation after it is extra); the steps that fit are "
-                            "trained on a sample that keeps every query it can; 0: none "
-                            f"(default {DEFAULT_MAX_MINUTES:g})")
+                       help="wall-clock budget from an indexed corpus to the saved model "
+                            "(hard negatives, at most a third of it, then training; building "
+                            "the index first and the evaluation after are extra); the steps "
+                            "that fit are trained on a sample that keeps every query it can; "
+                            f"0: none (default {DEFAULT_MAX_MINUTES:g})")
     train.add_argument("--max-steps", type=int, default=None,
                        help="at most this many optimiser steps")
     train.add_argument("--epochs", type=int, default=None,

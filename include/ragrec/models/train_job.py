@@ -26,6 +26,7 @@ from ragrec.models.training_data import TrainingSet, document_text, from_beir, f
 from ragrec.models.uris import load_layout
 
 MIN_TRAIN_QUERIES = 5  # fewer judged queries than this is no training set
+MINE_SHARE = 1 / 3  # of the budget, at most, for mining hard negatives (a large train split)
 
 
 class TrainingDataError(ValueError):
@@ -149,8 +150,6 @@ def run(job: TrainJob, client=None) -> dict:
         phases[name] = round(now - since, 1)
         return now
 
-    deadline = None if not job.settings.max_minutes else \
-        started + job.settings.max_minutes * 60
     dataset = BeirDataset(job.dataset)
     base = load_layout(job.base)
     held_out = _held_out(dataset, job)
@@ -171,9 +170,22 @@ def run(job: TrainJob, client=None) -> dict:
     ensure_index(client, job.index, dataset, miner, base.embedder_dir, cache_dir(),
                  show_progress=False)
     mark = phase("index", started)
-    mine_hard_negatives(client, job.index, miner, training, per_query=job.negatives,
-                        seed=job.settings.seed)
-    _say(f"mined hard negatives from {job.index} (BM25 + dense, {job.negatives} per pair)")
+    metrics: dict = {}
+    if job.kind == "embedder" and job.eval_split:  # the base model's figures, once cached
+        metrics["before"] = _cached_dense_ndcg(base, dataset, job.eval_split, cache_dir())
+        mark = phase("eval_before", mark)
+    # The budget starts here: the index is the corpus's, not the run's (eval and search use
+    # it too), a new corpus takes as long as it takes, and evaluation is extra.
+    budget_seconds = (job.settings.max_minutes or 0) * 60
+    deadline = mark + budget_seconds if budget_seconds else None
+    mined = mine_hard_negatives(client, job.index, miner, training, per_query=job.negatives,
+                                seed=job.settings.seed,
+                                deadline=mark + budget_seconds * MINE_SHARE
+                                if budget_seconds else None)
+    _say(f"mined hard negatives from {job.index} (BM25 + dense, {job.negatives} per pair) "
+         f"for {mined['queries']} of {mined['of_queries']} queries"
+         + ("" if mined["stopped_by"] == "data"
+            else f" (the budget's {MINE_SHARE:.0%} for mining ran out: the rest are left out)"))
     if job.rationales is not None:
         if job.kind != "reranker":
             raise ValueError("--rationales teaches the cross-encoder: train reranker")
@@ -187,11 +199,7 @@ def run(job: TrainJob, client=None) -> dict:
     job.out.mkdir(parents=True, exist_ok=True)
     staging = job.out / f".{job.kind}.partial"
     shutil.rmtree(staging, ignore_errors=True)
-    metrics: dict = {}
     if job.kind == "embedder":
-        if job.eval_split:
-            metrics["before"] = _cached_dense_ndcg(base, dataset, job.eval_split, cache_dir())
-            mark = phase("eval_before", mark)
         result = train_embedder(base.embedder_dir, training, staging, job.settings,
                                 deadline)
         mark = phase("train", mark)
@@ -217,7 +225,7 @@ def run(job: TrainJob, client=None) -> dict:
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     metrics["eval_split"] = job.eval_split
-    result = {**result, "phases_seconds": phases}
+    result = {**result, "phases_seconds": phases, "mined": mined}
     card = _update_card(job, base, training, result, metrics, held_out)
     (job.out / "metrics.json").write_text(json.dumps(card["training"], indent=2))
     card["seconds"] = round(time.monotonic() - started, 1)

@@ -125,7 +125,7 @@ def _budget(settings: TrainSettings, batches: int, deadline: float | None,
     if budget.max_seconds is not None and budget.max_seconds <= EXPORT_RESERVE:
         raise TrainingBudgetSpent(
             f"the {settings.max_minutes:g}-minute budget was spent before training started "
-            f"(index, hard negatives); raise --max-minutes")
+            f"(hard negatives); raise --max-minutes")
     return budget, Progress(kind, budget.total, unit="steps")
 
 

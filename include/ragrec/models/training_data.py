@@ -145,32 +145,54 @@ def add_rationales(training: TrainingSet, root: Path, split: str = "train",
 
 def mine_hard_negatives(client: Elasticsearch, alias: str, embedder, training: TrainingSet,
                         per_query: int = 3, ranks: tuple[int, int] = (3, 30),
-                        seed: int = 13) -> None:
+                        seed: int = 13, deadline: float | None = None,
+                        show_progress: bool = True, batch: int = 64) -> dict:
     """Fills ``negatives`` with documents the live index ranks high for the query (BM25 and
     dense, ranks ``ranks[0]..ranks[1]``) that are not judged relevant. Skipping the very top
-    lowers the chance of an unjudged relevant document becoming a negative."""
+    lowers the chance of an unjudged relevant document becoming a negative.
+
+    Queries are mined in a seeded random order; when ``deadline`` (``time.monotonic()``)
+    comes first, the examples of the queries not reached are dropped from ``training`` (a
+    budget could not train on them anyway), so what is left is a random sample of queries.
+    ``batch`` queries are embedded at a time, the deadline checked between batches (the
+    first is always mined). Returns what was mined: ``{"queries", "of_queries",
+    "stopped_by"}``."""
+    import time
+
     from ragrec import retrieval
+    from ragrec.progress import Progress
 
     positives: dict[str, set[str]] = {}
     for example in training.examples:
         positives.setdefault(example.query, set()).add(example.positive)
     queries = sorted(positives)
-    vectors = embedder.embed(queries).vectors
+    random.Random(seed ^ 0x5EED).shuffle(queries)
     rng = random.Random(seed)
     pool: dict[str, list[str]] = {}
     depth = ranks[1] * 3  # chunk hits; several chunks per document
-    for query, vector in zip(queries, vectors, strict=True):
-        found: list[str] = []
-        for hits in (retrieval.bm25(client, alias, query, depth),
-                     retrieval.dense(client, alias, vector, depth)):
-            ranked = _unique(h.doc_id.removesuffix(".md") for h in hits)
-            found += ranked[ranks[0] - 1: ranks[1]]
-        pool[query] = [d for d in _unique(found)
-                       if d not in positives[query] and d in training.documents]
+    progress = Progress("mine hard negatives", len(queries), unit="queries",
+                        enabled=show_progress)
+    for start in range(0, len(queries), batch):
+        if deadline is not None and start and time.monotonic() >= deadline:
+            break
+        chunk = queries[start:start + batch]
+        for query, vector in zip(chunk, embedder.embed(chunk).vectors, strict=True):
+            found: list[str] = []
+            for hits in (retrieval.bm25(client, alias, query, depth),
+                         retrieval.dense(client, alias, vector, depth)):
+                ranked = _unique(h.doc_id.removesuffix(".md") for h in hits)
+                found += ranked[ranks[0] - 1: ranks[1]]
+            pool[query] = [d for d in _unique(found)
+                           if d not in positives[query] and d in training.documents]
+        progress.update(len(pool))
+    progress.close()
+    training.examples[:] = [e for e in training.examples if e.query in pool]
     for example in training.examples:
         given = list(example.negatives)  # judged negatives (a thumbs-down) come first
         candidates = [d for d in pool[example.query] if d not in given]
         example.negatives = given + rng.sample(candidates, min(per_query, len(candidates)))
+    return {"queries": len(pool), "of_queries": len(queries),
+            "stopped_by": "data" if len(pool) == len(queries) else "max_minutes"}
 
 
 def _unique(items: Iterable[str]) -> list[str]:
