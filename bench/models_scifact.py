@@ -11,9 +11,10 @@ reranker (``ragrec train reranker`` defaults: listwise, 2 epochs, lr 5e-5) start
 base encoder and mines its negatives from the base index the embedder step already built,
 so it needs no index of its own; it is written into the same version directory as the
 fine-tuned embedder. Both training jobs run with ``ragrec train``'s defaults, budget included
-(``--max-minutes`` here overrides it). Target: fine-tuned hybrid+rerank nDCG@10 >= 0.77
-(BEIR anchors: BM25 0.665, all-MiniLM-L6-v2 0.645). ``--dataset`` runs the same commands on
-another BEIR-style folder (indices ``bench-<folder name>-base`` and ``-ft``).
+(``--max-minutes`` here overrides it), and ``--no-eval``: the eval step after them reports.
+Target: fine-tuned hybrid+rerank nDCG@10 >= 0.77 (BEIR anchors: BM25 0.665,
+all-MiniLM-L6-v2 0.645). ``--dataset`` runs the same commands on another BEIR-style folder
+(indices ``bench-<folder name>-base`` and ``-ft``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def main() -> None:
                         help="each training job's budget (default: ragrec train's)")
     parser.add_argument("--report-dir", default=None,
                         help="default eval-reports/<dataset folder name>")
+    parser.add_argument("--rerank-top", default=None,
+                        help="chunks the cross-encoder re-scores (default: ragrec eval's)")
     parser.add_argument("--tune-queries", default="150",
                         help="train queries held out of training and used for fusion/rerank "
                              "tuning")
@@ -62,17 +65,18 @@ def main() -> None:
             raise SystemExit(f"{out} exists and is not a ragrec model version; pick --out")
         shutil.rmtree(out)
     data = ["--dataset", str(dataset)]
-    tune = ["--tune-queries", args.tune_queries]
+    tune = ["--tune-queries", args.tune_queries] + (
+        ["--rerank-top", args.rerank_top] if args.rerank_top else [])
     base_index, tuned_index = f"bench-{name}-base", f"bench-{name}-ft"
     budget = ["--max-minutes", args.max_minutes] if args.max_minutes else []
     timings = {}
     embedder, timings["train embedder"] = ragrec(
         "train", "embedder", *data, "--out", str(out), "--index", base_index,
-        "--name", f"{name}-minilm", "--holdout", args.tune_queries, *budget)
+        "--name", f"{name}-minilm", "--holdout", args.tune_queries, "--no-eval", *budget)
     print(f"embedder: {json.dumps(embedder)}", flush=True)
     reranker, timings["train reranker"] = ragrec(
         "train", "reranker", *data, "--base", "base", "--out", str(out),
-        "--index", base_index, "--holdout", args.tune_queries, *budget)
+        "--index", base_index, "--holdout", args.tune_queries, "--no-eval", *budget)
     print(f"reranker: {json.dumps(reranker)}", flush=True)
     base, timings["eval base"] = ragrec(
         "eval", *data, "--index", base_index, "--model", "base", "--reranker", str(out),
