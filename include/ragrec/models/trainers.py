@@ -49,7 +49,7 @@ class TrainSettings:
     scale: float = 20.0  # bi-encoder similarity scale
     precision: str = "auto"  # "auto" | "fp32" | "bf16"
     max_steps: int | None = None
-    max_minutes: float | None = None  # the whole job up to the saved model (job.py's deadline)
+    max_minutes: float | None = None  # indexed corpus to saved model (train_job.run's deadline)
     head_lr_scale: float = 1.0  # reranker: the fresh scoring head learns this many times faster
 
     def to_dict(self) -> dict:
