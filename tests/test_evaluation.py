@@ -1,4 +1,5 @@
-"""Retrieval metrics on hand-checkable rankings, and the BEIR loader on SciFact."""
+"""Retrieval metrics on hand-checkable rankings, how a tuned weight is settled, and the BEIR
+loader on SciFact."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from conftest import SHARED_DATA
 from ragrec.eval.datasets import BeirDataset, write_corpus_as_files
 from ragrec.eval.metrics import doc_ranking, mrr_at, ndcg_at, recall_at, score_run
+from ragrec.eval.runner import settled
 
 
 def test_ndcg_recall_mrr_by_hand():
@@ -23,6 +25,21 @@ def test_ndcg_recall_mrr_by_hand():
 
 def test_chunk_hits_collapse_to_documents_at_their_best_rank():
     assert doc_ranking(["7.md", "3.md", "7.md", "9.md"]) == ["7", "3", "9"]
+
+
+def test_a_tuned_weight_must_beat_the_default_by_more_than_noise():
+    default = {f"q{i}": 0.5 for i in range(8)}
+    # one query far better, the rest a little worse: a higher mean, within its error
+    lucky = {**{f"q{i}": 0.45 for i in range(8)}, "q0": 1.0}
+    assert sum(lucky.values()) > sum(default.values())
+    assert settled({0.0: default, 0.4: lucky}, 0.0) == 0.0
+    # the same mean gain, on every query: kept
+    steady = {q: v + (sum(lucky.values()) - sum(default.values())) / 8
+              for q, v in default.items()}
+    assert settled({0.0: default, 0.4: lucky, 0.7: steady}, 0.0) == 0.7
+    # a tie keeps the first option listed, a worse option never wins
+    assert settled({"hybrid": default, "hybrid-convex": dict(default)}, "hybrid") == "hybrid"
+    assert settled({0.5: steady, 0.6: default}, 0.5) == 0.5
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "scifact").is_dir(), reason="SciFact data missing")

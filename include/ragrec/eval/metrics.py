@@ -55,13 +55,19 @@ def mrr_at(ranked: list[str], relevant: dict[str, int], k: int = 10) -> float:
     return 0.0
 
 
+def ndcg_by_query(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]
+                  ) -> dict[str, float]:
+    """nDCG@10 of each judged query the run answers."""
+    return {q: ndcg_at(run[q], qrels[q]) for q in qrels if q in run}
+
+
 def score_run(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
     """Mean nDCG@10, Recall@100 and MRR@10 over the judged queries."""
     queries = [q for q in qrels if q in run]
     if not queries:
         return {"ndcg@10": 0.0, "recall@100": 0.0, "mrr@10": 0.0, "queries": 0}
     return {
-        "ndcg@10": sum(ndcg_at(run[q], qrels[q]) for q in queries) / len(queries),
+        "ndcg@10": sum(ndcg_by_query(run, qrels).values()) / len(queries),
         "recall@100": sum(recall_at(run[q], qrels[q]) for q in queries) / len(queries),
         "mrr@10": sum(mrr_at(run[q], qrels[q]) for q in queries) / len(queries),
         "queries": len(queries),
