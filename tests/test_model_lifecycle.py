@@ -103,13 +103,21 @@ def test_train_evaluate_register(tiny_beir, tmp_path, project_env, es_url, es, i
     assert len(lineage["data"]["sha256"]) == 64
     assert lineage["data"]["hard_negatives_from"] == index_name
     assert card["reranker"] == "reranker" and (out / "metrics.json").is_file()
+    # Trained on pairs cut shorter than its base reads, the saved embedder reads as far as
+    # the base: the index and the queries are encoded whole.
+    from ragrec.embedding.in_process import model_max_tokens
+    from ragrec.models.trainers import settings_for
+    from ragrec.models.uris import load_layout
+
+    base_reads = model_max_tokens(load_layout("base").embedder_dir)
+    assert settings_for("embedder").max_length < base_reads
+    assert model_max_tokens(out / "embedder") == base_reads
 
     # A budget that runs out while mining (here: before it starts) keeps the first batch of
     # queries, a seeded random sample, and leaves the others' examples out.
     from ragrec.embedding import encoder_for
     from ragrec.eval.datasets import BeirDataset
     from ragrec.models.training_data import from_beir, mine_hard_negatives
-    from ragrec.models.uris import load_layout
 
     training = from_beir(BeirDataset(tiny_beir), "train")
     mined = mine_hard_negatives(es, index_name, encoder_for(load_layout("base").embedder_dir),

@@ -564,7 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=int, default=None,
                        help="at most this many optimiser steps")
     train.add_argument("--epochs", type=int, default=None,
-                       help="default: embedder 1, reranker 2")
+                       help="default: 2 (a budget that runs out first ends the run)")
     train.add_argument("--batch-size", type=int, default=None)
     train.add_argument("--precision", choices=["auto", "fp32", "bf16"],
                        default=TrainingDeviceSettings.from_env().precision,
