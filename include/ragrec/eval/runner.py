@@ -122,34 +122,33 @@ def settled(per_query: dict, default):
     is more than one standard error of the per-query differences. A weight that wins a small
     tuning sample by noise loses on unseen queries (on 25 queries a rerank weight chosen by
     its mean gained 0.0035 there and cost 0.03 on the test split)."""
-    def mean(values) -> float:
-        values = list(values)
-        return sum(values) / len(values) if values else 0.0
-
     def beats_default(option) -> bool:
         differences = [per_query[option][q] - value for q, value in per_query[default].items()]
         if option == default or len(differences) < 2:
             return False
         error = statistics.stdev(differences) / math.sqrt(len(differences))
-        return mean(differences) > error
+        return _mean(differences) > error
 
     candidates = [default] + [option for option in per_query if beats_default(option)]
-    return max(candidates, key=lambda option: mean(per_query[option].values()))
+    return max(candidates, key=lambda option: _mean(per_query[option].values()))
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else 0.0
 
 
 def tune(run: Run, qrels, settings: EvalSettings, rerank: bool) -> dict:
     """Each choice keeps its untuned default (convex weight 0.5, RRF as the first stage, no
     rerank blend) unless another option beats it on the tuning sample by more than noise
     (``settled``)."""
-    def mean(per_query: dict[str, float]) -> float:
-        return round(sum(per_query.values()) / max(len(per_query), 1), 4)
-
     tuned: dict[str, object] = {}
     base = mode_specs(settings)["hybrid-convex"]
     per_weight = {w: run.ndcg(base.overridden(dense_weight=w), qrels)
                   for w in sorted(WEIGHTS, key=lambda w: abs(w - 0.5))}
     tuned["convex_weight"] = settled(per_weight, 0.5)
-    tuned["convex_train_ndcg"] = {str(w): mean(per_weight[w]) for w in WEIGHTS}
+    tuned["convex_train_ndcg"] = {str(w): round(_mean(per_weight[w].values()), 4)
+                                 for w in WEIGHTS}
     specs = mode_specs(settings, tuned["convex_weight"])
     per_stage = {m: run.ndcg(specs[m], qrels) for m in ("hybrid", "hybrid-convex")}
     tuned["rerank_first_stage"] = settled(per_stage, "hybrid")
@@ -160,7 +159,8 @@ def tune(run: Run, qrels, settings: EvalSettings, rerank: bool) -> dict:
                                              rerank_weight=w), qrels)
                  for w in WEIGHTS}
     tuned["rerank_weight"] = settled(per_blend, 0.0)
-    tuned["rerank_train_ndcg"] = {str(w): mean(per_blend[w]) for w in WEIGHTS}
+    tuned["rerank_train_ndcg"] = {str(w): round(_mean(per_blend[w].values()), 4)
+                                 for w in WEIGHTS}
     if not tuned["rerank_weight"]:
         _say("rerank blend weight 0: the reranker did not beat the first stage by more than "
              f"its standard error on {len(qrels)} tuning queries")
