@@ -1,6 +1,7 @@
-"""The model lifecycle on SciFact, one command: fine-tune the embedder and the reranker on the
-train split (hard negatives from the live index), then ``ragrec eval`` the base model and the
-fine-tuned version on the test split in every mode, and print one table.
+"""The model lifecycle on SciFact, one command: fine-tune the query encoder (against the base
+index's document vectors) and the reranker (hard negatives from that index) on the train
+split, then ``ragrec eval`` the base model and the fine-tuned version on the test split in
+every mode, and print one table.
 
     bench/run models_scifact            # ~1-1.5 h on 2 CPU cores (rerank eval is most)
     bench/run models_scifact --dataset /data/nfcorpus   # any BEIR folder with a train split
@@ -10,7 +11,7 @@ rerank weights are tuned on 150 train queries that training holds out (``--holdo
 reranker (``ragrec train reranker`` defaults: listwise, 2 epochs, lr 5e-5) starts from the
 base encoder and mines its negatives from the base index the embedder step already built,
 so it needs no index of its own; it is written into the same version directory as the
-fine-tuned embedder. Both training jobs run with ``ragrec train``'s defaults, budget included
+fine-tuned query encoder. Both training jobs run with ``ragrec train``'s defaults, budget included
 (``--max-minutes`` here overrides it), and ``--no-eval``: the eval step after them reports.
 Target: fine-tuned hybrid+rerank nDCG@10 >= 0.77 (BEIR anchors: BM25 0.665,
 all-MiniLM-L6-v2 0.645). ``--dataset`` runs the same commands on another BEIR-style folder

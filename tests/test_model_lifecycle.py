@@ -82,10 +82,12 @@ def test_train_evaluate_register(tiny_beir, tmp_path, project_env, es_url, es, i
     metrics = embedder["metrics"]
     assert embedder["kind"] == "embedder" and embedder["result"]["steps"] == 2  # 5 pairs, 4 a batch
     assert embedder["result"]["budget"]["stopped_by"] == "data"
-    assert embedder["result"]["mined"] == {"queries": 5, "of_queries": 5, "stopped_by": "data"}
+    assert "mined" not in embedder["result"]  # the query encoder's negatives: the whole index
+    assert embedder["result"]["corpus"]["documents"] == 12
     assert embedder["result"]["sample"] == {"pairs": 5, "of_pairs": 5, "queries": 5,
                                             "of_queries": 5}
     assert {"before", "after"} <= set(metrics) and metrics["eval_split"] == "test"
+    assert metrics["before"]["queries"] == metrics["after"]["queries"] > 0
     reranker = _ragrec(env, "train", "reranker", "--out", str(out), *common, "--max-steps", "1")
     assert reranker["version"] == embedder["version"]  # one version directory, both models
     # 5 (query, positive, negative) groups, 2 a batch: the step budget cuts the run to a
@@ -101,17 +103,26 @@ def test_train_evaluate_register(tiny_beir, tmp_path, project_env, es_url, es, i
     assert lineage["base_model"] == "all-minilm-l6-v2-base"
     assert lineage["data"]["pairs"] == 5 and lineage["data"]["held_out_queries"] == 1
     assert len(lineage["data"]["sha256"]) == 64
-    assert lineage["data"]["hard_negatives_from"] == index_name
+    assert lineage["data"]["negatives"] == f"every chunk of {index_name}"
+    assert card["lineage"]["reranker"]["data"]["hard_negatives_from"] == index_name
     assert card["reranker"] == "reranker" and (out / "metrics.json").is_file()
-    # Trained on pairs cut shorter than its base reads, the saved embedder reads as far as
-    # the base: the index and the queries are encoded whole.
-    from ragrec.embedding.in_process import model_max_tokens
+    # Documents keep the base encoder (the query encoder learnt against its vectors);
+    # queries get the trained one, which reads as far as the base although it trained on
+    # queries cut shorter; both answer to the new version.
+    from ragrec.embedding.in_process import model_max_tokens, model_version_of
     from ragrec.models.trainers import settings_for
     from ragrec.models.uris import load_layout
 
-    base_reads = model_max_tokens(load_layout("base").embedder_dir)
+    base = load_layout("base")
+    layout = load_layout(str(out))
+    assert layout.query_dir == out / "query_encoder" and layout.embedder_dir == out / "embedder"
+    assert _weights_digest(layout.embedder_dir) == _weights_digest(base.embedder_dir)
+    assert _weights_digest(layout.query_dir) != _weights_digest(base.embedder_dir)
+    assert model_version_of(layout.query_dir) == model_version_of(layout.embedder_dir) \
+        == card["version"]
+    base_reads = model_max_tokens(base.embedder_dir)
     assert settings_for("embedder").max_length < base_reads
-    assert model_max_tokens(out / "embedder") == base_reads
+    assert model_max_tokens(layout.query_dir) == base_reads
 
     # A budget that runs out while mining (here: before it starts) keeps the first batch of
     # queries, a seeded random sample, and leaves the others' examples out.
@@ -130,7 +141,7 @@ def test_train_evaluate_register(tiny_beir, tmp_path, project_env, es_url, es, i
     # Same seed, same data -> the same weights.
     again = tmp_path / "kb-v1-again"
     _ragrec(env, "train", "embedder", "--out", str(again), "--no-eval", *common)
-    assert _weights_digest(out / "embedder") == _weights_digest(again / "embedder")
+    assert _weights_digest(out / "query_encoder") == _weights_digest(again / "query_encoder")
 
     reports = tmp_path / "reports"
     report = _ragrec(env, "eval", "--dataset", str(tiny_beir), "--index", f"{index_name}-ft",

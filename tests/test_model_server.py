@@ -54,6 +54,7 @@ def test_health_reports_the_served_version(server):
     assert health["version"] == "kb-minilm-v1" and health["name"] == "kb-minilm"
     assert health["dims"] == 384 and health["max_input_tokens"] == 256
     assert health["reranker"] is True and health["backend"] == "onnx"  # the torch-free default
+    assert health["query_encoder"] is False  # queries and documents: one encoder
 
 
 def test_eas_route_matches_in_process_vectors(server, embedder):
@@ -267,6 +268,70 @@ def _batch_count(server) -> int:
         if line.startswith("ragrec_batch_size_count"):
             return int(float(line.split()[-1]))
     return 0
+
+
+def _perturbed_copy(source: Path, out: Path, seed: int = 7) -> Path:
+    """A copy of a sentence-transformers model with noise on its word embeddings: another
+    encoder of the same shape, standing in for a trained query encoder."""
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    shutil.copytree(source, out)
+    weights = load_file(str(out / "model.safetensors"))
+    table = weights["embeddings.word_embeddings.weight"]
+    noise = np.random.default_rng(seed).normal(0.0, 0.05, table.shape).astype(table.dtype)
+    weights["embeddings.word_embeddings.weight"] = table + noise
+    save_file(weights, str(out / "model.safetensors"), metadata={"format": "pt"})
+    return out
+
+
+def test_a_version_with_a_query_encoder_serves_queries_with_it(tmp_path):
+    """Documents through the version's embedder, queries through its query encoder: asked
+    for with input_type on either route, and asked for by the client and the resolver on
+    their own once the server says the version has one."""
+    from ragrec.embedding.onnx_runtime import OnnxEmbedder
+    from ragrec.models.resolver import ModelResolver
+    from ragrec.models.store import write_bundle
+    from ragrec.serving.loaded_model import LoadedModel
+
+    layout = write_bundle(tmp_path / "v3", "kb-minilm", "kb-minilm-v3", base_model_dir(),
+                          query_encoder_src=_perturbed_copy(base_model_dir(), tmp_path / "q"))
+    texts = ["does aspirin prevent heart attacks", "reset a forgotten vpn password"]
+    documents = OnnxEmbedder(layout.embedder_dir).embed(texts).vectors
+    queries = OnnxEmbedder(layout.query_dir).embed(texts).vectors
+    assert not np.allclose(documents, queries, atol=1e-3)
+
+    def same(a, b):
+        return np.allclose(np.asarray(a, dtype=np.float32), b, atol=1e-5)
+
+    with ModelServerProcess(str(layout.root), TOKEN, ADMIN, SERVICE) as process:
+        eas = process.predict_url
+        assert httpx.get(f"{process.base}/health").json()["query_encoder"] is True
+        plain = _post(eas, {"texts": texts}).json()
+        assert plain["query_encoder"] is True and same(plain["embeddings"], documents)
+        assert same(_post(eas, {"texts": texts, "input_type": "query"}).json()["embeddings"],
+                    queries)
+        openai = _post(f"{process.base}/v1/embeddings", {"input": texts, "input_type": "query"})
+        assert same([row["embedding"] for row in openai.json()["data"]], queries)
+        bad = _post(eas, {"texts": texts, "input_type": "passage"})
+        assert bad.status_code == 400
+        assert "'input_type' must be one of" in bad.json()["error"]["message"]
+        for url in (eas, f"{process.base}/v1"):
+            endpoint = ModelEndpoint(url, token=TOKEN)
+            vectors, version = endpoint.encode(texts)
+            assert version == "kb-minilm-v3" and same(vectors, queries)
+            assert same(endpoint.embed(texts).vectors, documents)
+        resolver = ModelResolver(ModelEndpoint(eas, token=TOKEN))
+        assert same(resolver.encode(texts, "kb-minilm-v3"), queries)
+        assert same(resolver.encode(texts, "kb-minilm-v3", "document"), documents)
+    local = ModelResolver()  # no endpoint: the version's own encoders, in process
+    local.add(layout)
+    assert same(local.encode(texts, "kb-minilm-v3"), queries)
+    assert same(local.encode(texts, "kb-minilm-v3", "document"), documents)
+    mixed = LoadedModel(layout).embed_items([("query", texts[0]), ("document", texts[0]),
+                                             ("query", texts[1])])
+    assert same(mixed, np.stack([queries[0], documents[0], queries[1]]))
 
 
 def test_model_swap_under_load_fails_no_request(server, bundles):

@@ -277,6 +277,8 @@ def _eval_answers(args: argparse.Namespace, dataset) -> int:
                                    "OpenAI-compatible server)")
     layout = load_layout(args.model)
     embedder = encoder_for(layout.embedder_dir, args.backend)
+    queries = encoder_for(layout.query_encoder_dir, args.backend) if layout.query_encoder_dir \
+        else None
     client = connect()
     summary = runner.ensure_index(client, args.index, dataset, embedder, layout.embedder_dir,
                                   cache_dir(), show_progress=not args.json)
@@ -285,13 +287,13 @@ def _eval_answers(args: argparse.Namespace, dataset) -> int:
     first = (f"{layout.version} + LLM {llm.model}" if llm
              else f"{layout.version} (cosine selector)")
     systems = [answers.System(first, Answerer(
-        Searcher(client, PinnedModels(embedder)), min_support, llm))]
+        Searcher(client, PinnedModels(embedder, query_embedder=queries)), min_support, llm))]
     for uri in args.reranker or ([args.model] if layout.reranker_dir else []):
         rerank_layout = load_layout(uri)
         if rerank_layout.reranker_dir is None:
             raise runner.EvalError(f"model {rerank_layout.version} has no reranker")
         searcher = Searcher(client, PinnedModels(embedder, load_cross_encoder(
-            rerank_layout.reranker_dir)))
+            rerank_layout.reranker_dir), queries))
         version, served = searcher.served(args.index)
         label = f"{layout.version} + {rerank_layout.version}" + (
             " (selector only)" if args.no_rerank else "")
@@ -534,13 +536,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(handler=_eval_command)
 
-    train = commands.add_parser("train", help="fine-tune the embedder or the reranker")
+    train = commands.add_parser(
+        "train", help="fine-tune the query encoder (embedder: documents keep the base "
+                      "version's vectors) or the reranker")
     train.add_argument("kind", choices=["embedder", "reranker"])
     train.add_argument("--dataset", required=True, help="BEIR folder (corpus, queries, qrels)")
     train.add_argument("--base", default="base", help="model URI to start from, or 'base'")
     train.add_argument("--out", required=True, help="model version directory (file://)")
     train.add_argument("--index", default="ragrec-train-corpus",
-                       help="alias holding the corpus; hard negatives are mined from it")
+                       help="alias holding the corpus, indexed by the base version: the "
+                            "embedder learns against its vectors, the reranker's hard "
+                            "negatives are mined from it")
     train.add_argument("--split", default="train", help="qrels split to learn from")
     train.add_argument("--clicks", default=None,
                        help="JSONL of logged {query, doc_id, label} events (ragrec events "
@@ -550,27 +556,30 @@ def build_parser() -> argparse.ArgumentParser:
                             "(<split>.jsonl + sentences.jsonl) to also learn (claim, "
                             "evidence sentence) pairs: the extractive answer's selector")
     train.add_argument("--negatives", type=int, default=None,
-                       help="hard negatives per pair (default: embedder 1, reranker 2)")
+                       help="reranker: hard negatives mined per pair (default 2; the "
+                            "embedder's negatives are every indexed chunk)")
     train.add_argument("--holdout", type=int, default=150,
                        help="train queries kept out of training (at most a fifth of them): "
                             "the sample 'ragrec eval --tune-queries N' (N <= this) tunes "
                             "fusion weights on")
     train.add_argument("--max-minutes", type=float, default=DEFAULT_MAX_MINUTES,
                        help="wall-clock budget from an indexed corpus to the saved model "
-                            "(hard negatives, at most a third of it, then training; building "
-                            "the index first and the evaluation after are extra); the steps "
+                            "(the reranker's hard negatives, at most a third of it, then "
+                            "training; building the index first and the evaluation after are "
+                            "extra); the steps "
                             "that fit are trained on a sample that keeps every query it can; "
                             f"0: none (default {DEFAULT_MAX_MINUTES:g})")
     train.add_argument("--max-steps", type=int, default=None,
                        help="at most this many optimiser steps")
     train.add_argument("--epochs", type=int, default=None,
-                       help="default: 2 (a budget that runs out first ends the run)")
+                       help="default: embedder 6, reranker 2 (a budget that runs out "
+                            "first ends the run)")
     train.add_argument("--batch-size", type=int, default=None)
     train.add_argument("--precision", choices=["auto", "fp32", "bf16"],
                        default=TrainingDeviceSettings.from_env().precision,
                        help="auto: bfloat16 autocast where the CPU/GPU has bf16 arithmetic")
     train.add_argument("--lr", type=float, default=None,
-                       help="default: embedder 2e-5, reranker 5e-5")
+                       help="default: 5e-5 (embedder and reranker)")
     train.add_argument("--seed", type=int, default=13)
     train.add_argument("--name", default=None, help="model name on the card")
     train.add_argument("--eval-split", default="test",

@@ -116,8 +116,8 @@ class Answerer:
         support = [h.scores.get("dense") for h in hits]
         missing = [i for i, s in enumerate(support) if s is None]
         if missing:
-            vectors = np.asarray(self.models.encode([hits[i].text for i in missing], version),
-                                 dtype=np.float32)
+            vectors = np.asarray(self.models.encode([hits[i].text for i in missing], version,
+                                                    "document"), dtype=np.float32)
             for i, value in zip(missing, vectors @ vector, strict=True):
                 support[i] = float(value)
         usable = [(h, s) for h, s in zip(hits, support, strict=True) if s >= self.min_support]

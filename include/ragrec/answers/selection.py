@@ -60,7 +60,8 @@ def score_sentences(models, version: str, question: str, question_vector,
     scores = models.rerank(question, texts, version)
     kind = "cross-encoder"
     if scores is None:
-        vectors = np.asarray(models.encode(texts, version), dtype=np.float32)
+        vectors = np.asarray(models.encode(texts, version, "document"),
+                             dtype=np.float32)
         scores = vectors @ np.asarray(question_vector, dtype=np.float32)
         kind = "cosine"
     return [Scored(p, s, float(x)) for (p, s), x in zip(pairs, scores, strict=True)], kind

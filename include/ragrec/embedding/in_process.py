@@ -30,7 +30,8 @@ def base_model_dir() -> Path:
 
 def model_version_of(model_dir: Path) -> str:
     """The version on the model card: in the directory itself, or in the version directory
-    above it when this is that version's ``embedder/``; else the base model's. Index and
+    above it when this is that version's ``embedder/`` (or ``query_encoder/``); else the
+    base model's. Index and
     query encoder are matched on this string, so a fine-tuned encoder must never pass for
     the base model."""
     model_dir = Path(model_dir)
@@ -40,7 +41,7 @@ def model_version_of(model_dir: Path) -> str:
     parent = model_dir.parent / "ragrec-model.json"
     if parent.is_file():
         data = json.loads(parent.read_text())
-        if data.get("embedder") == model_dir.name:
+        if model_dir.name in (data.get("embedder"), data.get("query_encoder")):
             return data["version"]
     return BASE_MODEL_VERSION
 

@@ -182,15 +182,19 @@ class ModelEndpoint:
         self.dims: int | None = expected_dims
         self.model_version: str = model or "unknown"
         self.max_input_tokens: int = 256
+        # Whether the served version encodes queries with an encoder of its own (ragrec's
+        # server says so in every answer; None until an answer came, False for others).
+        self.query_encoder: bool | None = None
         self._described = False
 
     # -- protocol --------------------------------------------------------------------------
-    def _body(self, texts: list[str]) -> dict:
-        if self.protocol == "eas":
-            return {"texts": texts}
-        body = {"input": texts, "encoding_format": "float"}
-        if self.model:
+    def _body(self, texts: list[str], role: str = "document") -> dict:
+        body = {"texts": texts} if self.protocol == "eas" else \
+            {"input": texts, "encoding_format": "float"}
+        if self.model and self.protocol != "eas":
             body["model"] = self.model
+        if role == "query":  # only sent to a server that has a query encoder
+            body["input_type"] = "query"
         return body
 
     def _parse(self, payload: dict, count: int) -> tuple[list, str | None]:
@@ -233,12 +237,14 @@ class ModelEndpoint:
                         what, problem, attempt, self.max_retries, wait)
             time.sleep(wait)
 
-    def _request(self, texts: list[str]) -> tuple[np.ndarray, str | None]:
-        payload = self._post(self.url, self._body(texts), "embedding")
+    def _request(self, texts: list[str], role: str = "document"
+                 ) -> tuple[np.ndarray, str | None]:
+        payload = self._post(self.url, self._body(texts, role), "embedding")
         vectors, version = self._parse(payload, len(texts))
         array = check_vectors(vectors, len(texts), self.dims)
         if version and self.model_version in ("unknown", self.model):
             self.model_version = version
+        self.query_encoder = isinstance(payload, dict) and payload.get("query_encoder") is True
         return array, version
 
     # -- public ----------------------------------------------------------------------------
@@ -287,10 +293,18 @@ class ModelEndpoint:
             list(pool.map(run, batches))
         return EmbedResult(vectors, errors)
 
-    def encode(self, texts: list[str]) -> tuple[np.ndarray, str]:
-        """Vectors of a few texts (queries) in one request, with the model version that
-        made them; raises ``EmbeddingError`` (``EndpointRefused`` for a 4xx)."""
-        vectors, version = self._request(list(texts))
+    def encode(self, texts: list[str], role: str = "query") -> tuple[np.ndarray, str]:
+        """Vectors of a few texts (queries, or documents for ``role`` "document") in one
+        request, with the model version that made them; raises ``EmbeddingError``
+        (``EndpointRefused`` for a 4xx). Queries go to the served version's query encoder
+        when it has one: asked for with ``input_type`` once the server has said so (a
+        probe first; asked again if a swap brought a version with one meanwhile)."""
+        if role == "query" and self.query_encoder is None:
+            self.describe()
+        asked = "query" if role == "query" and self.query_encoder else "document"
+        vectors, version = self._request(list(texts), asked)
+        if role == "query" and asked == "document" and self.query_encoder:
+            vectors, version = self._request(list(texts), "query")
         return vectors, version or self.model_version
 
     def rerank(self, query: str, documents: list[str]) -> tuple[np.ndarray, str]:

@@ -234,7 +234,9 @@ def evaluate_model(client: Elasticsearch, dataset: BeirDataset, alias: str, mode
                            cache_dir(), show_progress=show_progress)
     _say(f"index {alias}: {summary.docs_seen} documents, {summary.docs_new} new, "
          f"{summary.chunks_indexed} chunks indexed ({summary.model_version})")
-    searcher = Searcher(client, PinnedModels(embedder, reranker))
+    queries = encoder_for(layout.query_encoder_dir, backend) if layout.query_encoder_dir \
+        else None
+    searcher = Searcher(client, PinnedModels(embedder, reranker, queries))
     return evaluate(searcher, alias, dataset, modes, settings, reranker_version).to_dict()
 
 

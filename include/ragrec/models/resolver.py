@@ -19,6 +19,8 @@ from ragrec.embedding.base import EmbeddingError
 from ragrec.embedding.model_endpoint import EndpointRefused, ModelEndpoint
 from ragrec.retrieval import EncoderMismatch
 
+ROLES = ("query", "document")  # what a text is to the model (``ModelResolver.encode``)
+
 
 class ModelUnavailable(RuntimeError):
     """The endpoint cannot be reached or refused the call (a service answers 503)."""
@@ -91,14 +93,23 @@ class ModelResolver:
         self._layouts[version] = load_layout(uri, self.registry)
         return self._layouts[version]
 
-    def _local_encoder(self, version: str):
+    def _local_encoder(self, version: str, role: str = "document"):
+        """``version``'s encoder of ``role`` texts: its query encoder for queries when it has
+        one, else its embedder."""
+        key = version if role == "document" else f"{version}\0{role}"
         with self._lock:
-            if version not in self._encoders:
+            if key not in self._encoders:
                 from ragrec.embedding import encoder_for
 
-                self._encoders[version] = encoder_for(self._layout(version).embedder_dir,
-                                                      self.backend)
-            return self._encoders[version]
+                layout = self._layout(version)
+                if role == "query" and layout.query_encoder_dir is None:
+                    self._encoders[key] = self._encoders.get(version) or encoder_for(
+                        layout.embedder_dir, self.backend)
+                else:
+                    self._encoders[key] = encoder_for(
+                        layout.query_dir if role == "query" else layout.embedder_dir,
+                        self.backend)
+            return self._encoders[key]
 
     def serves(self, version: str) -> bool:
         """Whether the endpoint reports serving ``version`` (asked once per resolver)."""
@@ -112,15 +123,20 @@ class ModelResolver:
         """An embedder of ``version`` for batch work: the endpoint's when it serves it."""
         return self.endpoint if self.serves(version) else self._local_encoder(version)
 
-    def encode(self, texts: list[str], version: str) -> np.ndarray:
-        """Vectors of ``texts`` in the space of model ``version``."""
+    def encode(self, texts: list[str], version: str, role: str = "query") -> np.ndarray:
+        """Vectors of ``texts`` in the space of model ``version``: ``role`` "query" (a
+        version with a query encoder encodes queries with it) or "document" (passages,
+        sentences: what the index holds)."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, not {role!r}")
         if self.endpoint is not None:
-            vectors, served = _call("query encoding", lambda: self.endpoint.encode(texts))
+            vectors, served = _call(f"{role} encoding",
+                                    lambda: self.endpoint.encode(texts, role))
             if served == version:
                 return vectors
-        result = self._local_encoder(version).embed(texts)
+        result = self._local_encoder(version, role).embed(texts)
         if result.errors:
-            raise ModelUnavailable(f"query encoding failed: {result.errors[0]}")
+            raise ModelUnavailable(f"{role} encoding failed: {result.errors[0]}")
         return np.asarray(result.vectors, dtype=np.float32)
 
     def rerank(self, query: str, documents: list[str], version: str) -> np.ndarray | None:

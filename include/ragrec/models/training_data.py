@@ -1,5 +1,6 @@
 """Training examples for the custom models: (query, positive document) pairs from BEIR qrels
-or from logged clicks, plus hard negatives mined from the live index (BM25 and dense)."""
+or from logged clicks, plus hard negatives mined from the live index (BM25 and dense) for
+the cross-encoder, and the index's own document vectors for the query encoder."""
 
 from __future__ import annotations
 
@@ -10,9 +11,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from elasticsearch import Elasticsearch
 
 from ragrec.eval.datasets import BeirDataset, tuning_sample
+
+# Chunks the query encoder trains against, at most (positives always kept): 1M x 384 float32
+# is 1.5 GB and a 32-query step's scores 32M floats.
+MAX_CORPUS_CHUNKS = 1_000_000
 
 
 @dataclass
@@ -193,6 +199,76 @@ def mine_hard_negatives(client: Elasticsearch, alias: str, embedder, training: T
         example.negatives = given + rng.sample(candidates, min(per_query, len(candidates)))
     return {"queries": len(pool), "of_queries": len(queries),
             "stopped_by": "data" if len(pool) == len(queries) else "max_minutes"}
+
+
+@dataclass
+class IndexedCorpus:
+    """The document vectors an index holds: one row per chunk (``vectors``, unit length),
+    ``doc_ids[row]`` its document. The query encoder trains against these, every chunk of
+    the corpus a candidate, and they are read from the index rather than encoded again."""
+
+    doc_ids: list[str]
+    vectors: np.ndarray
+
+    @classmethod
+    def from_index(cls, client: Elasticsearch, alias: str,
+                   max_chunks: int = MAX_CORPUS_CHUNKS, keep: Iterable[str] = (),
+                   seed: int = 13) -> IndexedCorpus:
+        """Every chunk of ``alias`` (``doc_id`` without the ``.md`` the corpus files add);
+        past ``max_chunks``, the chunks of the documents in ``keep`` (the positives) and a
+        seeded random sample of the others."""
+        from elasticsearch import helpers
+
+        ids, rows = [], []
+        for hit in helpers.scan(client, index=alias, query={"query": {"match_all": {}}},
+                                _source=["doc_id", "vector"], size=1000):
+            source = hit["_source"]
+            if source.get("vector"):
+                ids.append(source["doc_id"].removesuffix(".md"))
+                rows.append(source["vector"])
+        if not rows:
+            raise ValueError(f"index {alias} holds no vectors to train the query encoder on")
+        vectors = np.asarray(rows, dtype=np.float32)
+        if len(ids) > max_chunks:
+            wanted = set(keep)
+            held = [i for i, d in enumerate(ids) if d in wanted]
+            others = [i for i, d in enumerate(ids) if d not in wanted]
+            picked = sorted(held + random.Random(seed).sample(
+                others, max(0, min(len(others), max_chunks - len(held)))))
+            ids, vectors = [ids[i] for i in picked], vectors[picked]
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return cls(ids, vectors)
+
+    def owners(self) -> tuple[list[str], np.ndarray]:
+        """The documents (in order of first chunk), and each chunk's document number."""
+        documents = list(dict.fromkeys(self.doc_ids))
+        column = {d: i for i, d in enumerate(documents)}
+        return documents, np.array([column[d] for d in self.doc_ids], dtype=np.int64)
+
+    def dense_ndcg(self, encoder, dataset: BeirDataset, split: str) -> dict:
+        """nDCG@10 (and the rest of ``score_run``) of ``split``'s judged queries, encoded by
+        ``encoder`` (an in-process embedder), over these vectors: a document scores its
+        best chunk. Exact (no HNSW), and only the queries are encoded."""
+        from ragrec.eval.metrics import score_run
+
+        queries, qrels = dataset.queries(), dataset.qrels(split)
+        ids = sorted(q for q in qrels if q in queries)
+        if not ids:
+            return {}
+        query_vectors = np.asarray(encoder.embed([queries[q] for q in ids]).vectors,
+                                   dtype=np.float32)
+        documents, owner = self.owners()
+        order = np.argsort(owner, kind="stable")  # each document's chunks side by side
+        starts = np.flatnonzero(np.r_[True, np.diff(owner[order]) != 0])
+        grouped = self.vectors[order]
+        run = {}
+        for first in range(0, len(ids), 256):
+            best = np.maximum.reduceat(query_vectors[first:first + 256] @ grouped.T, starts,
+                                       axis=1)  # column j: document j's best chunk
+            for row, qid in enumerate(ids[first:first + 256]):
+                run[qid] = [documents[j] for j in np.argsort(-best[row], kind="stable")[:100]]
+        return {k: (round(v, 4) if isinstance(v, float) else v)
+                for k, v in score_run(run, qrels).items()}
 
 
 def _unique(items: Iterable[str]) -> list[str]:

@@ -37,7 +37,7 @@ class QueryModels(Protocol):
     """What ranking needs from the models: vectors and cross-encoder scores of a version
     (``rerank`` answers None when that version has no cross-encoder)."""
 
-    def encode(self, texts: list[str], version: str): ...
+    def encode(self, texts: list[str], version: str, role: str = "query"): ...
 
     def rerank(self, query: str, texts: list[str], version: str): ...
 
@@ -228,20 +228,24 @@ class Searcher:
 
 
 class PinnedModels:
-    """Given models (an embedder, optionally a cross-encoder) as ``QueryModels``: ranking an
-    index of another model version with them is refused (``EncoderMismatch``)."""
+    """Given models (an embedder, optionally a cross-encoder, and the query encoder of a
+    version that has one) as ``QueryModels``: ranking an index of another model version
+    with them is refused (``EncoderMismatch``)."""
 
-    def __init__(self, embedder=None, reranker=None):
+    def __init__(self, embedder=None, reranker=None, query_embedder=None):
         self.embedder = embedder
         self.reranker = reranker
+        self.query_embedder = query_embedder
 
-    def encode(self, texts: list[str], version: str):
+    def encode(self, texts: list[str], version: str, role: str = "query"):
         if self.embedder is None:
             raise ValueError("this search needs a query encoder")
         if version and version != self.embedder.model_version:
             raise EncoderMismatch(f"the index holds vectors of model {version!r}; the query "
                                   f"encoder is {self.embedder.model_version!r}")
-        result = self.embedder.embed(texts)
+        encoder = self.query_embedder if role == "query" and self.query_embedder \
+            else self.embedder
+        result = encoder.embed(texts)
         if result.errors:
             raise RuntimeError(f"query encoding failed: {result.errors[0]}")
         return result.vectors

@@ -50,6 +50,7 @@ from ragrec.serving.requests import (
     ModelSwapRequest,
     RerankRequest,
     check_token_limits,
+    input_type,
     parse_body,
     rerank_request,
     text_list,
@@ -98,9 +99,9 @@ class ServerState:
                                              config.max_wait_ms, executor=self.model_thread,
                                              observe=self.metrics.rerank_batch)
 
-    def _run_batch(self, texts: list[str]):
+    def _run_batch(self, items: list[tuple[str, str]]):
         model = self.model  # one model per batch, even if a swap lands meanwhile
-        return model.embed(texts), model.info
+        return model.embed_items(items), model.info
 
     def _run_rerank(self, pairs: list[tuple[str, str]]):
         model = self.model
@@ -168,19 +169,21 @@ def create_app(model: LoadedModel, config: ServerConfig | None = None) -> FastAP
                               time.monotonic() - started)
         return response
 
-    async def embed_texts(texts: list[str], field_name: str):
+    async def embed_texts(body: dict, texts: list[str], field_name: str):
         info = state.model.info
+        role = input_type(body)
         counts = state.model.token_counts(texts)
         check_token_limits(counts, info.max_input_tokens, field_name)
-        vectors, served = await state.batcher.submit(texts)
+        vectors, served = await state.batcher.submit([(role, text) for text in texts])
         return vectors, served, counts
 
     async def eas_embeddings(request: Request):
         body = parse_body(await request.body())
         texts = text_list(body, "texts", config.limits, allow_single=False)
-        vectors, served, _ = await embed_texts(texts, "texts")
+        vectors, served, _ = await embed_texts(body, texts, "texts")
         return json_response({"embeddings": vectors, "model_version": served.version,
-                              "dims": served.dims}, headers={"X-Model-Version": served.version})
+                              "dims": served.dims, "query_encoder": served.query_encoder},
+                             headers={"X-Model-Version": served.version})
 
     @app.post("/api/predict/{service}", summary="EAS-style embeddings",
               openapi_extra=json_body(EasRequest),
@@ -219,14 +222,15 @@ def create_app(model: LoadedModel, config: ServerConfig | None = None) -> FastAP
         encoding = body.get("encoding_format", "float")
         if encoding not in ("float", "base64"):
             raise BadRequest(400, "'encoding_format' must be 'float' or 'base64'")
-        vectors, served, counts = await embed_texts(texts, "input")
+        vectors, served, counts = await embed_texts(body, texts, "input")
         rows = [{"object": "embedding", "index": i,
                  "embedding": base64.b64encode(np.asarray(v, "<f4").tobytes()).decode()
                  if encoding == "base64" else v}
                 for i, v in enumerate(vectors)]
         tokens = int(sum(counts))
         return json_response({"object": "list", "data": rows, "model": served.version,
-                              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
+                              "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+                              "query_encoder": served.query_encoder},
                              headers={"X-Model-Version": served.version})
 
     @app.post("/v1/rerank", summary="Cross-encoder reranking",

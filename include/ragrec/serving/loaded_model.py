@@ -1,4 +1,5 @@
-"""One model version in memory: the bi-encoder (ONNX Runtime by default, or torch), its
+"""One model version in memory: the bi-encoder (ONNX Runtime by default, or torch), the
+query encoder when the version has one (queries asked for with ``input_type: "query"``), its
 tokenizer for input limits, and the cross-encoder reranker when the version has one (on the
 same runtime)."""
 
@@ -26,6 +27,7 @@ class ModelInfo:
     reranker: bool
     backend: str
     root: str
+    query_encoder: bool = False
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -38,14 +40,9 @@ class LoadedModel:
         from ragrec.chunking import ModelTokenizer
 
         self.layout = layout
-        if backend == "torch":
-            from ragrec.embedding.in_process import InProcessEmbedder
-
-            self.encoder = InProcessEmbedder(layout.embedder_dir)  # batch 16: measured best
-        else:
-            from ragrec.embedding.onnx_runtime import OnnxEmbedder
-
-            self.encoder = OnnxEmbedder(layout.embedder_dir, quantize=backend == "onnx-int8")
+        self.encoder = _encoder(layout.embedder_dir, backend)
+        self.query_encoder = None if layout.query_encoder_dir is None else \
+            _encoder(layout.query_encoder_dir, backend)
         self.tokenizer = ModelTokenizer(layout.embedder_dir)
         self.special_tokens = self.tokenizer.max_input_tokens - self.tokenizer.max_content_tokens
         self.reranker = None
@@ -54,7 +51,7 @@ class LoadedModel:
         version = layout.version if backend == "torch" else self.encoder.model_version
         self.info = ModelInfo(layout.name, version, self.encoder.dims,
                               self.encoder.max_input_tokens, layout.reranker_dir is not None,
-                              backend, str(layout.root))
+                              backend, str(layout.root), self.query_encoder is not None)
 
     @classmethod
     def from_uri(cls, uri: str, backend: str | None = None) -> LoadedModel:
@@ -63,6 +60,8 @@ class LoadedModel:
     def warm_up(self) -> None:
         """Load weights now (not on the first request) so a swap only goes live when ready."""
         self.embed(["warm-up"])
+        if self.query_encoder is not None:
+            self.embed(["warm-up"], "query")
         if self.info.reranker:
             self.rerank("warm-up", ["warm-up"])
 
@@ -70,8 +69,20 @@ class LoadedModel:
         """Word pieces each text occupies in the model's input, special tokens included."""
         return [count + self.special_tokens for count in self.tokenizer.count(texts)]
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return self.encoder.embed(list(texts)).vectors
+    def embed(self, texts: Sequence[str], role: str = "document") -> np.ndarray:
+        """Vectors of ``texts``: documents by the embedder, queries (``role`` "query") by the
+        query encoder when the version has one."""
+        encoder = self.query_encoder if role == "query" and self.query_encoder else self.encoder
+        return encoder.embed(list(texts)).vectors
+
+    def embed_items(self, items: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Vectors of (role, text) items in their order (one batch may merge requests of
+        both roles)."""
+        vectors = np.zeros((len(items), self.info.dims), dtype=np.float32)
+        for role in dict.fromkeys(role for role, _ in items):
+            rows = [i for i, (r, _) in enumerate(items) if r == role]
+            vectors[rows] = self.embed([items[i][1] for i in rows], role)
+        return vectors
 
     def rerank(self, query: str, documents: Sequence[str]) -> np.ndarray:
         return self.rerank_pairs([(query, doc) for doc in documents])
@@ -87,3 +98,13 @@ class LoadedModel:
                 self.reranker = load_cross_encoder(self.layout.reranker_dir,
                                                    backend=self._rerank_backend)
         return self.reranker.score_pairs(list(pairs))
+
+
+def _encoder(model_dir, backend: str):
+    if backend == "torch":
+        from ragrec.embedding.in_process import InProcessEmbedder
+
+        return InProcessEmbedder(model_dir)  # batch 16: measured best
+    from ragrec.embedding.onnx_runtime import OnnxEmbedder
+
+    return OnnxEmbedder(model_dir, quantize=backend == "onnx-int8")

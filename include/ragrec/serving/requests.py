@@ -71,6 +71,18 @@ def check_text(text: object, where: str, limits: Limits) -> None:
                               f"{limits.max_text_chars}")
 
 
+INPUT_TYPES = ("document", "query")
+
+
+def input_type(body: dict) -> str:
+    """What the texts are to the model: "document" (default: what the index holds) or
+    "query" (a version with a query encoder encodes queries with it)."""
+    value = body.get("input_type", "document")
+    if value not in INPUT_TYPES:
+        raise BadRequest(400, f"'input_type' must be one of {list(INPUT_TYPES)}, not {value!r}")
+    return value
+
+
 def check_token_limits(counts: list[int], limit: int, field: str) -> None:
     for index, count in enumerate(counts):
         if count > limit:
@@ -114,12 +126,17 @@ _TOKENS = ("Each text must fit the model's input (`max_input_tokens` in /health,
 Text = Annotated[str, Field(min_length=1, max_length=_LIMITS.max_text_chars,
                             json_schema_extra={"pattern": r"\S"})]
 Texts = Annotated[list[Text], Field(min_length=1, max_length=_LIMITS.max_texts)]
+InputType = Annotated[Literal["document", "query"], Field(
+    description="what the texts are: documents (what the index holds) or search queries, "
+                "which a version with a query encoder (`query_encoder` in /health) encodes "
+                "with it")]
 
 
 class EasRequest(BaseModel):
     """EAS style: a list of texts."""
 
     texts: Texts = Field(description=_TOKENS)
+    input_type: InputType = "document"
 
 
 class EmbeddingsRequest(BaseModel):
@@ -131,6 +148,7 @@ class EmbeddingsRequest(BaseModel):
     model: str | None = Field(None, description="the served model's name or version")
     dimensions: int | None = Field(None, description="only the model's own dimension")
     encoding_format: Literal["float", "base64"] = "float"
+    input_type: InputType = "document"
 
 
 class RerankDocument(BaseModel):

@@ -12,6 +12,8 @@ class EasEmbeddings(BaseModel):
     embeddings: list[list[float]]
     model_version: str
     dims: int
+    query_encoder: bool = Field(description="the version encodes queries with its own "
+                                            "encoder (send input_type query for them)")
 
 
 class Embedding(BaseModel):
@@ -31,6 +33,8 @@ class Embeddings(BaseModel):
     data: list[Embedding]
     model: str = Field(description="the model version that computed the vectors")
     usage: Usage
+    query_encoder: bool = Field(description="the version encodes queries with its own "
+                                            "encoder (send input_type query for them)")
 
 
 class RerankedText(BaseModel):
@@ -56,6 +60,7 @@ class ServedModel(BaseModel):
     reranker: bool
     backend: str
     root: str
+    query_encoder: bool
 
 
 class Health(ServedModel):
