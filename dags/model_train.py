@@ -1,7 +1,8 @@
 """
 ### model_train
 
-Manual retraining (trigger with the form): **fine-tune the embedder**, then **the reranker**,
+Manual retraining (trigger with the form): **fine-tune the query encoder** (against the
+base version's document vectors), then **the reranker**,
 on a BEIR-layout dataset's judged train queries or on the clicks logged for an index, each
 inside the time budget; **evaluate** the version in every retrieval mode; **register** it as
 a `candidate` (RAGREC_REGISTRY). Roll it out with `model_rollout` (`model_uri`
@@ -36,7 +37,7 @@ from ragrec.models.budget import DEFAULT_MAX_MINUTES
                       description="'base', file://, oss:// or registry:NAME@production"),
         "name": Param("ragrec-minilm", type="string", minLength=1, title="Model name"),
         "index": Param("ragrec-train-corpus", type="string",
-                       title="Alias hard negatives are mined from"),
+                       title="Alias of the corpus (base version's vectors, hard negatives)"),
         "max_minutes": Param(DEFAULT_MAX_MINUTES, type="number", minimum=0,
                              title="Budget per training job (minutes, 0: none)"),
         "max_steps": Param(None, type=["null", "integer"], minimum=1,

@@ -188,3 +188,33 @@ def test_bad_training_data_is_one_line(tmp_path, project_env):
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert result.stderr.strip().splitlines()[-1].startswith(
             f"ragrec: error: {broken / 'queries.jsonl'}:13: not valid JSON (")
+
+
+def test_the_query_encoder_is_scored_on_the_indexed_vectors(tmp_path):
+    """Before/after figures of ``train embedder``: only the queries are encoded, against the
+    vectors the index holds, and a document scores its best chunk."""
+    import numpy as np
+
+    from ragrec.embedding.base import EmbedResult
+    from ragrec.eval.datasets import BeirDataset
+    from ragrec.models.training_data import IndexedCorpus
+
+    dataset = BeirDataset(write_tiny_beir(tmp_path / "set", ("vpn", "payroll")))
+    e0, e1, e2 = np.eye(3, dtype=np.float32)
+    # vpn-1's first chunk points away from its query, its second at it.
+    corpus = IndexedCorpus(["vpn-1", "payroll-0", "vpn-0", "vpn-1", "payroll-1"],
+                           np.stack([e2, e1, -e0, e0, 0.6 * e0 + 0.8 * e1]))
+    assert corpus.owners()[0] == ["vpn-1", "payroll-0", "vpn-0", "payroll-1"]
+    assert corpus.owners()[1].tolist() == [0, 1, 2, 0, 3]
+    queries = dataset.queries()
+    vectors = {queries["q-vpn-1"]: e0, queries["q-payroll-1"]: e1}
+
+    class Encoder:
+        def embed(self, texts):
+            return EmbedResult(np.stack([vectors[t] for t in texts]), {})
+
+    scores = corpus.dense_ndcg(Encoder(), dataset, "test")
+    # q-vpn-1 (judged vpn-1): vpn-1 1.0 (its best chunk), payroll-1 0.6 -> rank 1.
+    # q-payroll-1 (judged payroll-1): payroll-0 1.0, payroll-1 0.8 -> rank 2.
+    assert scores["queries"] == 2
+    assert scores["ndcg@10"] == pytest.approx((1.0 + 1 / np.log2(3)) / 2, abs=1e-4)

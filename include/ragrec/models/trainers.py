@@ -4,7 +4,7 @@
   already holds - each query's positive against every other document of the corpus (a
   document scores its best chunk), cosine scaled by 20, cross-entropy over the corpus. The
   documents keep the base version's encoder, so nothing but short queries runs through the
-  model while training: about 2 s a step of 32 queries on 2 cores, where training both sides
+  model while training: about 2.4 s a step of 32 queries on 2 cores, where training both sides
   took 14 s (documents cut to 128 word pieces) to 30 s (256).
 * Cross-encoder: listwise softmax cross-entropy over each query's positive and its hard
   negatives, starting from the bi-encoder's transformer with a fresh scoring head (which
