@@ -291,6 +291,7 @@ def test_a_version_with_a_query_encoder_serves_queries_with_it(tmp_path):
     for with input_type on either route, and asked for by the client and the resolver on
     their own once the server says the version has one."""
     from ragrec.embedding.onnx_runtime import OnnxEmbedder
+    from ragrec.jobs.rollout import RolloutError, smoke_test
     from ragrec.models.resolver import ModelResolver
     from ragrec.models.store import write_bundle
     from ragrec.serving.loaded_model import LoadedModel
@@ -325,6 +326,14 @@ def test_a_version_with_a_query_encoder_serves_queries_with_it(tmp_path):
         resolver = ModelResolver(ModelEndpoint(eas, token=TOKEN))
         assert same(resolver.encode(texts, "kb-minilm-v3"), queries)
         assert same(resolver.encode(texts, "kb-minilm-v3", "document"), documents)
+        # A rollout's smoke test checks both sides against the version's own encoders.
+        smoke = smoke_test(ModelEndpoint(eas, token=TOKEN), "kb-minilm-v3", 384,
+                           OnnxEmbedder(layout.embedder_dir), requests=2,
+                           query_reference=OnnxEmbedder(layout.query_dir))
+        assert smoke["cosine_vs_local"] >= 0.999 and smoke["query_cosine_vs_local"] >= 0.999
+        with pytest.raises(RolloutError, match="query encoder"):
+            smoke_test(ModelEndpoint(eas, token=TOKEN), "kb-minilm-v3", 384, requests=2,
+                       query_reference=OnnxEmbedder(layout.embedder_dir))
     local = ModelResolver()  # no endpoint: the version's own encoders, in process
     local.add(layout)
     assert same(local.encode(texts, "kb-minilm-v3"), queries)

@@ -69,10 +69,13 @@ def smoke(params: dict, model: dict) -> dict:
 
     runtime.encoder.cache_clear()
     endpoint, _ = runtime.encoder()
-    reference = encoder_for(load_layout(model["uri"], registry_settings()).embedder_dir)
-    result = smoke_test(endpoint, model["version"], int(model["dims"]), reference,
+    layout = load_layout(model["uri"], registry_settings())
+    queries = encoder_for(layout.query_encoder_dir) if layout.query_encoder_dir else None
+    result = smoke_test(endpoint, model["version"], int(model["dims"]),
+                        encoder_for(layout.embedder_dir),
                         known_query=params.get("known_query") or "how do I reset my password",
-                        max_p99_ms=float(params.get("max_p99_ms") or 2000))
+                        max_p99_ms=float(params.get("max_p99_ms") or 2000),
+                        query_reference=queries)
     log.info("smoke test passed: %s", result)
     return result
 

@@ -95,10 +95,11 @@ class EasServiceDeployer:
 
 def smoke_test(embedder, expected_version: str, expected_dims: int, reference=None,
                known_query: str = "how do I reset my password", requests: int = 20,
-               max_p99_ms: float = 2000.0) -> dict:
+               max_p99_ms: float = 2000.0, query_reference=None) -> dict:
     """The endpoint serves ``expected_version`` with the right dimensions, answers a known
     query within the latency budget, and (given the model in process as ``reference``)
-    returns the same vector the model gives locally."""
+    returns the same vector the model gives locally; for a version with a query encoder
+    (``query_reference``, in process), the endpoint's query vector must match it too."""
     embedder.describe()
     if embedder.model_version != expected_version:
         raise RolloutError(f"endpoint serves {embedder.model_version!r}, expected "
@@ -121,10 +122,23 @@ def smoke_test(embedder, expected_version: str, expected_dims: int, reference=No
     agreement = None
     if reference is not None:
         local = reference.embed([known_query]).vectors[0]
-        agreement = float(np.dot(local, vector) / (np.linalg.norm(local) * np.linalg.norm(vector)))
+        agreement = _cosine(local, vector)
         if agreement < 0.999:
             raise RolloutError(f"endpoint and model disagree on the known query (cosine "
                                f"{agreement:.4f})")
-    return {"model_version": expected_version, "dims": expected_dims,
-            "p50_ms": round(statistics.median(timings), 1), "p99_ms": round(p99, 1),
-            "cosine_vs_local": None if agreement is None else round(agreement, 5)}
+    result = {"model_version": expected_version, "dims": expected_dims,
+              "p50_ms": round(statistics.median(timings), 1), "p99_ms": round(p99, 1),
+              "cosine_vs_local": None if agreement is None else round(agreement, 5)}
+    if query_reference is not None:
+        served = embedder.encode([known_query], "query")[0][0]
+        local = query_reference.embed([known_query]).vectors[0]
+        query_agreement = _cosine(local, served)
+        if query_agreement < 0.999:
+            raise RolloutError(f"the endpoint's query vector is not the version's query "
+                               f"encoder's (cosine {query_agreement:.4f})")
+        result["query_cosine_vs_local"] = round(query_agreement, 5)
+    return result
+
+
+def _cosine(a, b) -> float:
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
