@@ -155,8 +155,8 @@ def run(job: TrainJob, client=None) -> dict:
                                           keep={e.positive for e in training.examples},
                                           seed=job.settings.seed)
         if job.eval_split:
-            metrics["before"] = corpus.dense_ndcg(encoder_for(base.query_dir), dataset,
-                                                  job.eval_split)
+            queries = miner if base.query_encoder_dir is None else encoder_for(base.query_dir)
+            metrics["before"] = corpus.dense_ndcg(queries, dataset, job.eval_split)
         mark = phase("read_vectors", mark)
     # The budget starts here: the index is the corpus's, not the run's (eval and search use
     # it too), a new corpus takes as long as it takes, and evaluation is extra.
