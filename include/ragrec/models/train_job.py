@@ -98,6 +98,17 @@ def _held_out(dataset: BeirDataset, job: TrainJob) -> int:
     return len(tuning_sample(dataset.qrels(job.split), job.holdout))
 
 
+def _held_out_queries(dataset: BeirDataset, job: TrainJob, held_out: int) -> tuple | None:
+    """(id -> text, qrels) of the train queries held out, that the query encoder picks its
+    epoch on; None when none is held out."""
+    if not held_out:
+        return None
+    qrels = dataset.qrels(job.split)
+    queries = dataset.queries()
+    ids = [q for q in tuning_sample(qrels, held_out) if q in queries]
+    return {q: queries[q] for q in ids}, {q: qrels[q] for q in ids}
+
+
 def _check_trainable(training: TrainingSet, job: TrainJob, held_out: int) -> None:
     queries = len({e.query for e in training.examples})
     if queries >= MIN_TRAIN_QUERIES:
@@ -189,7 +200,7 @@ def run(job: TrainJob, client=None) -> dict:
     shutil.rmtree(staging, ignore_errors=True)
     if job.kind == "embedder":
         result = train_query_encoder(base.query_dir, training, corpus, staging, job.settings,
-                                     deadline)
+                                     deadline, _held_out_queries(dataset, job, held_out))
         mark = phase("train", mark)
         if job.eval_split:
             metrics["after"] = corpus.dense_ndcg(encoder_for(staging), dataset,

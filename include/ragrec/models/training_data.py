@@ -247,12 +247,17 @@ class IndexedCorpus:
 
     def dense_ndcg(self, encoder, dataset: BeirDataset, split: str) -> dict:
         """nDCG@10 (and the rest of ``score_run``) of ``split``'s judged queries, encoded by
-        ``encoder`` (an in-process embedder), over these vectors: a document scores its
-        best chunk. Exact (no HNSW), and only the queries are encoded."""
+        ``encoder`` (an in-process embedder), over these vectors (``ndcg_of``)."""
+        queries, qrels = dataset.queries(), dataset.qrels(split)
+        return self.ndcg_of(encoder, {q: queries[q] for q in qrels if q in queries}, qrels)
+
+    def ndcg_of(self, encoder, queries: dict[str, str], qrels: dict) -> dict:
+        """``score_run`` of ``queries`` (id -> text, encoded by ``encoder``: anything whose
+        ``embed(texts).vectors`` are unit vectors) over these vectors, a document scoring
+        its best chunk. Exact (no HNSW), and only the queries are encoded."""
         from ragrec.eval.metrics import score_run
 
-        queries, qrels = dataset.queries(), dataset.qrels(split)
-        ids = sorted(q for q in qrels if q in queries)
+        ids = sorted(queries)
         if not ids:
             return {}
         query_vectors = np.asarray(encoder.embed([queries[q] for q in ids]).vectors,
@@ -268,7 +273,7 @@ class IndexedCorpus:
             for row, qid in enumerate(ids[first:first + 256]):
                 run[qid] = [documents[j] for j in np.argsort(-best[row], kind="stable")[:100]]
         return {k: (round(v, 4) if isinstance(v, float) else v)
-                for k, v in score_run(run, qrels).items()}
+                for k, v in score_run(run, {q: qrels[q] for q in ids}).items()}
 
 
 def _unique(items: Iterable[str]) -> list[str]:
