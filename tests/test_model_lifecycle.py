@@ -110,7 +110,7 @@ def test_train_evaluate_register(tiny_beir, tmp_path, project_env, es_url, es, i
     # queries get the trained one, which reads as far as the base although it trained on
     # queries cut shorter; both answer to the new version.
     from ragrec.embedding.in_process import model_max_tokens, model_version_of
-    from ragrec.models.trainers import settings_for
+    from ragrec.models.train_settings import settings_for
     from ragrec.models.uris import load_layout
 
     base = load_layout("base")
@@ -218,3 +218,55 @@ def test_the_query_encoder_is_scored_on_the_indexed_vectors(tmp_path):
     # q-payroll-1 (judged payroll-1): payroll-0 1.0, payroll-1 0.8 -> rank 2.
     assert scores["queries"] == 2
     assert scores["ndcg@10"] == pytest.approx((1.0 + 1 / np.log2(3)) / 2, abs=1e-4)
+
+
+def test_the_query_encoder_keeps_its_best_held_out_epoch(tiny_beir, tmp_path):
+    """Between epochs the held-out queries are ranked over the indexed vectors; the saved
+    query encoder is the epoch with the best figure, the base's own weights when training
+    only made it worse, and ``patience`` epochs without a better one end the run."""
+    import numpy as np
+
+    from ragrec.embedding import encoder_for
+    from ragrec.eval.datasets import BeirDataset
+    from ragrec.models.train_settings import TrainSettings
+    from ragrec.models.trainers import train_query_encoder
+    from ragrec.models.training_data import IndexedCorpus, document_text, from_beir
+    from ragrec.models.uris import load_layout
+
+    dataset = BeirDataset(tiny_beir)
+    base_dir = load_layout("base").embedder_dir
+    base = encoder_for(base_dir)
+    documents = list(dataset.corpus())
+    corpus = IndexedCorpus([d["_id"] for d in documents], np.asarray(
+        base.embed([document_text(d) for d in documents]).vectors, dtype=np.float32))
+    training = from_beir(dataset, "train")
+    queries, qrels = dataset.queries(), dataset.qrels("train")
+    held_out = ({q: queries[q] for q in qrels}, qrels)
+    base_figure = corpus.ndcg_of(base, *held_out)["ndcg@10"]
+
+    def train(out, **settings):
+        result = train_query_encoder(base_dir, training, corpus, out, TrainSettings(
+            batch_size=4, max_length=64, **settings), held_out=held_out)
+        saved = corpus.ndcg_of(encoder_for(out), *held_out)["ndcg@10"]
+        return result, result["held_out"], saved
+
+    # Learning: one figure per epoch after the base's; the saved weights are the best's.
+    result, chosen, saved = train(tmp_path / "learns", epochs=3, learning_rate=1e-4)
+    figures = chosen["ndcg@10_by_epoch"]
+    assert len(figures) == 4 and figures[0] == base_figure
+    assert chosen["queries"] == 6 and result["steps"] == 6  # 6 pairs, 4 a batch, 3 epochs
+    assert chosen["chosen_epoch"] == max(i for i, f in enumerate(figures)
+                                         if f == max(figures))
+    assert saved == pytest.approx(figures[chosen["chosen_epoch"]], abs=1e-4)
+
+    # A rate that wrecks the model: epoch 1 is worse than the base, patience 1 stops the
+    # run there, and the saved query encoder embeds as the base does.
+    result, chosen, saved = train(tmp_path / "wrecked", epochs=3, learning_rate=0.5,
+                                  patience=1)
+    assert chosen["chosen_epoch"] == 0 and chosen["ndcg@10_by_epoch"][1] < base_figure
+    assert len(chosen["ndcg@10_by_epoch"]) == 2
+    assert result["steps"] == 2 and result["budget"]["stopped_by"] == "held_out"
+    assert saved == base_figure
+    probe = ["how do I reset the vpn"]
+    assert np.allclose(encoder_for(tmp_path / "wrecked").embed(probe).vectors,
+                       base.embed(probe).vectors, atol=1e-5)

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from ragrec.config import ElasticsearchSettings, LocalNodeSettings, TrainingDeviceSettings
 from ragrec.models.budget import DEFAULT_MAX_MINUTES
+from ragrec.models.train_settings import KIND_DEFAULTS
 
 
 def _log(message: str) -> None:
@@ -324,7 +325,7 @@ def _train_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ragrec.models.train_job import TrainJob, run
-    from ragrec.models.trainers import NEGATIVES, settings_for
+    from ragrec.models.train_settings import NEGATIVES, settings_for
 
     out = Path(args.out.removeprefix("file://"))
     settings = settings_for(args.kind, epochs=args.epochs or None, seed=args.seed,
@@ -561,7 +562,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--holdout", type=int, default=150,
                        help="train queries kept out of training (at most a fifth of them): "
                             "the sample 'ragrec eval --tune-queries N' (N <= this) tunes "
-                            "fusion weights on")
+                            "fusion weights on, and the embedder's query encoder picks its "
+                            "epoch on (0: none held out, every epoch trained)")
     train.add_argument("--max-minutes", type=float, default=DEFAULT_MAX_MINUTES,
                        help="wall-clock budget from an indexed corpus to the saved model "
                             "(the reranker's hard negatives, at most a third of it, then "
@@ -572,7 +574,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=int, default=None,
                        help="at most this many optimiser steps")
     train.add_argument("--epochs", type=int, default=None,
-                       help="default: embedder 6, reranker 2 (a budget that runs out "
+                       help=f"default: embedder up to {KIND_DEFAULTS['embedder']['epochs']} "
+                            f"(the held-out queries pick the epoch kept), reranker "
+                            f"{KIND_DEFAULTS['reranker']['epochs']} (a budget that runs out "
                             "first ends the run)")
     train.add_argument("--batch-size", type=int, default=None)
     train.add_argument("--precision", choices=["auto", "fp32", "bf16"],

@@ -52,7 +52,8 @@ def plan(params: dict, run_id: str) -> dict:
 def train(kind: str, planned: dict) -> dict:
     """One training job (``kind``: embedder or reranker) into the run's version directory."""
     from ragrec.models.train_job import TrainingDataError, TrainJob, run
-    from ragrec.models.trainers import NEGATIVES, TrainingBudgetSpent, settings_for
+    from ragrec.models.train_settings import NEGATIVES, settings_for
+    from ragrec.models.trainers import TrainingBudgetSpent
 
     settings = settings_for(kind, max_steps=planned["max_steps"] or None,
                             max_minutes=planned["max_minutes"] or None)

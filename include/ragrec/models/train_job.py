@@ -26,7 +26,8 @@ import numpy as np
 from ragrec.eval.datasets import BeirDataset, tuning_sample
 from ragrec.eval.metrics import score_run
 from ragrec.models.store import CARD, read_layout
-from ragrec.models.trainers import TrainSettings, train_query_encoder, train_reranker
+from ragrec.models.train_settings import TrainSettings
+from ragrec.models.trainers import train_query_encoder, train_reranker
 from ragrec.models.training_data import (
     IndexedCorpus,
     TrainingSet,
