@@ -35,6 +35,7 @@ class CrashingEmbedder:
     def __init__(self, embedder, crash_after: int):
         self.inner, self.crash_after, self.calls = embedder, crash_after, 0
         self.model_version, self.dims = embedder.model_version, embedder.dims
+        self.document_version = getattr(embedder, "document_version", None)
         self.max_input_tokens = embedder.max_input_tokens
 
     def describe(self):
@@ -225,6 +226,37 @@ def test_unchanged_chunk_text_keeps_its_vector_without_encoding(tmp_path, make_i
     make_ingestor(counting, chunking=settings, full=True,
                   reuse_vectors=False).ingest(source, alias)
     assert counting.texts == rebuilt.chunks_indexed
+
+
+def test_a_version_that_kept_its_base_document_encoder_copies_the_base_vectors(
+        tmp_path, make_ingestor, embedder, es, alias):
+    """Rolling out a version that trained only its query side rebuilds the index for the new
+    version without encoding a chunk: its documents' vectors are the base's. A version whose
+    card does not say so is encoded in full."""
+    from ragrec.embedding.in_process import InProcessEmbedder, base_model_dir
+    from ragrec.models.store import write_bundle
+
+    source = LocalSource(write_corpus(tmp_path / "docs"))
+    first = make_ingestor().ingest(source, alias)
+    before = vectors_of(es, alias)
+    kept = write_bundle(tmp_path / "kept", "kb", "kb-queries-1", base_model_dir(),
+                        query_encoder_src=base_model_dir(), lineage={"documents": {
+                            "base_model": embedder.model_version, "trained": False}})
+    counting = CountingEmbedder(InProcessEmbedder(kept.embedder_dir))
+    assert counting.model_version == "kb-queries-1"
+    assert counting.document_version == embedder.model_version
+    rebuilt = make_ingestor(counting, full=True).ingest(source, alias)
+    assert counting.texts == 0 and rebuilt.chunks_reused == rebuilt.chunks_indexed \
+        == first.chunks_indexed
+    meta = versions.index_meta(es, rebuilt.index)
+    assert meta["model_version"] == "kb-queries-1"
+    assert meta["document_version"] == embedder.model_version
+    assert vectors_of(es, alias) == before
+
+    retrained = write_bundle(tmp_path / "retrained", "kb", "kb-both-1", base_model_dir())
+    other = CountingEmbedder(InProcessEmbedder(retrained.embedder_dir))
+    again = make_ingestor(other, full=True).ingest(source, alias)
+    assert again.chunks_reused == 0 and other.texts == again.chunks_indexed > 0
 
 
 def test_embedding_endpoint_429_then_success(tmp_path, make_ingestor, es, alias):

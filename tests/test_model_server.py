@@ -55,6 +55,7 @@ def test_health_reports_the_served_version(server):
     assert health["dims"] == 384 and health["max_input_tokens"] == 256
     assert health["reranker"] is True and health["backend"] == "onnx"  # the torch-free default
     assert health["query_encoder"] is False  # queries and documents: one encoder
+    assert health["document_version"] == "kb-minilm-v1"  # its documents: its own encoder
 
 
 def test_eas_route_matches_in_process_vectors(server, embedder):
@@ -297,7 +298,9 @@ def test_a_version_with_a_query_encoder_serves_queries_with_it(tmp_path):
     from ragrec.serving.loaded_model import LoadedModel
 
     layout = write_bundle(tmp_path / "v3", "kb-minilm", "kb-minilm-v3", base_model_dir(),
-                          query_encoder_src=_perturbed_copy(base_model_dir(), tmp_path / "q"))
+                          query_encoder_src=_perturbed_copy(base_model_dir(), tmp_path / "q"),
+                          lineage={"documents": {"base_model": "kb-minilm-v1",
+                                                 "trained": False}})
     texts = ["does aspirin prevent heart attacks", "reset a forgotten vpn password"]
     documents = OnnxEmbedder(layout.embedder_dir).embed(texts).vectors
     queries = OnnxEmbedder(layout.query_dir).embed(texts).vectors
@@ -311,6 +314,8 @@ def test_a_version_with_a_query_encoder_serves_queries_with_it(tmp_path):
         assert httpx.get(f"{process.base}/health").json()["query_encoder"] is True
         plain = _post(eas, {"texts": texts}).json()
         assert plain["query_encoder"] is True and same(plain["embeddings"], documents)
+        # Its documents are encoded as v1's are: an index of v1's vectors serves it as is.
+        assert plain["document_version"] == "kb-minilm-v1"
         assert same(_post(eas, {"texts": texts, "input_type": "query"}).json()["embeddings"],
                     queries)
         openai = _post(f"{process.base}/v1/embeddings", {"input": texts, "input_type": "query"})
@@ -323,6 +328,7 @@ def test_a_version_with_a_query_encoder_serves_queries_with_it(tmp_path):
             vectors, version = endpoint.encode(texts)
             assert version == "kb-minilm-v3" and same(vectors, queries)
             assert same(endpoint.embed(texts).vectors, documents)
+            assert endpoint.document_version == "kb-minilm-v1"
         resolver = ModelResolver(ModelEndpoint(eas, token=TOKEN))
         assert same(resolver.encode(texts, "kb-minilm-v3"), queries)
         assert same(resolver.encode(texts, "kb-minilm-v3", "document"), documents)

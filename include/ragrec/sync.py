@@ -11,7 +11,7 @@ bulk-index, with stages overlapping in threads.
 * **Flow**: a reader thread reads, parses and chunks; the calling thread embeds windows of
   chunks; a writer thread bulk-indexes them, removes stale chunks and records quarantine.
   Memory is bounded by the queues, not by the corpus. Chunks whose text the index already
-  holds with this model keep their stored vector (``indexing.vector_reuse``).
+  holds from this document encoder keep their stored vector (``indexing.vector_reuse``).
 * **Idempotence**: chunk ids are ``hash(doc_id)-chunk_no``; a rerun overwrites; a document
   left half-written by a crash is incomplete and gets redone.
 """
@@ -30,7 +30,7 @@ import numpy as np
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from ragrec.chunking import Chunker, ChunkSettings, ChunkTooLong, ModelTokenizer
-from ragrec.embedding.base import Embedder
+from ragrec.embedding.base import Embedder, document_version
 from ragrec.indexing import sync_plan, versions
 from ragrec.indexing.bulk_writer import BulkUnavailable, run_bulk
 from ragrec.indexing.chunk_document import chunk_source
@@ -201,7 +201,8 @@ class Ingestor:
         body = chunk_index_body(
             self.embedder.dims, self.embedder.model_version, self.options.vectors,
             extra_meta={"chunk_size": self.options.chunking.size,
-                        "chunk_overlap": self.options.chunking.overlap},
+                        "chunk_overlap": self.options.chunking.overlap,
+                        "document_version": document_version(self.embedder)},
         )
         live = versions.current_version(self.client, alias)
         if live is None or self.options.full:
@@ -253,7 +254,7 @@ class Ingestor:
         self._goes_live = goes_live
         self._quarantined_now: set[str] = set()
         self._reuse = VectorReuse.from_live(
-            self.client, live, self.embedder.model_version, self.embedder.dims
+            self.client, live, document_version(self.embedder), self.embedder.dims
         ) if options.reuse_vectors else None
 
         summary = IngestSummary(

@@ -34,6 +34,13 @@ class Embedder(Protocol):
         ...
 
 
+def document_version(embedder) -> str:
+    """The version whose document vectors ``embedder`` gives: its ``document_version`` where
+    it knows one (a version that kept its base's document encoder names the base), else its
+    model version. Stored vectors are reused across index versions that agree on it."""
+    return getattr(embedder, "document_version", None) or embedder.model_version
+
+
 def check_vectors(vectors, count: int, dims: int | None) -> np.ndarray:
     """Shape, dimension and finiteness of a batch; raises EmbeddingError with the reason."""
     if isinstance(vectors, list) and dims is not None:

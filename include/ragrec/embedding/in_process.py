@@ -46,6 +46,21 @@ def model_version_of(model_dir: Path) -> str:
     return BASE_MODEL_VERSION
 
 
+def document_version_of(model_dir: Path) -> str:
+    """The version whose document encoder ``model_dir`` is. A version that trained only its
+    query side keeps its base's document encoder (its card's ``lineage.documents``:
+    ``trained`` false, ``base_model`` the version it came from), so its documents get the
+    very vectors the base's index holds, and a rebuild for it can copy them rather than
+    encode again. Any other encoder: its own version (``model_version_of``)."""
+    model_dir = Path(model_dir)
+    parent = _read_json(model_dir.parent / "ragrec-model.json")
+    documents = parent.get("lineage", {}).get("documents", {})
+    if model_dir.name == parent.get("embedder") and documents.get("trained") is False \
+            and documents.get("base_model"):
+        return documents["base_model"]
+    return model_version_of(model_dir)
+
+
 def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
@@ -96,6 +111,7 @@ class InProcessEmbedder:
         self.dims = model_dims(self.model_dir)
         self.max_input_tokens = model_max_tokens(self.model_dir)
         self.model_version = model_version_of(self.model_dir)
+        self.document_version = document_version_of(self.model_dir)
         self._model = None
 
     @property

@@ -185,6 +185,9 @@ class ModelEndpoint:
         # Whether the served version encodes queries with an encoder of its own (ragrec's
         # server says so in every answer; None until an answer came, False for others).
         self.query_encoder: bool | None = None
+        # The version whose document encoder it serves (ragrec's server says so; a version
+        # that trained only its query side names its base): None until an answer says.
+        self.document_version: str | None = None
         self._described = False
 
     # -- protocol --------------------------------------------------------------------------
@@ -245,6 +248,8 @@ class ModelEndpoint:
         if version and self.model_version in ("unknown", self.model):
             self.model_version = version
         self.query_encoder = isinstance(payload, dict) and payload.get("query_encoder") is True
+        documents = payload.get("document_version") if isinstance(payload, dict) else None
+        self.document_version = documents if isinstance(documents, str) and documents else None
         return array, version
 
     # -- public ----------------------------------------------------------------------------

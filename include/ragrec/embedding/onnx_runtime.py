@@ -24,6 +24,7 @@ from ragrec.config import ModelEndpointSettings, cache_dir
 from ragrec.embedding.base import EmbedResult, check_vectors
 from ragrec.embedding.in_process import (
     base_model_dir,
+    document_version_of,
     model_dims,
     model_max_tokens,
     model_version_of,
@@ -117,7 +118,9 @@ class OnnxEmbedder:
         self.threads = threads or os.cpu_count() or 1
         self.dims = model_dims(self.model_dir)
         self.max_input_tokens = model_max_tokens(self.model_dir)
-        self.model_version = model_version_of(self.model_dir) + (INT8_SUFFIX if quantize else "")
+        suffix = INT8_SUFFIX if quantize else ""
+        self.model_version = model_version_of(self.model_dir) + suffix
+        self.document_version = document_version_of(self.model_dir) + suffix
         self.pooling = _pooling_mode(self.model_dir)
         self.normalise = _normalises(self.model_dir)
         self._session = None

@@ -3,9 +3,11 @@
 
 Encoding is the expensive step of ingestion, and many "changes" leave most chunks as they
 were: a file copied or touched (new mtime, same bytes), an edit to one section of a long
-document, a nightly rebuild into a new index version with the same model. Vectors are only
-reused from an index built with the same model version and dimensions, so the index and the
-query encoder still agree; ``--reencode`` turns reuse off.
+document, a nightly rebuild into a new index version with the same model, a rollout of a
+version that trained only its query side. Vectors are only reused from an index whose
+document encoder is the same (``document_version`` in its meta, else its model version:
+``embedding.base.document_version``) with the same dimensions, so they are the vectors the
+encoder would give; ``--reencode`` turns reuse off.
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ class VectorReuse:
 
     @classmethod
     def from_live(cls, client: Elasticsearch, live: str | None,
-                  model_version: str, dims: int) -> VectorReuse | None:
-        """Reuse from the live index when it was built with this exact model, else none."""
+                  document_version: str, dims: int) -> VectorReuse | None:
+        """Reuse from the live index when its documents were encoded by this document
+        encoder (``document_version``), else none."""
         if not live:
             return None
         meta = versions.index_meta(client, live)
-        if meta.get("model_version") != model_version or meta.get("dims") != dims:
+        stored = meta.get("document_version") or meta.get("model_version")
+        if stored != document_version or meta.get("dims") != dims:
             return None
         return cls(client, live)
 

@@ -237,6 +237,8 @@ def run(job: TrainJob, client=None) -> dict:
 
 def _update_card(job: TrainJob, base, training: TrainingSet, result: dict, metrics: dict,
                  held_out: int):
+    from ragrec.embedding.in_process import document_version_of
+
     path = job.out / CARD
     card = json.loads(path.read_text()) if path.is_file() else {}
     digest = training.digest()
@@ -255,8 +257,8 @@ def _update_card(job: TrainJob, base, training: TrainingSet, result: dict, metri
         # version directory is complete on its own.
         shutil.copytree(base.embedder_dir, job.out / "embedder", dirs_exist_ok=True)
         card["embedder"] = "embedder"
-        card.setdefault("lineage", {})["documents"] = {"base_model": base.version,
-                                                       "trained": False}
+        card.setdefault("lineage", {})["documents"] = {
+            "base_model": document_version_of(base.embedder_dir), "trained": False}
     negatives = {"negatives": f"every chunk of {job.index}"} if job.kind == "embedder" else \
         {"hard_negatives_from": job.index, "negatives_per_pair": job.negatives}
     card.setdefault("lineage", {})[job.kind] = {

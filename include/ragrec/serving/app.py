@@ -182,7 +182,8 @@ def create_app(model: LoadedModel, config: ServerConfig | None = None) -> FastAP
         texts = text_list(body, "texts", config.limits, allow_single=False)
         vectors, served, _ = await embed_texts(body, texts, "texts")
         return json_response({"embeddings": vectors, "model_version": served.version,
-                              "dims": served.dims, "query_encoder": served.query_encoder},
+                              "dims": served.dims, "query_encoder": served.query_encoder,
+                              "document_version": served.document_version},
                              headers={"X-Model-Version": served.version})
 
     @app.post("/api/predict/{service}", summary="EAS-style embeddings",
@@ -230,7 +231,8 @@ def create_app(model: LoadedModel, config: ServerConfig | None = None) -> FastAP
         tokens = int(sum(counts))
         return json_response({"object": "list", "data": rows, "model": served.version,
                               "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-                              "query_encoder": served.query_encoder},
+                              "query_encoder": served.query_encoder,
+                              "document_version": served.document_version},
                              headers={"X-Model-Version": served.version})
 
     @app.post("/v1/rerank", summary="Cross-encoder reranking",

@@ -28,6 +28,7 @@ class ModelInfo:
     backend: str
     root: str
     query_encoder: bool = False
+    document_version: str = ""  # whose document encoder it is (``document_version_of``)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -51,7 +52,8 @@ class LoadedModel:
         version = layout.version if backend == "torch" else self.encoder.model_version
         self.info = ModelInfo(layout.name, version, self.encoder.dims,
                               self.encoder.max_input_tokens, layout.reranker_dir is not None,
-                              backend, str(layout.root), self.query_encoder is not None)
+                              backend, str(layout.root), self.query_encoder is not None,
+                              self.encoder.document_version)
 
     @classmethod
     def from_uri(cls, uri: str, backend: str | None = None) -> LoadedModel:

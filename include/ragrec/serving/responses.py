@@ -14,6 +14,9 @@ class EasEmbeddings(BaseModel):
     dims: int
     query_encoder: bool = Field(description="the version encodes queries with its own "
                                             "encoder (send input_type query for them)")
+    document_version: str = Field(description="the version whose document encoder made "
+                                               "document vectors (a version that trained only "
+                                               "its query side names its base)")
 
 
 class Embedding(BaseModel):
@@ -35,6 +38,9 @@ class Embeddings(BaseModel):
     usage: Usage
     query_encoder: bool = Field(description="the version encodes queries with its own "
                                             "encoder (send input_type query for them)")
+    document_version: str = Field(description="the version whose document encoder made "
+                                               "document vectors (a version that trained only "
+                                               "its query side names its base)")
 
 
 class RerankedText(BaseModel):
@@ -61,6 +67,7 @@ class ServedModel(BaseModel):
     backend: str
     root: str
     query_encoder: bool
+    document_version: str
 
 
 class Health(ServedModel):
