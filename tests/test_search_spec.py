@@ -13,6 +13,7 @@ def test_fields_that_do_not_apply_are_reset_so_equal_rankings_are_equal_specs():
     assert SearchSpec("bm25", "convex", 0.9) == SearchSpec("bm25")
     assert SearchSpec("hybrid", "rrf", dense_weight=0.8) == SearchSpec("hybrid")
     assert SearchSpec(rerank_top=0, rerank_weight=0.2) == SearchSpec()
+    assert SearchSpec(rerank_top=20, rerank_weight=0.0) == SearchSpec()  # first stage's order
     assert SearchSpec("hybrid", "convex", 0.8) != SearchSpec("hybrid", "convex", 0.3)
     assert SearchSpec("hybrid", "convex", 0.4, rerank_top=20).label == "hybrid-convex+rerank"
 

@@ -27,7 +27,9 @@ class SearchSpec:
     re-scores (0: none); ``rerank_weight``: its share of the blend with the first stage.
 
     Fields that do not apply (fusion outside hybrid, the weight under RRF, the blend
-    without rerank) are reset to their defaults, so two specs that rank alike are equal.
+    without rerank) are reset to their defaults, and a rerank blended at weight 0 (the first
+    stage's order) is no rerank, so two specs that rank alike are equal and nothing calls the
+    cross-encoder for scores that cannot change the order.
     """
 
     mode: str = "hybrid"
@@ -62,6 +64,8 @@ class SearchSpec:
             object.__setattr__(self, "fusion", defaults["fusion"].default)
         if self.mode != "hybrid" or self.fusion == "rrf":
             object.__setattr__(self, "dense_weight", defaults["dense_weight"].default)
+        if not self.rerank_weight:  # the first stage's order: nothing to score
+            object.__setattr__(self, "rerank_top", 0)
         if not self.rerank_top:
             object.__setattr__(self, "rerank_weight", defaults["rerank_weight"].default)
 
