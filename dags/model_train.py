@@ -2,7 +2,8 @@
 ### model_train
 
 Manual retraining (trigger with the form): **fine-tune the query encoder** (against the
-base version's document vectors), then **the reranker**,
+base version's document vectors; held-out train queries pick the epoch it keeps), then
+**the reranker**,
 on a BEIR-layout dataset's judged train queries or on the clicks logged for an index, each
 inside the time budget; **evaluate** the version in every retrieval mode; **register** it as
 a `candidate` (RAGREC_REGISTRY). Roll it out with `model_rollout` (`model_uri`
