@@ -92,21 +92,20 @@ def rerank_ndcg(client, alias: str, scorer, dataset: BeirDataset, split: str,
     return result
 
 
-def _held_out(dataset: BeirDataset, job: TrainJob) -> int:
-    """How many train queries the tuning sample holds out (``tuning_size``'s cap applied)."""
+def _held_out(dataset: BeirDataset, job: TrainJob) -> list[str]:
+    """The train queries the tuning sample holds out (``tuning_size``'s cap applied)."""
     if job.split != "train" or not job.holdout:
-        return 0
-    return len(tuning_sample(dataset.qrels(job.split), job.holdout))
+        return []
+    return tuning_sample(dataset.qrels(job.split), job.holdout)
 
 
-def _held_out_queries(dataset: BeirDataset, job: TrainJob, held_out: int) -> tuple | None:
-    """(id -> text, qrels) of the train queries held out, that the query encoder picks its
+def _held_out_queries(dataset: BeirDataset, job: TrainJob, held: list[str]) -> tuple | None:
+    """(id -> text, qrels) of the ``held`` train queries, that the query encoder picks its
     epoch on; None when none is held out."""
-    if not held_out:
+    if not held:
         return None
-    qrels = dataset.qrels(job.split)
-    queries = dataset.queries()
-    ids = [q for q in tuning_sample(qrels, held_out) if q in queries]
+    qrels, queries = dataset.qrels(job.split), dataset.queries()
+    ids = [q for q in held if q in queries]
     return {q: queries[q] for q in ids}, {q: qrels[q] for q in ids}
 
 
@@ -141,7 +140,8 @@ def run(job: TrainJob, client=None) -> dict:
 
     dataset = BeirDataset(job.dataset)
     base = load_layout(job.base)
-    held_out = _held_out(dataset, job)
+    held = _held_out(dataset, job)
+    held_out = len(held)
     training: TrainingSet = from_beir(dataset, job.split, holdout=held_out)
     if job.clicks:
         clicks = from_clicks(job.clicks, training.documents)
@@ -190,7 +190,6 @@ def run(job: TrainJob, client=None) -> dict:
             raise ValueError("--rationales teaches the cross-encoder: train reranker")
         from ragrec.models.training_data import add_rationales
 
-        held = tuning_sample(dataset.qrels(job.split), held_out) if held_out else []
         added = add_rationales(training, job.rationales, job.split, held)
         _say(f"{added} (claim, evidence sentence) examples from {job.rationales}")
     if mined is not None or job.rationales is not None:
@@ -201,7 +200,7 @@ def run(job: TrainJob, client=None) -> dict:
     shutil.rmtree(staging, ignore_errors=True)
     if job.kind == "embedder":
         result = train_query_encoder(base.query_dir, training, corpus, staging, job.settings,
-                                     deadline, _held_out_queries(dataset, job, held_out))
+                                     deadline, _held_out_queries(dataset, job, held))
         mark = phase("train", mark)
         if job.eval_split:
             metrics["after"] = corpus.dense_ndcg(encoder_for(staging), dataset,
