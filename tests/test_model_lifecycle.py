@@ -255,6 +255,7 @@ def test_the_query_encoder_keeps_its_best_held_out_epoch(tiny_beir, tmp_path):
     figures = chosen["ndcg@10_by_epoch"]
     assert len(figures) == 4 and figures[0] == base_figure
     assert chosen["queries"] == 6 and result["steps"] == 6  # 6 pairs, 4 a batch, 3 epochs
+    assert chosen["at_steps"] == [0, 2, 4, 6]
     assert chosen["chosen_epoch"] == max(i for i, f in enumerate(figures)
                                          if f == max(figures))
     assert saved == pytest.approx(figures[chosen["chosen_epoch"]], abs=1e-4)
@@ -270,3 +271,10 @@ def test_the_query_encoder_keeps_its_best_held_out_epoch(tiny_beir, tmp_path):
     probe = ["how do I reset the vpn"]
     assert np.allclose(encoder_for(tmp_path / "wrecked").embed(probe).vectors,
                        base.embed(probe).vectors, atol=1e-5)
+
+    # A budget that stops the run mid-epoch still gets a figure where it stopped.
+    result, chosen, saved = train(tmp_path / "cut", epochs=3, learning_rate=1e-4,
+                                  max_steps=3)
+    assert result["budget"]["stopped_by"] == "max_steps" and chosen["at_steps"] == [0, 2, 3]
+    assert saved == pytest.approx(chosen["ndcg@10_by_epoch"][chosen["chosen_epoch"]],
+                                  abs=1e-4)

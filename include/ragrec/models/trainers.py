@@ -155,18 +155,21 @@ class _Encoding:
 class _BestEpoch:
     """The held-out figure (nDCG@10 over the indexed corpus) after each epoch, and the
     weights of the best so far (epoch 0: the base's; a tie keeps the later, more trained,
-    weights)."""
+    weights). A budget that stops the run mid-epoch gets one last figure there: ``steps``
+    says where each was taken."""
 
     def __init__(self, model, corpus: IndexedCorpus, held_out: tuple[dict, dict]):
         self.model, self.corpus, self.held_out = model, corpus, held_out
         self.figures: list[float] = []
+        self.steps: list[int] = []
         self.best, self.weights = -1.0, None
         self.seconds = 0.0
 
-    def measure(self) -> None:
+    def measure(self, step: int) -> None:
         started = time.monotonic()
         figure = self.corpus.ndcg_of(_Encoding(self.model), *self.held_out)["ndcg@10"]
         self.figures.append(figure)
+        self.steps.append(step)
         if figure >= self.best:
             self.best = figure
             self.weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -184,7 +187,8 @@ class _BestEpoch:
 
     def report(self) -> dict:
         return {"queries": len(self.held_out[0]), "ndcg@10_by_epoch": self.figures,
-                "chosen_epoch": self.chosen, "seconds": round(self.seconds, 1)}
+                "at_steps": self.steps, "chosen_epoch": self.chosen,
+                "seconds": round(self.seconds, 1)}
 
 
 def train_query_encoder(base_dir: Path, training: TrainingSet, corpus: IndexedCorpus,
@@ -229,7 +233,7 @@ def train_query_encoder(base_dir: Path, training: TrainingSet, corpus: IndexedCo
         epoch_ends.add(len(batches))
     selection = _BestEpoch(model, corpus, held_out) if held_out and held_out[0] else None
     if selection is not None:
-        selection.measure()  # epoch 0: the base
+        selection.measure(0)  # epoch 0: the base
     budget, progress = _budget(settings, len(batches), deadline, "query encoder")
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate,
                                   weight_decay=0.01)
@@ -257,7 +261,7 @@ def train_query_encoder(base_dir: Path, training: TrainingSet, corpus: IndexedCo
         last = _update(loss, model.parameters(), optimizer, scheduler)
         more = _step_done(budget, progress, last)
         if selection is not None and (budget.steps in epoch_ends or not more):
-            selection.measure()
+            selection.measure(budget.steps)
             if more and settings.patience is not None \
                     and selection.since_best() >= settings.patience:
                 budget.stopped_by = "held_out"
@@ -267,7 +271,7 @@ def train_query_encoder(base_dir: Path, training: TrainingSet, corpus: IndexedCo
     progress.close()
     if selection is not None:
         selection.restore()
-        _say_chosen(selection)
+        _say_chosen(selection, epoch_ends)
     model.eval()
     model.max_seq_length = served_length
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -283,12 +287,14 @@ def train_query_encoder(base_dir: Path, training: TrainingSet, corpus: IndexedCo
             **({"held_out": selection.report()} if selection is not None else {})}
 
 
-def _say_chosen(selection: _BestEpoch) -> None:
+def _say_chosen(selection: _BestEpoch, epoch_ends: set[int]) -> None:
     figures = " ".join(f"{f:.4f}" for f in selection.figures)
-    chosen = selection.chosen
-    print(f"query encoder: held-out nDCG@10 by epoch (0 = base): {figures}; keeping epoch "
-          f"{chosen}" + (" (no epoch beat the base: the query encoder keeps its weights)"
-                         if chosen == 0 else ""), file=sys.stderr, flush=True)
+    chosen, last = selection.chosen, selection.steps[-1]
+    cut = "" if last in epoch_ends or not last else \
+        f" (the last after step {last}, where the run stopped mid-epoch)"
+    print(f"query encoder: held-out nDCG@10 by epoch (0 = base): {figures}{cut}; keeping "
+          f"epoch {chosen}" + (" (no epoch beat the base: the query encoder keeps its "
+                               "weights)" if chosen == 0 else ""), file=sys.stderr, flush=True)
 
 
 def _sample(used: list, available: list, query_of) -> dict:
