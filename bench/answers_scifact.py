@@ -29,8 +29,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
+from bench import ROOT, SCIFACT
+
 CONVERSATIONS = ROOT / "tests" / "data" / "sample_conversations.jsonl"
 
 

@@ -34,8 +34,8 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
+from bench import ROOT, SCIFACT
+
 ALIAS = "bench-api-scifact"
 TOKEN, MODEL_TOKEN = "bench-api-token", "bench-model-token"
 

@@ -19,9 +19,8 @@ import random
 import sys
 from pathlib import Path
 
+from bench import SCIFACT
 from ragrec.eval.datasets import BeirDataset
-
-SCIFACT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact"
 
 
 def _sample(items: list, size: int | None, rng: random.Random) -> list:
@@ -93,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     summary = cut(BeirDataset(args.source), args.out, args.train_queries, args.test_queries,
                   args.docs, args.titles_as_train, args.seed)
-    print(json.dumps({"source": str(args.source), **vars(args), **summary}, default=str))
+    print(json.dumps({"asked": vars(args), "cut": summary}, default=str))
     return 0
 
 

@@ -17,11 +17,11 @@ import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench import ROOT
+
 sys.path.insert(0, str(ROOT / "tests"))
 
 ORIGIN_TOKEN, CLIENT = "bench-origin-token", "bench-edge-client"

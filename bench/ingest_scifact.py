@@ -24,8 +24,8 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
+from bench import ROOT, SCIFACT
+
 PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
 # Every system is scored the same way: its top 30 chunks for a query, collapsed to
 # documents (best chunk wins), first 10 documents -> nDCG@10 against the qrels.

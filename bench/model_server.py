@@ -20,12 +20,10 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
+from bench import ROOT, SCIFACT
 
 
 def sample_texts(count: int) -> list[str]:

@@ -28,8 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
+from bench import ROOT, SCIFACT
 
 
 def ragrec(*args: str) -> tuple[dict, float]:

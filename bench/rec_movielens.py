@@ -25,13 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import MOVIELENS
 from bench.rec_offline import scores  # Recall@k, NDCG@k: one definition for both logs
 from ragrec.api.recommend import RecSettings
 from ragrec.recs.cold_start import with_cold_slots
 from ragrec.recs.training import CfSettings
 
-ROOT = Path(__file__).resolve().parents[1]
-MOVIELENS = ROOT.parent / "shared" / "data" / "movielens-100k"
 K = 10
 COLD_USERS = 3
 

@@ -22,10 +22,9 @@ import math
 import random
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
+from bench import SCIFACT
+
 ALIAS = "bench-rec-scifact"
 
 

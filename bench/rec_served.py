@@ -24,7 +24,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.rec_movielens import COLD_USERS, MOVIELENS, K, load, samples, split_last
+from bench import MOVIELENS
+from bench.rec_movielens import COLD_USERS, K, load, samples, split_last
 from bench.rec_offline import scores
 
 ALIAS = "bench-rec-log"
