@@ -3,9 +3,11 @@
 
 Manual retraining (trigger with the form): **fine-tune the query encoder** (against the
 base version's document vectors; held-out train queries pick the epoch it keeps), then
-**the reranker**,
-on a BEIR-layout dataset's judged train queries or on the clicks logged for an index, each
-inside the time budget; **evaluate** the version in every retrieval mode; **register** it as
+**the reranker**, on a BEIR-layout dataset's judged train queries, on the clicks logged for
+an index, or on an index's own traffic (`events`: clicks corrected for position bias, the
+queries first seen last held out to pick the epoch on; no dataset needed), each inside the
+time budget; **evaluate** the version in every retrieval mode (and on held-out traffic,
+beside the live version, with `events`); **register** it as
 a `candidate` (RAGREC_REGISTRY). Roll it out with `model_rollout` (`model_uri`
 `registry:NAME:VERSION`, printed in the register task's log). The same jobs as `ragrec train`
 and `ragrec eval`; bad training data fails the run with the reason, without retries.
@@ -29,11 +31,17 @@ from ragrec.models.budget import DEFAULT_MAX_MINUTES
     default_args=DEFAULT_ARGS,
     doc_md=__doc__,
     params={
-        "dataset": Param("", type="string", minLength=1, title="Dataset (BEIR folder)",
-                         description="corpus.jsonl, queries.jsonl, qrels/train.tsv"),
+        "dataset": Param("", type="string", title="Dataset (BEIR folder)",
+                         description="corpus.jsonl, queries.jsonl, qrels/train.tsv; optional "
+                                     "with events"),
+        "events": Param("", type="string", title="Learn from this index's traffic",
+                        description="alias whose logged impressions and clicks to learn "
+                                    "from, corrected for position bias (its documents are "
+                                    "the corpus); empty: the dataset"),
         "clicks_from": Param("", type="string", title="Learn from clicks of this index",
-                             description="alias whose logged events to export and train on; "
-                                         "empty: the dataset's judged train queries"),
+                             description="alias whose logged events to export and train on "
+                                         "as they are (every click a positive); empty: the "
+                                         "dataset's judged train queries"),
         "base": Param("base", type="string", title="Base model version",
                       description="'base', file://, oss:// or registry:NAME@production"),
         "name": Param("ragrec-minilm", type="string", minLength=1, title="Model name"),

@@ -226,6 +226,11 @@ def _eval_command(args: argparse.Namespace) -> int:
     from ragrec.eval.report import write_report
 
     modes = runner.MODES if not args.mode or "all" in args.mode else tuple(args.mode)
+    if args.events and not args.dataset:
+        return _eval_traffic(args, modes)
+    if not args.dataset:
+        raise runner.EvalError("ragrec eval needs --dataset (judged queries) or --events "
+                               "ALIAS (held-out traffic)")
     dataset = BeirDataset(Path(args.dataset))
     if not (dataset.root / "corpus.jsonl").is_file():
         raise runner.EvalError(f"{dataset.root} is not a BEIR dataset (no corpus.jsonl)")
@@ -241,6 +246,8 @@ def _eval_command(args: argparse.Namespace) -> int:
                                    args.reranker[0] if args.reranker else None, modes,
                                    settings, args.backend, show_progress=not args.json)
     reranker_version = report.get("reranker_version")
+    if args.events:  # both where both exist: the judged figures and the traffic's
+        report["traffic"] = _traffic_report(args, ("served", *modes))
     json_path, html_path = write_report(report, Path(args.report_dir))
     if args.json:
         print(json.dumps(report))
@@ -251,8 +258,39 @@ def _eval_command(args: argparse.Namespace) -> int:
     for mode, metric in report["metrics"].items():
         print(f"{mode:<15} {metric['ndcg@10']:8.4f} {metric['recall@100']:8.4f} "
               f"{metric['mrr@10']:8.4f}")
+    if args.events:
+        _print_traffic(report["traffic"])
     _log(f"report: {json_path} and {html_path}")
     return 0
+
+
+def _traffic_report(args: argparse.Namespace, modes) -> dict:
+    from ragrec.es_client import connect
+    from ragrec.eval import runner, traffic
+
+    settings = runner.EvalSettings(rerank_top=args.rerank_top, depth=args.depth)
+    return traffic.evaluate_traffic(connect(), args.index, args.events, args.model, modes,
+                                    settings, args.holdout, args.backend)
+
+
+def _eval_traffic(args: argparse.Namespace, modes) -> int:
+    """``ragrec eval --events ALIAS`` without a dataset: held-out traffic only."""
+    args.index = args.index or args.events
+    report = _traffic_report(args, ("served", *modes))
+    if args.json:
+        print(json.dumps(report))
+    else:
+        _print_traffic(report)
+    return 0
+
+
+def _print_traffic(report: dict) -> None:
+    print(f"held-out traffic of {report['events']}: {report['held_out_queries']} queries, "
+          f"model {report['model_version']} on {report['index']}")
+    print(f"{'mode':<15} {'nDCG@10':>8}   95% interval (counterfactual, clicks)")
+    for mode, metric in report["metrics"].items():
+        low, high = metric["ci95"]
+        print(f"{mode:<15} {metric['ndcg@10']:8.4f}   [{low:.4f}, {high:.4f}]")
 
 
 def _eval_answers(args: argparse.Namespace, dataset) -> int:
@@ -332,9 +370,10 @@ def _train_command(args: argparse.Namespace) -> int:
                             learning_rate=args.lr or None, precision=args.precision,
                             batch_size=args.batch_size or None, max_steps=args.max_steps,
                             max_minutes=args.max_minutes or None)
-    job = TrainJob(kind=args.kind, dataset=Path(args.dataset), base=args.base, out=out,
-                   index=args.index, split=args.split,
+    job = TrainJob(kind=args.kind, dataset=Path(args.dataset) if args.dataset else None,
+                   base=args.base, out=out, index=args.index, split=args.split,
                    clicks=Path(args.clicks) if args.clicks else None,
+                   events=args.events, correction=args.correction,
                    rationales=Path(args.rationales) if args.rationales else None,
                    negatives=args.negatives if args.negatives is not None
                    else NEGATIVES[args.kind],
@@ -496,8 +535,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("target", nargs="?", choices=["retrieval", "answers"],
                           default="retrieval",
                           help="answers: cited sentences vs DIR/rationales (human evidence)")
-    evaluate.add_argument("--dataset", required=True,
-                          help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/*.tsv")
+    evaluate.add_argument("--dataset", default=None,
+                          help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/*.tsv "
+                               "(optional with --events)")
+    evaluate.add_argument("--events", default=None, metavar="ALIAS",
+                          help="also (or, without --dataset, only) judge the version by the "
+                               "held-out traffic of ALIAS-events: counterfactual nDCG@10 of "
+                               "the clicked documents, corrected for position bias, with a "
+                               "95%% interval; without --dataset, --index defaults to ALIAS")
+    evaluate.add_argument("--holdout", type=int, default=150,
+                          help="--events: the queries first seen last that are held out "
+                               "(as 'ragrec train --events' holds them out)")
     evaluate.add_argument("--index", default=None,
                           help="alias holding (or to hold) the corpus (default: "
                                "ragrec-eval-<dataset folder name>)")
@@ -541,7 +589,8 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="fine-tune the query encoder (embedder: documents keep the base "
                       "version's vectors) or the reranker")
     train.add_argument("kind", choices=["embedder", "reranker"])
-    train.add_argument("--dataset", required=True, help="BEIR folder (corpus, queries, qrels)")
+    train.add_argument("--dataset", default=None,
+                       help="BEIR folder (corpus, queries, qrels); optional with --events")
     train.add_argument("--base", default="base", help="model URI to start from, or 'base'")
     train.add_argument("--out", required=True, help="model version directory (file://)")
     train.add_argument("--index", default="ragrec-train-corpus",
@@ -552,6 +601,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--clicks", default=None,
                        help="JSONL of logged {query, doc_id, label} events (ragrec events "
                             "export) to learn from instead")
+    train.add_argument("--events", default=None, metavar="ALIAS",
+                       help="learn from the deployment's own traffic: the impressions and "
+                            "clicks in ALIAS-events, corrected for position bias; the "
+                            "documents are --index's own, the queries first seen last are "
+                            "held out (--holdout) to pick the epoch on")
+    train.add_argument("--correction", choices=["ipw", "none"], default="ipw",
+                       help="--events: weight clicks by the inverse of their position's "
+                            "examination propensity, fitted from the log (ipw), or take "
+                            "every clicked result as a positive (none: the naive reading)")
     train.add_argument("--rationales", default=None,
                        help="reranker: a folder of human-marked evidence sentences "
                             "(<split>.jsonl + sentences.jsonl) to also learn (claim, "

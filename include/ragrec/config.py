@@ -308,6 +308,7 @@ class ApiSettings:
     min_support: float = 0.3  # best question-passage cosine needed to answer
     llm: LlmSettings | None = None
     chat_retention_days: float = 30.0  # stored conversation turns expire after this
+    explore: float = 0.0  # share of /search answers that swap two shown results
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ,
@@ -316,11 +317,12 @@ class ApiSettings:
                    token=env.get("RAGREC_API_TOKEN") or None,
                    min_support=float(env.get("RAGREC_ANSWER_MIN_SUPPORT") or 0.3),
                    llm=LlmSettings.from_env(env),
-                   chat_retention_days=float(env.get("RAGREC_CHAT_RETENTION_DAYS") or 30))
+                   chat_retention_days=float(env.get("RAGREC_CHAT_RETENTION_DAYS") or 30),
+                   explore=float(env.get("RAGREC_EXPLORE") or 0))
 
     def __repr__(self) -> str:  # never print secrets
         return (f"ApiSettings(index={self.index!r}, token={_hidden(self.token)}, "
-                f"min_support={self.min_support}, llm={self.llm!r})")
+                f"min_support={self.min_support}, llm={self.llm!r}, explore={self.explore})")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from ragrec.jobs.reindex import (
     recorded_score,
     score,
     swap,
+    traffic_gate,
 )
 from ragrec.retrieval import SearchSpec, SpecError
 
@@ -95,18 +96,40 @@ def validate_candidate(params: dict, candidate: dict) -> dict:
     return {"documents": report.rows, "docs_path": report.docs_path}
 
 
+def traffic_verdict(params: dict, client, candidate: dict, spec: SearchSpec) -> dict | None:
+    """The label-free gate on the alias's held-out traffic (``traffic_gate``), or None when
+    there is no live version or no held-out traffic to judge by."""
+    from ragrec.eval.runner import EvalError
+
+    live = versions.current_version(client, params["index"])
+    if live is None:
+        return None
+    try:
+        return traffic_gate(client, runtime.models(), candidate["index"], live,
+                            params["index"], spec, float(params.get("gate_margin", 0.02)))
+    except EvalError as exc:
+        log.info("no label-free gate: %s", exc)
+        return None
+
+
 def retrieval_gate(params: dict, candidate: dict, live: dict | None) -> dict:
     client = runtime.es_client()
     spec = gate_spec(params, client)
     settings = gate_settings(params, client)
-    if settings is None:
-        record_spec(client, candidate["index"], spec)
-        return {"passed": True, "reason": "no golden set configured", "spec": spec.to_dict()}
     if params.get("model_uri"):
         runtime.encoder_for_model(params["model_uri"])  # the candidate's models, by version
     try:
-        result = gate(score(client, candidate["index"], runtime.models(), settings), live,
-                      settings.margin)
+        traffic = traffic_verdict(params, client, candidate, spec)
+        if settings is None:
+            result = traffic or {"passed": True, "reason": "no golden set configured and no "
+                                                           "held-out traffic"}
+        else:
+            result = gate(score(client, candidate["index"], runtime.models(), settings), live,
+                          settings.margin)
+            if traffic is not None:  # both where both exist: the golden set decides
+                result["traffic"] = traffic
+                log.info("label-free gate (reported): %s (%s)", "passed" if traffic["passed"]
+                         else "would refuse", traffic["reason"])
     except GateRefused:
         discard(client, params["index"], candidate["index"])
         raise

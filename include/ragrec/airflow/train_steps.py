@@ -21,12 +21,17 @@ log = logging.getLogger(__name__)
 
 
 def plan(params: dict, run_id: str) -> dict:
-    """Where this run's version goes and what it learns from (a click export is written
-    into the version directory first, so a retry trains on the same clicks)."""
+    """Where this run's version goes and what it learns from: a dataset's judged queries,
+    a click export (written into the version directory first, so a retry trains on the same
+    clicks), or the traffic of ``events`` (bias-corrected clicks; the dataset optional)."""
     from ragrec.config import cache_dir
 
-    dataset = Path(params["dataset"]).expanduser()
-    if not (dataset / "corpus.jsonl").is_file():
+    events = params.get("events") or None
+    dataset = Path(params["dataset"]).expanduser() if params.get("dataset") else None
+    if dataset is None and events is None:
+        _bad_input("nothing to learn from: give a dataset (judged queries) or events (the "
+                   "alias whose traffic to learn from)")
+    if dataset is not None and not (dataset / "corpus.jsonl").is_file():
         _bad_input(f"{dataset} is not a BEIR dataset (no corpus.jsonl): the corpus and "
                    "queries to train on")
     name = params.get("name") or "ragrec-minilm"
@@ -42,9 +47,10 @@ def plan(params: dict, run_id: str) -> dict:
             count = export_training_pairs(runtime.es_client(), params["clicks_from"], clicks)
             log.info("exported %d labelled pairs from %s's events", count,
                      params["clicks_from"])
-    return {"out": str(out), "dataset": str(dataset), "clicks": str(clicks) if clicks else None,
+    return {"out": str(out), "dataset": str(dataset) if dataset else None,
+            "clicks": str(clicks) if clicks else None, "events": events,
             "base": params.get("base") or "base", "name": name,
-            "index": params.get("index") or "ragrec-train-corpus",
+            "index": params.get("index") or events or "ragrec-train-corpus",
             "max_minutes": params.get("max_minutes"), "max_steps": params.get("max_steps"),
             "eval_split": params.get("eval_split") or "test"}
 
@@ -57,8 +63,9 @@ def train(kind: str, planned: dict) -> dict:
 
     settings = settings_for(kind, max_steps=planned["max_steps"] or None,
                             max_minutes=planned["max_minutes"] or None)
-    job = TrainJob(kind=kind, dataset=Path(planned["dataset"]), base=planned["base"],
-                   out=Path(planned["out"]), index=planned["index"],
+    job = TrainJob(kind=kind, base=planned["base"], out=Path(planned["out"]),
+                   dataset=Path(planned["dataset"]) if planned["dataset"] else None,
+                   index=planned["index"], events=planned.get("events"),
                    clicks=Path(planned["clicks"]) if planned["clicks"] else None,
                    negatives=NEGATIVES[kind], eval_split=None, name=planned["name"],
                    settings=settings)
@@ -74,25 +81,71 @@ def train(kind: str, planned: dict) -> dict:
 
 
 def evaluate(planned: dict) -> dict:
-    """``ragrec eval`` of the version on ``eval_split``, every mode; the report goes onto the
-    version's card (the registry keeps it beside the training figures)."""
-    from ragrec.eval import runner
-    from ragrec.eval.datasets import BeirDataset
+    """``ragrec eval`` of the version on ``eval_split``, every mode, where a dataset was
+    given; on the held-out traffic of ``events`` (counterfactual nDCG@10, beside the live
+    version's on the same queries) where events were. The figures go onto the version's
+    card (the registry keeps them beside the training figures)."""
     from ragrec.models.store import CARD
 
     out = Path(planned["out"])
-    report = runner.evaluate_model(
-        runtime.es_client(), BeirDataset(Path(planned["dataset"])),
-        f"{planned['index']}-candidate", str(out),
-        settings=runner.EvalSettings(split=planned["eval_split"]), show_progress=False)
     card = json.loads((out / CARD).read_text())
-    card["evaluation"] = {"split": report["split"], "metrics": report["metrics"],
-                          "tuned": report["tuned"], "index": report["index"]}
+    evaluation: dict = {}
+    if planned["dataset"]:
+        from ragrec.eval import runner
+        from ragrec.eval.datasets import BeirDataset
+
+        report = runner.evaluate_model(
+            runtime.es_client(), BeirDataset(Path(planned["dataset"])),
+            f"{planned['index']}-candidate", str(out),
+            settings=runner.EvalSettings(split=planned["eval_split"]), show_progress=False)
+        evaluation = {"split": report["split"], "metrics": report["metrics"],
+                      "tuned": report["tuned"], "index": report["index"]}
+        for mode, metrics in report["metrics"].items():
+            log.info("%-15s nDCG@10 %.4f  R@100 %.4f", mode, metrics["ndcg@10"],
+                     metrics["recall@100"])
+    if planned.get("events"):
+        evaluation["traffic"] = traffic_figures(planned["events"], str(out))
+    card["evaluation"] = evaluation
     (out / CARD).write_text(json.dumps(card, indent=2, sort_keys=True))
-    for mode, metrics in report["metrics"].items():
-        log.info("%-15s nDCG@10 %.4f  R@100 %.4f", mode, metrics["ndcg@10"],
-                 metrics["recall@100"])
-    return {"version": report["model_version"], "metrics": report["metrics"]}
+    return {"version": card["version"], "metrics": evaluation.get("metrics"),
+            "traffic": evaluation.get("traffic")}
+
+
+def traffic_figures(alias: str, model_uri: str) -> dict:
+    """The candidate and the live version on ``alias``'s held-out traffic (the served spec;
+    the candidate ranks the live index with its own query encoder, which is why only a
+    version sharing the live document vectors is scored here), and the paired gain."""
+    from ragrec.eval.counterfactual import compare
+    from ragrec.eval.traffic import evaluate_traffic
+    from ragrec.indexing.versions import index_meta
+
+    client = runtime.es_client()
+    live_version = index_meta(client, alias).get("model_version")
+    figures = {}
+    for name, uri in (("candidate", model_uri), ("live", _version_uri(live_version))):
+        report = evaluate_traffic(client, alias, alias, uri, modes=("served",))
+        figures[name] = {"version": report["model_version"],
+                         **report["metrics"]["served"], "per_query": report["per_query"]}
+    gain = compare(figures["candidate"].pop("per_query")["served"],
+                   figures["live"].pop("per_query")["served"])
+    log.info("held-out traffic of %s (counterfactual nDCG@10, served spec): candidate %.4f, "
+             "live %.4f, gain %+.4f %s", alias, figures["candidate"]["ndcg@10"],
+             figures["live"]["ndcg@10"], gain["gain"], gain["ci95"])
+    return {**figures, "gain": gain}
+
+
+def _version_uri(version: str) -> str:
+    """A model URI for a version string: the base model's, or the registry's entry."""
+    from ragrec.airflow.rollout_steps import registry
+    from ragrec.embedding.in_process import base_model_dir, model_version_of
+
+    if version == model_version_of(base_model_dir()):
+        return "base"
+    uri = registry().find_version(version)
+    if uri is None:
+        _bad_input(f"the live model version {version} is not in the registry: it cannot be "
+                   "scored beside the candidate")
+    return uri
 
 
 def register(planned: dict) -> dict:

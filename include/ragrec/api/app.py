@@ -54,6 +54,7 @@ from ragrec.api import responses as answers
 from ragrec.api.es_limits import EsDateTime, RequestModel
 from ragrec.api.search import QueryText, SearchFilters, SearchQuery, search
 from ragrec.config import ApiSettings
+from ragrec.feedback.exploration import Explorer
 from ragrec.models.resolver import ModelResolver, ModelUnavailable, TextRefused
 from ragrec.retrieval import EncoderMismatch, NoReranker, Searcher
 from ragrec.retrieval.queries import filter_clauses
@@ -151,6 +152,7 @@ def create_app(client: Elasticsearch, models: ModelResolver,
     config = config or ApiSettings()
     searcher = Searcher(client, models)
     alias = config.index
+    explorer = Explorer(config.explore)
     answerer = Answerer(searcher, config.min_support, config.llm)
     conversations = ConversationStore(client, alias, config.chat_retention_days)
     if not config.token:
@@ -170,6 +172,13 @@ def create_app(client: Elasticsearch, models: ModelResolver,
     def traced(payload: dict) -> dict:
         """A response with its own trace id, for the events that follow it."""
         return {"trace_id": event_log.new_trace_id(), **payload}
+
+    def searched(query: SearchQuery) -> dict:
+        """A ``/search`` answer; one in the exploration slice is logged as such."""
+        answer = traced(search(searcher, alias, query, explorer))
+        if "explore" in answer:
+            event_log.log_exploration(client, alias, answer)
+        return answer
 
     install_error_handlers(app)
     app.add_middleware(RequestGuard, max_body_bytes=config.max_body_bytes, refusal=refusal)
@@ -209,7 +218,7 @@ def create_app(client: Elasticsearch, models: ModelResolver,
               responses={200: {"model": answers.SearchResult},
                          **error_responses(*BODY_ERRORS, *GUARDED, *SEARCH_ERRORS)})
     def search_post(body: SearchQuery):
-        return json_response(traced(search(searcher, alias, body)))
+        return json_response(searched(body))
 
     @app.get("/search", summary="Search the index (query string)",
              responses={200: {"model": answers.SearchResult},
@@ -223,7 +232,7 @@ def create_app(client: Elasticsearch, models: ModelResolver,
                        max_length=100, description="only these documents (more: POST)")] = None):
         query = _search_from_query_string(query=q, mode=mode, fusion=fusion, k=k,
                                           rerank=rerank, filters=SearchFilters(doc_id=doc_id))
-        return json_response(traced(search(searcher, alias, query)))
+        return json_response(searched(query))
 
     def context(body: AskRequest, history: list[dict]) -> Context:
         def spec_of(served):

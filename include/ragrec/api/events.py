@@ -13,17 +13,20 @@ earlier): ``airec_sync`` pushes behaviours by it."""
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from elasticsearch import Elasticsearch, helpers
+from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
 from ragrec.es_client import create_index_once
+from ragrec.feedback.sessions import events_index
 from ragrec.indexing.bulk_writer import run_bulk
 from ragrec.indexing.mapping import index_settings
 
+log = logging.getLogger(__name__)
 MAX_EVENTS = 500
 _MAPPINGS = {"dynamic": "strict", "properties": {
     "user_id": {"type": "keyword"}, "doc_id": {"type": "keyword"},
@@ -31,7 +34,8 @@ _MAPPINGS = {"dynamic": "strict", "properties": {
     "surface": {"type": "keyword"}, "ts": {"type": "date"},
     "conversation_id": {"type": "keyword"}, "turn": {"type": "integer"},
     "trace_id": {"type": "keyword"}, "scene_id": {"type": "keyword"},
-    "position": {"type": "integer"}, "logged_at": {"type": "date"}}}
+    "position": {"type": "integer"}, "swapped_with": {"type": "integer"},
+    "logged_at": {"type": "date"}}}
 POSITIVE = ("click", "helped", "up")
 NEGATIVE = ("down",)
 
@@ -39,10 +43,6 @@ NEGATIVE = ("down",)
 def new_trace_id() -> str:
     """A response's trace id: 32 hex digits, unique per response."""
     return uuid.uuid4().hex
-
-
-def events_index(alias: str) -> str:
-    return f"{alias}-events"
 
 
 def ensure_events_index(client: Elasticsearch, alias: str) -> str:
@@ -86,6 +86,51 @@ def log_events(client: Elasticsearch, alias: str, events: list[dict]) -> int:
         raise RuntimeError(f"{len(outcome.failed)} of {len(actions)} events were not stored: "
                            f"{next(iter(outcome.failed.values()))}")
     return outcome.succeeded
+
+
+def log_exploration(client: Elasticsearch, alias: str, answer: dict) -> None:
+    """An ``explore`` event for a ``/search`` answer of the exploration slice: the trace,
+    the query, the two positions swapped (from 0, as impressions count them) and the hit
+    moved down. Written by the API itself (clients cannot post this type); a failure to
+    write it is logged and the answer still goes out."""
+    upper, lower = answer["explore"]["swapped"]
+    now = datetime.now(UTC).isoformat()
+    event = {"user_id": "ragrec-api", "doc_id": answer["hits"][lower - 1]["doc_id"],
+             "type": "explore", "query": answer.get("query"), "surface": "search",
+             "ts": now, "trace_id": answer["trace_id"], "position": upper - 1,
+             "swapped_with": lower - 1, "logged_at": now}
+    try:
+        client.index(index=ensure_events_index(client, alias), document=event)
+    except (ApiError, TransportError) as exc:  # the answer matters more than its log line
+        log.warning("exploration event of %s not stored: %s", answer["trace_id"], exc)
+
+
+def events_meta(client: Elasticsearch, alias: str) -> dict:
+    """The events index's ``_meta``: where the jobs that read the log record the point they
+    reached (``airec_sync``'s push, ``model_feedback``'s training)."""
+    mapping = client.indices.get_mapping(index=events_index(alias))
+    return next(iter(mapping.body.values()))["mappings"].get("_meta") or {}
+
+
+def update_events_meta(client: Elasticsearch, alias: str, **values) -> None:
+    client.indices.put_mapping(index=events_index(alias),
+                               meta={**events_meta(client, alias), **values})
+
+
+def sessions_logged_since(client: Elasticsearch, alias: str, since: str | None) -> int:
+    """Search answers with impressions stored (``logged_at``) after ``since`` (all of them
+    when None): the volume of new traffic."""
+    index = events_index(alias)
+    if not client.indices.exists(index=index):
+        return 0
+    filters = [{"term": {"type": "impression"}}, {"exists": {"field": "trace_id"}}]
+    if since:
+        filters.append({"range": {"logged_at": {"gt": since}}})
+    client.indices.refresh(index=index)
+    response = client.search(index=index, size=0, query={"bool": {"filter": filters}},
+                             aggs={"sessions": {"cardinality": {"field": "trace_id",
+                                                                "precision_threshold": 40000}}})
+    return int(response["aggregations"]["sessions"]["value"])
 
 
 def user_history(client: Elasticsearch, alias: str, user_id: str, limit: int = 50,

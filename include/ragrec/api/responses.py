@@ -38,6 +38,11 @@ TRACE_ID = Field(description="this response's id: impressions and clicks on what
                              "carry it back (POST /events)")
 
 
+class Explored(BaseModel):
+    swapped: list[int] = Field(min_length=2, max_length=2,
+                               description="the two positions swapped (1-based, upper first)")
+
+
 class SearchResult(BaseModel):
     trace_id: str = TRACE_ID
     query: str
@@ -50,6 +55,10 @@ class SearchResult(BaseModel):
     index: str
     took_ms: float
     hits: list[Hit]
+    explore: Explored | None = Field(
+        None, description="only in the exploration slice (RAGREC_EXPLORE): two hits were "
+                          "swapped, so that position and relevance can be told apart in the "
+                          "clicks")
 
 
 class Passage(BaseModel):

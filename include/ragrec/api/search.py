@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, StrictBool, StrictFloat, StrictInt
 
 from ragrec.api.es_limits import EsDateTime, KeywordPrefix, Page, RequestModel, Terms
+from ragrec.feedback import exploration
 from ragrec.retrieval import Searcher, SearchSpec, SpecError
 from ragrec.retrieval.queries import filter_clauses
 from ragrec.retrieval.spec import MAX_DEPTH
@@ -77,11 +78,18 @@ class SearchQuery(RequestModel):
             raise BadRequest(422, str(exc)) from None
 
 
-def search(searcher: Searcher, alias: str, q: SearchQuery) -> dict:
-    """The ``/search`` answer for one request."""
+def search(searcher: Searcher, alias: str, q: SearchQuery,
+           explorer: exploration.Explorer | None = None) -> dict:
+    """The ``/search`` answer for one request; in the exploration slice (``explorer``) two
+    shown hits swapped, and ``explore`` says which positions (1-based)."""
     version, served = searcher.served(alias)
     ranking = searcher.search(alias, q.query, q.spec(served), q.k, filter_clauses(q.filters),
                               version=version)
+    swap = explorer.draw(len(ranking.hits)) if explorer is not None else None
+    ranking.hits = exploration.apply(ranking.hits, swap)
     if q.highlight:
         searcher.highlight(alias, q.query, ranking.hits)
-    return ranking.to_dict()
+    answer = ranking.to_dict()
+    if swap is not None:
+        answer["explore"] = swap.to_dict()
+    return answer

@@ -85,9 +85,11 @@ class Run:
     """One query set's legs, fetched once (both legs, at one depth), ranked under any spec
     by the searcher; rerank scores are kept per query, so blend weights cost nothing."""
 
-    def __init__(self, searcher: Searcher, alias: str, queries: dict[str, str], depth: int):
+    def __init__(self, searcher: Searcher, alias: str, queries: dict[str, str], depth: int,
+                 version: str | None = None):
+        """``version``: the model version whose encoder ranks (default: the index's own)."""
         self.searcher, self.alias, self.queries = searcher, alias, queries
-        self.version = searcher.model_version(alias)
+        self.version = version or searcher.model_version(alias)
         self.legs: dict[str, dict[str, list[Hit]]] = {}
         self._cross: dict[str, dict[str, float]] = {}
         legs_spec = SearchSpec("hybrid", depth=depth)

@@ -178,17 +178,10 @@ SETTLED_SECONDS = 60
 _PUSHED_UNTIL = "airec_behaviours_until"
 
 
-def _events_meta(client: Elasticsearch, alias: str) -> tuple[str, dict]:
-    """The events index and its mapping's ``_meta``."""
-    from ragrec.api.events import events_index
-
-    index = events_index(alias)
-    mapping = client.indices.get_mapping(index=index)
-    return index, next(iter(mapping.body.values()))["mappings"].get("_meta") or {}
-
-
 def behaviours_pushed_until(client: Elasticsearch, alias: str) -> str | None:
-    return _events_meta(client, alias)[1].get(_PUSHED_UNTIL)
+    from ragrec.api.events import events_meta
+
+    return events_meta(client, alias).get(_PUSHED_UNTIL)
 
 
 def pending_behaviours(client: Elasticsearch, alias: str,
@@ -213,5 +206,6 @@ def pending_behaviours(client: Elasticsearch, alias: str,
 
 
 def mark_behaviours_pushed(client: Elasticsearch, alias: str, until: str) -> None:
-    index, meta = _events_meta(client, alias)
-    client.indices.put_mapping(index=index, meta={**meta, _PUSHED_UNTIL: until})
+    from ragrec.api.events import update_events_meta
+
+    update_events_meta(client, alias, **{_PUSHED_UNTIL: until})

@@ -4,7 +4,10 @@
    (vectors of unchanged chunks reused when the model is the same); the alias is untouched.
 2. ``gate``: the golden set on the candidate vs the live index, both ranked under the search
    spec that will be served (rerank included); refused when nDCG@10 drops more than
-   ``margin`` below the live one. Scores are recorded in each version's ``_meta``, so the
+   ``margin`` below the live one. Without a golden set, ``traffic_gate`` judges by the
+   alias's held-out traffic instead (counterfactual nDCG@10 of the clicked documents, the
+   same queries ranked by both versions); where both exist the golden set decides and the
+   traffic's verdict is reported beside it. Scores are recorded in each version's ``_meta``, so the
    live baseline is measured once per golden set and spec; the spec a candidate passed with
    is recorded on it (``search_spec``) and is what the API serves once it is live.
 3. ``swap``: one atomic alias action, older versions beyond ``keep`` deleted, then a
@@ -93,6 +96,33 @@ def gate(candidate: dict, live: dict | None, margin: float) -> dict:
               f"(drop {drop:+.4f}, allowed {margin:.4f})")
     return {"passed": passed, "reason": reason, "candidate": candidate, "live": live,
             "margin": margin}
+
+
+def traffic_gate(client: Elasticsearch, models, candidate: str, live: str, alias: str,
+                 spec: SearchSpec, margin: float = 0.02, holdout: int = 150) -> dict:
+    """Pass/fail of ``candidate`` against ``live`` on the held-out traffic of ``alias``'s
+    events, both ranked under ``spec`` with their own models: refused when the candidate's
+    counterfactual nDCG@10 is more than ``margin`` below the live one's on the same queries
+    (``EvalError`` when the log holds no held-out traffic)."""
+    from ragrec.eval.counterfactual import compare, summary
+    from ragrec.eval.traffic import held_out_traffic, score_traffic
+
+    queries, qrels = held_out_traffic(client, alias, holdout).qrels("held_out")
+    searcher = Searcher(client, models)
+    try:
+        scores = {name: score_traffic(searcher, index, queries, qrels, {"served": spec},
+                                      spec.depth)["served"]
+                  for name, index in (("candidate", candidate), ("live", live))}
+    except (EncoderMismatch, NoReranker) as exc:
+        raise GateRefused(f"{candidate} cannot be scored under {spec.label}: {exc}") from exc
+    gain = compare(scores["candidate"], scores["live"])
+    ours, theirs = summary(scores["candidate"]), summary(scores["live"])
+    passed = gain["gain"] >= -margin
+    reason = (f"counterfactual nDCG@10 on {gain['queries']} held-out queries of traffic "
+              f"{ours['ndcg@10']:.4f} vs live {theirs['ndcg@10']:.4f} (gain "
+              f"{gain['gain']:+.4f}, 95% {gain['ci95']}; allowed drop {margin:.4f})")
+    return {"passed": passed, "reason": reason, "candidate": ours, "live": theirs,
+            "gain": gain, "margin": margin, "judged_by": "traffic"}
 
 
 def swap(client: Elasticsearch, alias: str, candidate: str, keep: int) -> dict:

@@ -7,6 +7,14 @@ fine-tune -> before/after metrics -> a model version directory with a card (line
 * ``reranker`` trains the cross-encoder on hard negatives mined from the index (BM25 and
   dense), saved as ``reranker/``.
 
+What they learn from: a BEIR folder's judged train queries (``dataset``), or the
+deployment's own traffic (``events``: the alias whose ``<alias>-events`` holds impressions and
+clicks; ``feedback.labels``): clicks weighted by their bias-corrected relevance estimate,
+results skipped above a click as the reranker's first negatives, and the queries first seen
+last held out - in place of judged held-out queries - to pick the epoch on. With events the
+documents are the index's own; a ``dataset`` given beside them adds judged before/after
+figures.
+
 Both kinds can be written into the same version directory (``--out``);
 ``ragrec-model.json`` records both.
 """
@@ -33,7 +41,10 @@ from ragrec.models.training_data import (
     TrainingSet,
     document_text,
     from_beir,
+    from_click_labels,
     from_clicks,
+    held_out_click_qrels,
+    index_documents,
 )
 from ragrec.models.uris import load_layout
 
@@ -49,12 +60,14 @@ class TrainingDataError(ValueError):
 @dataclass(frozen=True)
 class TrainJob:
     kind: str  # "embedder" | "reranker"
-    dataset: Path
+    dataset: Path | None
     base: str
     out: Path
     index: str
     split: str = "train"
     clicks: Path | None = None
+    events: str | None = None  # alias whose <alias>-events the pairs come from
+    correction: str = "ipw"  # events: "ipw" (position-bias corrected) or "none" (naive)
     rationales: Path | None = None  # reranker: also learn (claim, evidence sentence) pairs
     negatives: int = 1
     holdout: int = 150  # train queries kept out for ``ragrec eval``'s weight tuning
@@ -114,6 +127,7 @@ def _check_trainable(training: TrainingSet, job: TrainJob, held_out: int) -> Non
     if queries >= MIN_TRAIN_QUERIES:
         return
     where = f"--clicks {job.clicks}" if job.clicks else \
+        f"the clicks of --events {job.events}" if job.events else \
         f"{job.dataset}/qrels/{job.split}.tsv"
     held = f" after {held_out} held out for tuning" if held_out else ""
     raise TrainingDataError(
@@ -138,14 +152,30 @@ def run(job: TrainJob, client=None) -> dict:
         phases[name] = round(now - since, 1)
         return now
 
-    dataset = BeirDataset(job.dataset)
+    if job.dataset is None and job.events is None:
+        raise TrainingDataError("nothing to learn from: give --dataset (judged queries) or "
+                                "--events ALIAS (the deployment's clicks)")
+    dataset = BeirDataset(job.dataset) if job.dataset is not None else None
     base = load_layout(job.base)
-    held = _held_out(dataset, job)
-    held_out = len(held)
-    training: TrainingSet = from_beir(dataset, job.split, holdout=held_out)
-    if job.clicks:
-        clicks = from_clicks(job.clicks, training.documents)
-        training = TrainingSet(clicks.examples, training.documents, clicks.source)
+    client = client or connect()
+    labels, traffic = None, None
+    if job.events:
+        labels = _click_labels(client, job)
+        documents = None
+        if job.kind == "reranker":
+            documents = {d["_id"]: document_text(d) for d in dataset.corpus()} \
+                if dataset is not None else index_documents(client, job.index)
+        training = from_click_labels(labels, documents)
+        traffic = held_out_click_qrels(labels)
+        held: list[str] = []
+        held_out = len(labels.held_out)
+    else:
+        held = _held_out(dataset, job)
+        held_out = len(held)
+        training = from_beir(dataset, job.split, holdout=held_out)
+        if job.clicks:
+            clicks = from_clicks(job.clicks, training.documents)
+            training = TrainingSet(clicks.examples, training.documents, clicks.source)
     _check_trainable(training, job, held_out)
     _say(f"{len(training.examples)} training pairs ({len({e.query for e in training.examples})}"
          f" queries) from {training.source}; budget: "
@@ -154,10 +184,12 @@ def run(job: TrainJob, client=None) -> dict:
                                    f"{job.settings.max_steps} steps"
                                    if job.settings.max_steps else ""])))
 
-    client = client or connect()
     miner = encoder_for(base.embedder_dir)
-    ensure_index(client, job.index, dataset, miner, base.embedder_dir, cache_dir(),
-                 show_progress=False)
+    if dataset is not None:
+        ensure_index(client, job.index, dataset, miner, base.embedder_dir, cache_dir(),
+                     show_progress=False)
+    else:
+        _check_index_encoder(client, job.index, base)
     mark = phase("index", started)
     metrics: dict = {}
     corpus = None
@@ -166,9 +198,11 @@ def run(job: TrainJob, client=None) -> dict:
         corpus = IndexedCorpus.from_index(client, job.index,
                                           keep={e.positive for e in training.examples},
                                           seed=job.settings.seed)
-        if job.eval_split:
-            queries = miner if base.query_encoder_dir is None else encoder_for(base.query_dir)
+        queries = miner if base.query_encoder_dir is None else encoder_for(base.query_dir)
+        if job.eval_split and dataset is not None:
             metrics["before"] = corpus.dense_ndcg(queries, dataset, job.eval_split)
+        if traffic is not None:
+            metrics["traffic_before"] = corpus.ndcg_of(queries, *traffic)
         mark = phase("read_vectors", mark)
     # The budget starts here: the index is the corpus's, not the run's (eval and search use
     # it too), a new corpus takes as long as it takes, and evaluation is extra.
@@ -200,12 +234,15 @@ def run(job: TrainJob, client=None) -> dict:
     shutil.rmtree(staging, ignore_errors=True)
     if job.kind == "embedder":
         result = train_query_encoder(base.query_dir, training, corpus, staging, job.settings,
-                                     deadline, _held_out_queries(dataset, job, held))
+                                     deadline, traffic if labels is not None
+                                     else _held_out_queries(dataset, job, held))
         mark = phase("train", mark)
-        if job.eval_split:
+        if job.eval_split and dataset is not None:
             metrics["after"] = corpus.dense_ndcg(encoder_for(staging), dataset,
                                                  job.eval_split)
-            mark = phase("eval_after", mark)
+        if traffic is not None:
+            metrics["traffic_after"] = corpus.ndcg_of(encoder_for(staging), *traffic)
+        mark = phase("eval_after", mark)
     else:
         from ragrec.models.reranker import init_cross_encoder, load_cross_encoder
 
@@ -217,7 +254,7 @@ def run(job: TrainJob, client=None) -> dict:
         result = train_reranker(init, training, staging, job.settings, deadline)
         shutil.rmtree(job.out / ".reranker-init", ignore_errors=True)
         mark = phase("train", mark)
-        if job.eval_split:
+        if job.eval_split and dataset is not None:
             metrics = rerank_ndcg(client, job.index, load_cross_encoder(staging), dataset,
                                   job.eval_split)
             mark = phase("eval_after", mark)
@@ -228,10 +265,60 @@ def run(job: TrainJob, client=None) -> dict:
     result = {**result, "phases_seconds": phases}
     if mined is not None:
         result["mined"] = mined
+    if labels is not None:
+        result["events"] = labels.report()
     card = _update_card(job, base, training, result, metrics, held_out)
     (job.out / "metrics.json").write_text(json.dumps(card["training"], indent=2))
     card["seconds"] = round(time.monotonic() - started, 1)
     return card
+
+
+def _click_labels(client, job: TrainJob):
+    """The labels of ``job.events``'s traffic (the queries first seen last, ``holdout`` of
+    them at most, held out), with what was read and dropped on stderr."""
+    from ragrec.feedback import labels, sessions
+
+    log = sessions.read_sessions(client, sessions.events_index(job.events))
+    built = labels.build(log, job.holdout, job.correction)
+    report = built.report()
+    propensities = built.propensities
+    _say(f"{sessions.events_index(job.events)}: {log.counts.get('sessions_read', 0)} sessions "
+         f"read, {log.counts.get('sessions_kept', 0)} kept ({_dropped(log.counts)}); "
+         f"{report['train_queries']} queries to train on, {report['held_out_queries']} held "
+         f"out (first seen last); examination by position "
+         f"{' '.join(f'{p:.2f}' for p in propensities.by_position)}"
+         + ("" if propensities.identified else
+            f" (NOT identified: {propensities.evidence} impressions of results seen at two "
+            f"positions; turn on RAGREC_EXPLORE)"))
+    if job.correction == "ipw" and not propensities.identified:
+        _say("warning: too little exploration traffic to measure position bias: the clicks "
+             "are read as they are (no correction); let more traffic through "
+             "RAGREC_EXPLORE first")
+    return built
+
+
+def _dropped(counts: dict) -> str:
+    names = ("junk_query_sessions_dropped", "bot_sessions_dropped", "repeat_sessions_capped",
+             "clicks_capped")
+    return ", ".join(f"{counts.get(n, 0)} {n.replace('_', ' ')}" for n in names)
+
+
+def _check_index_encoder(client, alias: str, base) -> None:
+    """Without a dataset the corpus is ``alias`` as it stands: its vectors must be the base
+    version's documents."""
+    from ragrec.embedding.in_process import document_version_of
+    from ragrec.indexing.versions import index_meta
+
+    if not client.indices.exists(index=alias):
+        raise TrainingDataError(f"index {alias} does not exist: give --index the alias the "
+                                f"events' documents are in, or --dataset to build one")
+    meta = index_meta(client, alias)
+    held = meta.get("document_version") or meta.get("model_version")
+    wanted = document_version_of(base.embedder_dir)
+    if held != wanted:
+        raise TrainingDataError(f"index {alias} holds document vectors of {held!r}; --base "
+                                f"{base.version} encodes documents as {wanted!r}: train from "
+                                f"the version that built the index")
 
 
 def _update_card(job: TrainJob, base, training: TrainingSet, result: dict, metrics: dict,

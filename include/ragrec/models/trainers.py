@@ -198,7 +198,8 @@ def train_query_encoder(base_dir: Path, training: TrainingSet, corpus: IndexedCo
     """Fine-tunes the query side only: queries from ``base_dir``'s encoder against the
     document vectors the index already holds (``corpus``, fixed), each query's positive
     against every other document of the corpus (a document scores its best chunk; softmax
-    over the corpus, cosine x ``settings.scale``). No document is encoded while training,
+    over the corpus, cosine x ``settings.scale``; each pair's loss by its ``weight``). No
+    document is encoded while training,
     so a step costs a few short queries; the saved encoder serves queries for a version
     whose documents keep the base's vectors. ``deadline``: ``time.monotonic()`` by which
     the model must be saved.
@@ -222,6 +223,10 @@ def train_query_encoder(base_dir: Path, training: TrainingSet, corpus: IndexedCo
     positives: dict[str, set[int]] = {}
     for example in examples:
         positives.setdefault(example.query, set()).add(column[example.positive])
+    # A pair's loss counts by its weight (clicks: the pair's relevance estimate), scaled so
+    # that the average pair counts 1 and the learning rate means the same as for judged
+    # pairs (all of weight 1).
+    mean_weight = max(sum(e.weight for e in examples) / len(examples), 1e-6)
     vectors = torch.from_numpy(corpus.vectors).to(device)
     owner_index = torch.from_numpy(owner).to(device)
     rng = random.Random(settings.seed)
@@ -257,7 +262,9 @@ def train_query_encoder(base_dir: Path, training: TrainingSet, corpus: IndexedCo
             others = sorted(positives[example.query] - {column[example.positive]})
             if others:
                 scores[row, others] = -1e4
-        loss = torch.nn.functional.cross_entropy(scores, target)
+        weights = torch.tensor([e.weight for e in batch], device=device)
+        loss = (torch.nn.functional.cross_entropy(scores, target, reduction="none")
+                * weights).sum() / (len(batch) * mean_weight)
         last = _update(loss, model.parameters(), optimizer, scheduler)
         more = _step_done(budget, progress, last)
         if selection is not None and (budget.steps in epoch_ends or not more):

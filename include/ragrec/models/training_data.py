@@ -26,6 +26,7 @@ class Example:
     query: str
     positive: str  # document id
     negatives: list[str] = field(default_factory=list)
+    weight: float = 1.0  # the pair's share of the loss (clicks: its relevance estimate)
 
 
 @dataclass
@@ -38,9 +39,13 @@ class TrainingSet:
         """Content hash of everything the model learns from (for the model card's lineage)."""
         h = hashlib.sha256()
         for example in self.examples:
-            h.update(json.dumps([example.query, example.positive, example.negatives]).encode())
-        for doc_id in sorted(self._used_ids()):
-            h.update(doc_id.encode() + b"\0" + self.documents[doc_id].encode() + b"\0")
+            row = [example.query, example.positive, example.negatives]
+            h.update(json.dumps(row if example.weight == 1.0 else [*row, example.weight])
+                     .encode())
+        for doc_id in sorted(self._used_ids()):  # a set from events may hold no texts
+            text = self.documents.get(doc_id)
+            if text is not None:
+                h.update(doc_id.encode() + b"\0" + text.encode() + b"\0")
         return h.hexdigest()
 
     def _used_ids(self) -> set[str]:
@@ -49,6 +54,13 @@ class TrainingSet:
             used.add(example.positive)
             used.update(example.negatives)
         return used
+
+
+def corpus_id(doc_id: str) -> str:
+    """A document as the training corpus names it: the index's id, without the ``.md`` a
+    corpus written as files adds (``IndexedCorpus``, mined negatives and click labels
+    alike)."""
+    return doc_id.removesuffix(".md")
 
 
 def document_text(doc: dict) -> str:
@@ -96,6 +108,59 @@ def from_clicks(path: Path, documents: dict[str, str]) -> TrainingSet:
         example.negatives = [d for d in negatives.get(example.query, [])
                              if (example.query, d) not in positives]
     return TrainingSet(examples, documents, f"clicks:{path.name}")
+
+
+def from_click_labels(labels, documents: dict[str, str] | None = None) -> TrainingSet:
+    """The train part of ``feedback.labels.ClickLabels`` as examples: every clicked (query,
+    document) pair, weighted by its bias-corrected relevance estimate (the naive reading,
+    ``correction="none"``: every clicked pair a positive of weight 1, as ``ragrec events
+    export`` gives them); the results skipped above a click are the pair's first hard
+    negatives. ``documents`` (id -> text; the reranker's) keeps only pairs it knows."""
+    examples = []
+    for key in sorted(labels.train):
+        query = labels.train[key]
+        negatives = sorted(corpus_id(d) for d in query.skipped)
+        for doc, gain in sorted(query.gains.items()):
+            doc = corpus_id(doc)
+            if documents is not None and doc not in documents:
+                continue
+            weight = gain if labels.applied == "ipw" else 1.0
+            examples.append(Example(query.text, doc, [n for n in negatives if n != doc
+                                                      and (documents is None or n in documents)],
+                                    weight))
+    source = (f"events ({labels.applied} correction, {len(labels.train)} queries, "
+              f"{len(labels.held_out)} held out)")
+    return TrainingSet(examples, documents or {}, source)
+
+
+def index_documents(client: Elasticsearch, alias: str, max_chars: int = 4000) -> dict[str, str]:
+    """Document id (``corpus_id``) -> the text the cross-encoder reads, from the chunks the
+    index holds (title, then the chunks in order, up to ``max_chars``): the documents of a
+    deployment trained from its own traffic, with no dataset beside it."""
+    from elasticsearch import helpers
+
+    parts: dict[str, list[tuple[int, str, str]]] = {}
+    for hit in helpers.scan(client, index=alias, query={"query": {"match_all": {}}},
+                            _source=["doc_id", "chunk_no", "title", "text"], size=1000):
+        source = hit["_source"]
+        parts.setdefault(corpus_id(source["doc_id"]), []).append(
+            (int(source.get("chunk_no") or 0), source.get("title") or "", source["text"]))
+    documents = {}
+    for doc, chunks in parts.items():
+        chunks.sort()
+        title = chunks[0][1].strip()
+        body = " ".join(text for _n, _t, text in chunks)
+        documents[doc] = (f"{title}\n{body}" if title else body)[:max_chars]
+    return documents
+
+
+def held_out_click_qrels(labels) -> tuple[dict, dict] | None:
+    """(query id -> text, qrels) of the held-out traffic, document ids as the corpus names
+    them: what the query encoder picks its epoch on when no judged query exists."""
+    queries, qrels = labels.qrels("held_out")
+    if not queries:
+        return None
+    return queries, {q: {corpus_id(d): g for d, g in gains.items()} for q, gains in qrels.items()}
 
 
 def add_rationales(training: TrainingSet, root: Path, split: str = "train",
@@ -186,7 +251,7 @@ def mine_hard_negatives(client: Elasticsearch, alias: str, embedder, training: T
             found: list[str] = []
             for hits in (retrieval.bm25(client, alias, query, depth),
                          retrieval.dense(client, alias, vector, depth)):
-                ranked = _unique(h.doc_id.removesuffix(".md") for h in hits)
+                ranked = _unique(corpus_id(h.doc_id) for h in hits)
                 found += ranked[ranks[0] - 1: ranks[1]]
             pool[query] = [d for d in _unique(found)
                            if d not in positives[query] and d in training.documents]
@@ -224,7 +289,7 @@ class IndexedCorpus:
                                 _source=["doc_id", "vector"], size=1000):
             source = hit["_source"]
             if source.get("vector"):
-                ids.append(source["doc_id"].removesuffix(".md"))
+                ids.append(corpus_id(source["doc_id"]))
                 rows.append(source["vector"])
         if not rows:
             raise ValueError(f"index {alias} holds no vectors to train the query encoder on")
