@@ -6,17 +6,14 @@ refuses a candidate that ranks the clicked documents worse than the live version
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from beir_sets import write_tiny_beir
+from click_logs import log_traffic
 
 from conftest import ROOT, fresh_cache
-
-EXAMINATION = (0.68, 0.61, 0.48, 0.34, 0.28)
 
 
 def _ragrec(env, *args):
@@ -24,40 +21,6 @@ def _ragrec(env, *args):
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
-
-
-def _log_traffic(es, alias, events_alias, dataset, clicked_doc, sessions=8, seed=5):
-    """Every query of the set searched ``sessions`` times on ``alias`` (dense, top 5, a fifth
-    of the answers explored), clicked by a position-based model on ``clicked_doc(qid)``,
-    the query first seen on day ``n`` (its place in the set) and seen again the next days;
-    the events land in ``events_alias``-events."""
-    from ragrec.api import events as event_log
-    from ragrec.embedding import encoder_for
-    from ragrec.embedding.in_process import base_model_dir
-    from ragrec.feedback.exploration import Explorer, apply
-    from ragrec.retrieval import PinnedModels, Searcher, SearchSpec
-
-    rng = random.Random(seed)
-    explorer = Explorer(0.2, random.Random(seed + 1))
-    searcher = Searcher(es, PinnedModels(encoder_for(base_model_dir())))
-    queries = dataset.queries()
-    rows, start = [], datetime(2026, 11, 1, 9, tzinfo=UTC)
-    for day, qid in enumerate(sorted(queries)):
-        ranked = [h.doc_id for h in searcher.search(alias, queries[qid], SearchSpec("dense"),
-                                                    k=5).hits]
-        for session in range(sessions):
-            shown = apply(ranked, explorer.draw(len(ranked)))
-            when = start + timedelta(days=day + session // 3, minutes=session)
-            common = {"user_id": f"user-{session}", "query": queries[qid], "ts": when,
-                      "trace_id": f"{events_alias}-{qid}-{session}", "surface": "search"}
-            for position, doc in enumerate(shown):
-                rows.append({**common, "doc_id": doc, "type": "impression",
-                             "position": position})
-                attractive = 1.0 if doc.removesuffix(".md") == clicked_doc(qid) else 0.05
-                if rng.random() < EXAMINATION[position] * attractive:
-                    rows.append({**common, "doc_id": doc, "type": "click",
-                                 "position": position})
-    event_log.log_events(es, events_alias, event_log.normalise_events(rows))
 
 
 @pytest.fixture(scope="module")
@@ -89,10 +52,10 @@ def test_train_and_evaluate_from_traffic_and_gate_without_labels(
                  cache_dir(), show_progress=False)
     judged = {q: next(iter(docs)) for split in ("train", "test")
               for q, docs in dataset.qrels(split).items()}
-    _log_traffic(es, index_name, index_name, dataset, judged.get)
+    log_traffic(es, index_name, index_name, dataset, judged.get)
     # A second log that clicks another topic's document: what a broken model learns from.
     topics = sorted({d for d in judged.values()})
-    _log_traffic(es, index_name, adversary, dataset,
+    log_traffic(es, index_name, adversary, dataset,
                  lambda q: topics[(topics.index(judged[q]) + 4) % len(topics)], seed=9)
 
     good, stderr = _ragrec(env, "train", "embedder", "--events", index_name, "--index",
@@ -141,3 +104,32 @@ def test_train_and_evaluate_from_traffic_and_gate_without_labels(
     assert verdicts["bad"]["gain"]["gain"] < -0.02
     assert verdicts["good"]["gain"]["gain"] > verdicts["bad"]["gain"]["gain"]
     assert verdicts["bad"]["judged_by"] == "traffic" and verdicts["bad"]["live"]["queries"] == 2
+
+
+def test_without_data_or_traffic_the_commands_say_what_to_give(es_url, monkeypatch, capsys,
+                                                               tmp_path, index_name):
+    from ragrec import cli
+
+    monkeypatch.setenv("ES_URL", es_url)
+    monkeypatch.delenv("RAGREC_DEBUG", raising=False)
+    out = str(tmp_path / "v")
+    cases = [
+        (["train", "embedder", "--out", out],
+         "ragrec: error: nothing to learn from: give --dataset (judged queries) or --events "
+         "ALIAS (the deployment's clicks)"),
+        (["eval", "--model", "base"],
+         "ragrec: error: ragrec eval needs --dataset (judged queries) or --events ALIAS "
+         "(held-out traffic)"),
+        (["train", "embedder", "--events", index_name, "--index", index_name, "--out", out],
+         f"ragrec: error: 0 queries with clicks to train on in the clicks of --events "
+         f"{index_name}; training needs at least 5: let more traffic in (impressions and "
+         f"clicks with their trace_id and position, POST /events), or train on judged "
+         f"queries (--dataset)"),
+        (["eval", "--events", index_name, "--model", "base"],
+         f"ragrec: error: {index_name}-events has no held-out traffic to evaluate on (0 "
+         f"sessions, 0 queries: at least 5 queries with clicks are needed, the fifth first "
+         f"seen last held out)"),
+    ]
+    for argv, line in cases:
+        assert cli.main(argv) == 2, argv
+        assert capsys.readouterr().err.strip().splitlines()[-1] == line

@@ -130,6 +130,12 @@ def _check_trainable(training: TrainingSet, job: TrainJob, held_out: int) -> Non
         f"the clicks of --events {job.events}" if job.events else \
         f"{job.dataset}/qrels/{job.split}.tsv"
     held = f" after {held_out} held out for tuning" if held_out else ""
+    if job.events:
+        raise TrainingDataError(
+            f"{queries} queries with clicks to train on in {where}{held}; training needs at "
+            f"least {MIN_TRAIN_QUERIES}: let more traffic in (impressions and clicks with "
+            f"their trace_id and position, POST /events), or train on judged queries "
+            f"(--dataset)")
     raise TrainingDataError(
         f"{queries} judged queries to train on in {where}{held}; training needs at least "
         f"{MIN_TRAIN_QUERIES}: judge more queries (or log clicks), or train on another split "
@@ -235,7 +241,8 @@ def run(job: TrainJob, client=None) -> dict:
     if job.kind == "embedder":
         result = train_query_encoder(base.query_dir, training, corpus, staging, job.settings,
                                      deadline, traffic if labels is not None
-                                     else _held_out_queries(dataset, job, held))
+                                     else _held_out_queries(dataset, job, held),
+                                     clicks=labels is not None)
         mark = phase("train", mark)
         if job.eval_split and dataset is not None:
             metrics["after"] = corpus.dense_ndcg(encoder_for(staging), dataset,

@@ -322,6 +322,21 @@ class IndexedCorpus:
         its best chunk. Exact (no HNSW), and only the queries are encoded."""
         from ragrec.eval.metrics import score_run
 
+        run = self.rankings(encoder, queries)
+        if not run:
+            return {}
+        return {k: (round(v, 4) if isinstance(v, float) else v)
+                for k, v in score_run(run, {q: qrels[q] for q in run}).items()}
+
+    def ndcg_by_query(self, encoder, queries: dict[str, str], qrels: dict) -> dict[str, float]:
+        """Query id -> nDCG@10, ranked as ``ndcg_of`` ranks."""
+        from ragrec.eval.metrics import ndcg_by_query
+
+        run = self.rankings(encoder, queries)
+        return ndcg_by_query(run, {q: qrels[q] for q in run})
+
+    def rankings(self, encoder, queries: dict[str, str]) -> dict[str, list[str]]:
+        """Query id -> the top 100 documents over these vectors."""
         ids = sorted(queries)
         if not ids:
             return {}
@@ -337,8 +352,7 @@ class IndexedCorpus:
                                        axis=1)  # column j: document j's best chunk
             for row, qid in enumerate(ids[first:first + 256]):
                 run[qid] = [documents[j] for j in np.argsort(-best[row], kind="stable")[:100]]
-        return {k: (round(v, 4) if isinstance(v, float) else v)
-                for k, v in score_run(run, {q: qrels[q] for q in ids}).items()}
+        return run
 
 
 def _unique(items: Iterable[str]) -> list[str]:
