@@ -27,8 +27,10 @@ Protocol (printed with the results):
   logged answers showed (each a positive of weight 1, judged held-out queries picking the
   epoch: ``ragrec train --clicks``): what perfect clicks on that exposure could teach.
 * Gates: judged, the candidate's served-mode (hybrid RRF) nDCG@10 on the test split may drop
-  at most 0.02 below the live version's; label-free, its counterfactual nDCG@10 on held-out
-  traffic may drop at most 0.02 below the live version's on the same queries.
+  at most 0.02 below the live version's; label-free (``counterfactual.verdict``, what
+  ``kb_reindex`` applies), refused only when its counterfactual nDCG@10 on held-out traffic
+  drops more than 0.02 below the live version's on the same queries both under the served
+  spec and in the dense ranking.
 
 Targets (issue 33): on SciFact, corrected-click dense nDCG@10 on test >= 0.747 (60 % of the
 judged gain) and above naive clicks; never below the base; the gates agree every round.
@@ -190,16 +192,18 @@ def train(name: str, args, alias: str, out: Path, *source: str) -> tuple[dict, f
 
 
 def gates(candidate: dict, live: dict) -> dict:
-    from ragrec.eval.counterfactual import compare
+    """The judged gate (test split, served mode) and the label-free one (held-out traffic,
+    ``counterfactual.verdict``: the rule ``kb_reindex`` applies) on the same candidate."""
+    from ragrec.eval.counterfactual import verdict
 
     judged_drop = live["metrics"][SERVED_MODE]["ndcg@10"] \
         - candidate["metrics"][SERVED_MODE]["ndcg@10"]
-    traffic = compare(candidate["traffic"]["per_query"]["served"],
-                      live["traffic"]["per_query"]["served"])
+    traffic = verdict(candidate["traffic"]["per_query"], live["traffic"]["per_query"], MARGIN)
     judged = judged_drop <= MARGIN
-    label_free = traffic["gain"] >= -MARGIN
-    return {"judged": judged, "judged_gain": round(-judged_drop, 4), "label_free": label_free,
-            "traffic_gain": traffic, "agree": judged == label_free}
+    return {"judged": judged, "judged_gain": round(-judged_drop, 4),
+            "label_free": traffic["passed"], "traffic_gain": traffic["gains"]["served"],
+            "traffic_dense_gain": traffic["gains"]["dense"],
+            "agree": judged == traffic["passed"]}
 
 
 def main() -> None:
@@ -350,7 +354,8 @@ def main() -> None:
             print(f"round {number} {arm}: judged gate {'pass' if gate['judged'] else 'REFUSE'}"
                   f" ({gate['judged_gain']:+.4f}), label-free "
                   f"{'pass' if gate['label_free'] else 'REFUSE'} "
-                  f"({gate['traffic_gain']['gain']:+.4f} {gate['traffic_gain']['ci95']}): "
+                  f"(served {gate['traffic_gain']['gain']:+.4f} {gate['traffic_gain']['ci95']}, "
+                  f"dense {gate['traffic_dense_gain']['gain']:+.4f}): "
                   f"{'agree' if gate['agree'] else 'DISAGREE'}")
     for number, stats in enumerate(volume, start=1):
         print(f"round {number} traffic: {json.dumps(stats)}")

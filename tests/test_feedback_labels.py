@@ -178,3 +178,21 @@ def test_the_exploration_rate_is_bounded():
     assert {d.upper for d in swaps} == set(range(1, 10))
     assert explorer.draw(1) is None and exploration.Explorer(0.0).draw(10) is None
     assert exploration.apply(["a", "b", "c"], exploration.Swap(1, 3)) == ["c", "b", "a"]
+
+
+def test_the_label_free_gate_refuses_only_what_both_rankings_call_worse():
+    live = {"served": {"q1": 0.9, "q2": 0.8, "q3": 0.7}, "dense": {"q1": 0.6, "q2": 0.5,
+                                                                   "q3": 0.4}}
+    # Worse only under the served spec, which favours the version that logged the traffic.
+    reordered = {"served": {"q1": 0.8, "q2": 0.7, "q3": 0.6},
+                 "dense": {"q1": 0.6, "q2": 0.55, "q3": 0.4}}
+    decided = counterfactual.verdict(reordered, live, margin=0.02)
+    assert decided["passed"] is True and decided["worse_in"] == ["served"]
+    assert decided["gains"]["served"]["gain"] == pytest.approx(-0.1)
+    broken = {"served": {"q1": 0.5, "q2": 0.4, "q3": 0.3},
+              "dense": {"q1": 0.2, "q2": 0.1, "q3": 0.1}}
+    refused = counterfactual.verdict(broken, live, margin=0.02)
+    assert refused["passed"] is False and refused["worse_in"] == ["served", "dense"]
+    # Within the margin is no drop.
+    close = {m: {q: v - 0.01 for q, v in scores.items()} for m, scores in live.items()}
+    assert counterfactual.verdict(close, live, margin=0.02)["passed"] is True

@@ -101,28 +101,32 @@ def gate(candidate: dict, live: dict | None, margin: float) -> dict:
 def traffic_gate(client: Elasticsearch, models, candidate: str, live: str, alias: str,
                  spec: SearchSpec, margin: float = 0.02, holdout: int = 150) -> dict:
     """Pass/fail of ``candidate`` against ``live`` on the held-out traffic of ``alias``'s
-    events, both ranked under ``spec`` with their own models: refused when the candidate's
-    counterfactual nDCG@10 is more than ``margin`` below the live one's on the same queries
-    (``EvalError`` when the log holds no held-out traffic)."""
-    from ragrec.eval.counterfactual import compare, summary
+    events, both ranked with their own models under ``spec`` and by their dense leg alone:
+    refused when the candidate's counterfactual nDCG@10 is more than ``margin`` below the
+    live one's on the same queries in both (``counterfactual.verdict`` says why both;
+    ``EvalError`` when the log holds no held-out traffic)."""
+    from ragrec.eval.counterfactual import summary, verdict
     from ragrec.eval.traffic import held_out_traffic, score_traffic
 
     queries, qrels = held_out_traffic(client, alias, holdout).qrels("held_out")
     searcher = Searcher(client, models)
+    specs = {"served": spec, "dense": SearchSpec("dense", depth=spec.depth)}
     try:
-        scores = {name: score_traffic(searcher, index, queries, qrels, {"served": spec},
-                                      spec.depth)["served"]
+        scores = {name: score_traffic(searcher, index, queries, qrels, specs, spec.depth)
                   for name, index in (("candidate", candidate), ("live", live))}
     except (EncoderMismatch, NoReranker) as exc:
         raise GateRefused(f"{candidate} cannot be scored under {spec.label}: {exc}") from exc
-    gain = compare(scores["candidate"], scores["live"])
-    ours, theirs = summary(scores["candidate"]), summary(scores["live"])
-    passed = gain["gain"] >= -margin
+    decided = verdict(scores["candidate"], scores["live"], margin)
+    ours, theirs = summary(scores["candidate"]["served"]), summary(scores["live"]["served"])
+    gain = decided["gains"]["served"]
     reason = (f"counterfactual nDCG@10 on {gain['queries']} held-out queries of traffic "
               f"{ours['ndcg@10']:.4f} vs live {theirs['ndcg@10']:.4f} (gain "
-              f"{gain['gain']:+.4f}, 95% {gain['ci95']}; allowed drop {margin:.4f})")
-    return {"passed": passed, "reason": reason, "candidate": ours, "live": theirs,
-            "gain": gain, "margin": margin, "judged_by": "traffic"}
+              f"{gain['gain']:+.4f}, 95% {gain['ci95']}; dense alone "
+              f"{decided['gains']['dense']['gain']:+.4f}; refused only when both drop more "
+              f"than {margin:.4f})")
+    return {"passed": decided["passed"], "reason": reason, "candidate": ours, "live": theirs,
+            "gain": gain, "gains": decided["gains"], "margin": margin,
+            "judged_by": "traffic"}
 
 
 def swap(client: Elasticsearch, alias: str, candidate: str, keep: int) -> dict:
