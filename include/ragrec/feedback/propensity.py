@@ -61,12 +61,6 @@ class Propensities:
         """Every position examined alike: no correction (the naive reading of clicks)."""
         return cls(tuple([1.0] * positions), identified=False)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> Propensities:
-        return cls(tuple(float(p) for p in data["by_position"]),
-                   bool(data.get("identified", True)), int(data.get("evidence_impressions", 0)),
-                   int(data.get("impressions", 0)), int(data.get("iterations", 0)))
-
 
 # Below this many impressions of results seen at two or more positions the fit is not
 # trusted. Measured on synthetic logs with a known curve (0.68 ... 0.06 by rank, 10 %
