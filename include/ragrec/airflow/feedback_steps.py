@@ -23,8 +23,7 @@ def enough_traffic(params: dict) -> dict:
     client = runtime.es_client()
     alias = params["index"]
     until = datetime.now(UTC).isoformat()
-    since = events_meta(client, alias).get(MARK) \
-        if client.indices.exists(index=events_index(alias)) else None
+    since = events_meta(client, alias).get(MARK)
     sessions = sessions_logged_since(client, alias, since)
     needed = int(params.get("min_sessions") or 0)
     log.info("%d search sessions logged in %s since %s (%d needed)", sessions,

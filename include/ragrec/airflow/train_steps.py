@@ -111,27 +111,31 @@ def evaluate(planned: dict) -> dict:
             "traffic": evaluation.get("traffic")}
 
 
-def traffic_figures(alias: str, model_uri: str) -> dict:
-    """The candidate and the live version on ``alias``'s held-out traffic (the served spec;
-    the candidate ranks the live index with its own query encoder, which is why only a
-    version sharing the live document vectors is scored here), and the paired gain."""
-    from ragrec.eval.counterfactual import compare
+def traffic_figures(alias: str, model_uri: str, margin: float = 0.02) -> dict:
+    """The candidate and the live version on ``alias``'s held-out traffic (the served spec
+    and the dense ranking; the candidate ranks the live index with its own query encoder,
+    which is why only a version sharing the live document vectors is scored here), the
+    paired gains, and whether the label-free gate's rule (``counterfactual.verdict``) would
+    pass it."""
+    from ragrec.eval.counterfactual import verdict
     from ragrec.eval.traffic import evaluate_traffic
     from ragrec.indexing.versions import index_meta
 
     client = runtime.es_client()
     live_version = index_meta(client, alias).get("model_version")
-    figures = {}
+    figures, per_query = {}, {}
     for name, uri in (("candidate", model_uri), ("live", _version_uri(live_version))):
-        report = evaluate_traffic(client, alias, alias, uri, modes=("served",))
-        figures[name] = {"version": report["model_version"],
-                         **report["metrics"]["served"], "per_query": report["per_query"]}
-    gain = compare(figures["candidate"].pop("per_query")["served"],
-                   figures["live"].pop("per_query")["served"])
+        report = evaluate_traffic(client, alias, alias, uri, modes=("served", "dense"))
+        figures[name] = {"version": report["model_version"], **report["metrics"]["served"]}
+        per_query[name] = report["per_query"]
+    decided = verdict(per_query["candidate"], per_query["live"], margin)
+    gain = decided["gains"]["served"]
     log.info("held-out traffic of %s (counterfactual nDCG@10, served spec): candidate %.4f, "
-             "live %.4f, gain %+.4f %s", alias, figures["candidate"]["ndcg@10"],
-             figures["live"]["ndcg@10"], gain["gain"], gain["ci95"])
-    return {**figures, "gain": gain}
+             "live %.4f, gain %+.4f %s; dense %+.4f; the label-free gate would %s", alias,
+             figures["candidate"]["ndcg@10"], figures["live"]["ndcg@10"], gain["gain"],
+             gain["ci95"], decided["gains"]["dense"]["gain"],
+             "pass it" if decided["passed"] else "refuse it")
+    return {**figures, "gain": gain, "gains": decided["gains"], "passes": decided["passed"]}
 
 
 def _version_uri(version: str) -> str:

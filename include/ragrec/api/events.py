@@ -107,7 +107,10 @@ def log_exploration(client: Elasticsearch, alias: str, answer: dict) -> None:
 
 def events_meta(client: Elasticsearch, alias: str) -> dict:
     """The events index's ``_meta``: where the jobs that read the log record the point they
-    reached (``airec_sync``'s push, ``model_feedback``'s training)."""
+    reached (``airec_sync``'s push, ``model_feedback``'s training); empty while nothing was
+    logged."""
+    if not client.indices.exists(index=events_index(alias)):
+        return {}
     mapping = client.indices.get_mapping(index=events_index(alias))
     return next(iter(mapping.body.values()))["mappings"].get("_meta") or {}
 

@@ -2,9 +2,9 @@
 no labelled queries needed. The held-out traffic of ``<ALIAS>-events`` (the queries first
 seen last, as ``ragrec train --events`` holds them out) is ranked by the version on the
 index, under every mode's spec and the spec the index serves, and each ranking gets the
-counterfactual nDCG@10 of the clicked documents (``feedback.counterfactual``) with its 95 %
+counterfactual nDCG@10 of the clicked documents (``eval.counterfactual``) with its 95 %
 interval. The per-query figures are kept in the report, so two versions ranked on the same
-traffic compare pair by pair (``counterfactual.compare``): the label-free gate.
+traffic compare pair by pair (``counterfactual.verdict``: the label-free gate's rule).
 
 The version must encode documents as the index does (a version that trained only its query
 side shares its base's document vectors, so the live index serves for it); any other needs
@@ -54,7 +54,7 @@ def evaluate_traffic(client: Elasticsearch, alias: str, events_alias: str, model
                      holdout: int = 150, backend: str | None = None) -> dict:
     from ragrec.embedding import encoder_for
     from ragrec.embedding.base import document_version
-    from ragrec.indexing.versions import index_meta
+    from ragrec.indexing.versions import document_version_held, index_meta
     from ragrec.models.uris import load_layout
 
     started = time.monotonic()
@@ -64,7 +64,7 @@ def evaluate_traffic(client: Elasticsearch, alias: str, events_alias: str, model
     layout = load_layout(model_uri)
     embedder = encoder_for(layout.embedder_dir, backend)
     meta = index_meta(client, alias)
-    held = meta.get("document_version") or meta.get("model_version")
+    held = document_version_held(meta)
     if held != document_version(embedder):
         raise EvalError(f"index {alias} holds document vectors of {held!r}; model "
                         f"{layout.version} encodes documents as {document_version(embedder)!r}:"

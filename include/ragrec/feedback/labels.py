@@ -12,7 +12,7 @@ position bias:
   (and never clicked for the query): seen, judged worse, passed over;
 * **held-out traffic**: the queries first seen last (the latest days), at most a fifth of
   the queries, kept out of training to pick epochs and weights on and to evaluate
-  candidates without labels (``counterfactual``).
+  candidates without labels (``eval.counterfactual``).
 
 ``correction="none"`` is the naive reading (every position examined alike): a pair's
 estimate is its plain click rate, and training takes every clicked pair as a positive. A

@@ -22,6 +22,7 @@ import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 SEARCH_TYPES = ("impression", "click")
 
@@ -37,9 +38,6 @@ class SessionSettings:
     bot_sessions_per_day: int = 500
     max_sessions_per_user_query: int = 3
     max_clicks_per_session: int = 3
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 @dataclass
@@ -124,6 +122,14 @@ def _one_place_per_document(session: Session) -> None:
     session.clicked = clicked
 
 
+def _utc_day(stamp: str) -> str:
+    """The UTC date of an ISO time (the events keep the offset they were sent with)."""
+    try:
+        return datetime.fromisoformat(stamp).astimezone(UTC).date().isoformat()
+    except ValueError:
+        return stamp[:10]
+
+
 def clean(sessions: list[Session], settings: SessionSettings = SessionSettings(),
           counts: dict[str, int] | None = None) -> SessionLog:
     """Junk queries and bots dropped, queries collapsed, caps applied (see the module)."""
@@ -134,7 +140,7 @@ def clean(sessions: list[Session], settings: SessionSettings = SessionSettings()
             counts["junk_query_sessions_dropped"] += 1
         else:
             kept.append(session)
-    per_day = Counter((s.user_id, s.ts[:10]) for s in kept)
+    per_day = Counter((s.user_id, _utc_day(s.ts)) for s in kept)
     bots = {user for (user, _day), n in per_day.items() if n > settings.bot_sessions_per_day}
     counts["bot_users_dropped"] = len(bots)
     counts["bot_sessions_dropped"] = sum(1 for s in kept if s.user_id in bots)

@@ -39,8 +39,7 @@ class VectorReuse:
         if not live:
             return None
         meta = versions.index_meta(client, live)
-        stored = meta.get("document_version") or meta.get("model_version")
-        if stored != document_version or meta.get("dims") != dims:
+        if versions.document_version_held(meta) != document_version or meta.get("dims") != dims:
             return None
         return cls(client, live)
 

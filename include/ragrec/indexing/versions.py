@@ -107,6 +107,12 @@ def index_meta(client: Elasticsearch, index_or_alias: str) -> dict:
     return body["mappings"].get("_meta", {}).get("ragrec", {})
 
 
+def document_version_held(meta: dict) -> str | None:
+    """Whose document encoder made the vectors an index holds (its ``index_meta``): the
+    recorded ``document_version``, else its model version (indices from before the field)."""
+    return meta.get("document_version") or meta.get("model_version")
+
+
 def update_meta(client: Elasticsearch, index: str, **fields) -> dict:
     """Merges ``fields`` into ragrec's ``_meta`` of one physical index (``_meta`` is
     replaced as a whole by Elasticsearch, so the rest is carried over)."""

@@ -314,13 +314,12 @@ def _check_index_encoder(client, alias: str, base) -> None:
     """Without a dataset the corpus is ``alias`` as it stands: its vectors must be the base
     version's documents."""
     from ragrec.embedding.in_process import document_version_of
-    from ragrec.indexing.versions import index_meta
+    from ragrec.indexing.versions import document_version_held, index_meta
 
     if not client.indices.exists(index=alias):
         raise TrainingDataError(f"index {alias} does not exist: give --index the alias the "
                                 f"events' documents are in, or --dataset to build one")
-    meta = index_meta(client, alias)
-    held = meta.get("document_version") or meta.get("model_version")
+    held = document_version_held(index_meta(client, alias))
     wanted = document_version_of(base.embedder_dir)
     if held != wanted:
         raise TrainingDataError(f"index {alias} holds document vectors of {held!r}; --base "
