@@ -163,9 +163,9 @@ def run(job: TrainJob, client=None) -> dict:
                                 "--events ALIAS (the deployment's clicks)")
     dataset = BeirDataset(job.dataset) if job.dataset is not None else None
     base = load_layout(job.base)
-    client = client or connect()
     labels, traffic = None, None
     if job.events:
+        client = client or connect()
         labels = _click_labels(client, job)
         documents = None
         if job.kind == "reranker":
@@ -182,7 +182,8 @@ def run(job: TrainJob, client=None) -> dict:
         if job.clicks:
             clicks = from_clicks(job.clicks, training.documents)
             training = TrainingSet(clicks.examples, training.documents, clicks.source)
-    _check_trainable(training, job, held_out)
+    _check_trainable(training, job, held_out)  # judged data is checked before ES is reached
+    client = client or connect()
     _say(f"{len(training.examples)} training pairs ({len({e.query for e in training.examples})}"
          f" queries) from {training.source}; budget: "
          + ", ".join(filter(None, [f"{job.settings.max_minutes:g} min"
