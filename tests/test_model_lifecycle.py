@@ -220,6 +220,33 @@ def test_the_query_encoder_is_scored_on_the_indexed_vectors(tmp_path):
     assert scores["ndcg@10"] == pytest.approx((1.0 + 1 / np.log2(3)) / 2, abs=1e-4)
 
 
+def test_click_held_out_keeps_a_trained_epoch_only_when_it_beats_the_base_by_its_error():
+    """Held-out traffic is noisy: over few queries a trained epoch is kept only when its
+    gain over the base exceeds one standard error of the per-query differences; over
+    enough queries the latest epoch within one error of the best is kept."""
+    from ragrec.models.trainers import SMALL_HELD_OUT, _BestEpoch
+
+    def chosen(base: list[float], trained: list[float]) -> int:
+        selection = _BestEpoch(None, None, ({}, {}), within_error=True)
+        for scores in (base, trained):
+            selection.per_query.append({f"q{i}": s for i, s in enumerate(scores)})
+            selection.figures.append(round(sum(scores) / len(scores), 4))
+        return selection.chosen
+
+    few = 20
+    # +0.01 on average, +0.2 / -0.18 query by query: within its error of 0.04.
+    noisy = [0.5 + (0.2 if i % 2 else -0.18) for i in range(few)]
+    assert chosen([0.5] * few, noisy) == 0
+    # +0.05 on every query but one: far outside its error.
+    steady = [0.55] * (few - 1) + [0.5]
+    assert chosen([0.5] * few, steady) == 1
+    # The same noisy gain over enough held-out queries: the trained epoch is kept.
+    many = SMALL_HELD_OUT + 10
+    assert chosen([0.5] * many, [0.5 + (0.2 if i % 2 else -0.18) for i in range(many)]) == 1
+    # A trained epoch below the base is never kept.
+    assert chosen([0.5] * many, [0.45] * many) == 0
+
+
 def test_the_query_encoder_keeps_its_best_held_out_epoch(tiny_beir, tmp_path):
     """Between epochs the held-out queries are ranked over the indexed vectors; the saved
     query encoder is the epoch with the best figure, the base's own weights when training
