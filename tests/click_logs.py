@@ -42,3 +42,36 @@ def log_traffic(es, alias, events_alias, dataset, clicked_doc, sessions=8, seed=
                     rows.append({**common, "doc_id": doc, "type": "click",
                                  "position": position})
     event_log.log_events(es, events_alias, event_log.normalise_events(rows))
+
+
+def log_chat_feedback(es, alias, dataset, helpful_doc):
+    """One stored chat turn per query of the set, stored as ``/chat`` stores turns: its
+    extractive answer cites the sentence of ``helpful_doc(qid)`` and of another topic's
+    document, and the asker's votes, logged as ``/events`` logs them, say the first
+    ``helped`` and the second did not (``down``)."""
+    from ragrec.answers.conversations import ConversationStore
+    from ragrec.api import events as event_log
+
+    store = ConversationStore(es, alias)
+    corpus = {d["_id"]: d for d in dataset.corpus()}
+    ids = sorted(corpus)
+    queries, rows = dataset.queries(), []
+    for qid in sorted(queries):
+        good = helpful_doc(qid)
+        bad = ids[(ids.index(good) + 4) % len(ids)]
+        passages = [{"number": n, "doc_id": f"{d}.md", "title": corpus[d]["title"],
+                     "text": corpus[d]["text"], "chunk_id": f"{d}.md#0", "support": 0.5}
+                    for n, d in enumerate((good, bad), start=1)]
+        sentences = [{"text": p["text"], "citations": [
+            {"number": p["number"], "doc_id": p["doc_id"], "chunk_id": p["chunk_id"],
+             "start": 0, "end": len(p["text"])}]} for p in passages]
+        store.append(f"chat-{qid}", "asker", 1, {
+            "question": queries[qid], "standalone_query": queries[qid], "mode": "extractive",
+            "answer": " ".join(s["text"] for s in sentences), "model_version": "base",
+            "sentences": sentences, "citations": passages, "passages": passages,
+            "timings_ms": {}})
+        common = {"user_id": f"asker-{qid}", "query": queries[qid], "surface": "chat",
+                  "conversation_id": f"chat-{qid}", "turn": 1}
+        rows += [{**common, "type": "helped", "doc_id": f"{good}.md"},
+                 {**common, "type": "down", "doc_id": f"{bad}.md"}]
+    event_log.log_events(es, alias, event_log.normalise_events(rows))

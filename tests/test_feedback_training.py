@@ -11,7 +11,7 @@ import sys
 
 import pytest
 from beir_sets import write_tiny_beir
-from click_logs import log_traffic
+from click_logs import log_chat_feedback, log_traffic
 
 from conftest import ROOT, fresh_cache
 
@@ -104,6 +104,39 @@ def test_train_and_evaluate_from_traffic_and_gate_without_labels(
     assert verdicts["bad"]["gain"]["gain"] < -0.02
     assert verdicts["good"]["gain"]["gain"] > verdicts["bad"]["gain"]["gain"]
     assert verdicts["bad"]["judged_by"] == "traffic" and verdicts["bad"]["live"]["queries"] == 2
+
+
+def test_the_reranker_learns_the_chats_helpful_sentences_beside_the_clicks(
+        tiny_beir, tmp_path, project_env, es_url, es, index_name, cleanup_alias):
+    """``train reranker --events``: the clicks' pairs plus, for the sentence selector, the
+    sentence each stored chat turn cited from the source voted ``helped`` (negatives: the
+    sentence voted ``down``); the held-out traffic's questions are left out of both."""
+    from ragrec.config import cache_dir
+    from ragrec.embedding import encoder_for
+    from ragrec.embedding.in_process import base_model_dir
+    from ragrec.eval.datasets import BeirDataset
+    from ragrec.eval.runner import ensure_index
+
+    env = {**project_env, "ES_URL": es_url, "RAGREC_CACHE_DIR": fresh_cache(tmp_path / "cache")}
+    cleanup_alias(index_name)
+    dataset = BeirDataset(tiny_beir)
+    ensure_index(es, index_name, dataset, encoder_for(base_model_dir()), base_model_dir(),
+                 cache_dir(), show_progress=False)
+    judged = {q: next(iter(docs)) for split in ("train", "test")
+              for q, docs in dataset.qrels(split).items()}
+    log_traffic(es, index_name, index_name, dataset, judged.get)
+    log_chat_feedback(es, index_name, dataset, judged.get)
+
+    card, stderr = _ragrec(env, "train", "reranker", "--events", index_name, "--index",
+                           index_name, "--out", str(tmp_path / "reranker"), "--max-steps", "2",
+                           "--batch-size", "4", "--json")
+    chat = card["result"]["events"]["chat"]
+    assert chat["questions"] == 12 and chat["events"]["feedback_read"] == 24
+    assert chat["positive_sentences"] == 12 and chat["negative_sentences"] == 12
+    assert "10 (question, helpful sentence) examples from the chat's feedback" in stderr
+    saved = json.loads((tmp_path / "reranker" / "ragrec-model.json").read_text())
+    source = saved["lineage"]["reranker"]["data"]["source"]
+    assert source.endswith("+ chat feedback (10 helpful sentences)"), source
 
 
 def test_without_data_or_traffic_the_commands_say_what_to_give(es_url, monkeypatch, capsys,

@@ -1,6 +1,7 @@
 """/chat on the real node and model server: conversations stored in Elasticsearch and read
 back by their caller only, follow-ups searched as standalone queries, sentence-level
-citations with exact spans, feedback exported as training pairs, the LLM path grounded -
+citations with exact spans, feedback exported as training pairs (documents) and as the
+sentence selector's labels (the cited sentences), the LLM path grounded -
 and the conversation set over the sample documents scored as a user would judge it."""
 
 from __future__ import annotations
@@ -120,6 +121,24 @@ def test_feedback_becomes_labelled_training_pairs(api, es, kb_alias, tmp_path):
     example = next(e for e in training.examples if e.query == query)
     assert example.positive == "security-incidents.md"
     assert example.negatives == ["travel-expenses.md"]  # the thumbs-down is a negative
+
+    # For the sentence selector: the votes label the sentences the stored turn cited from
+    # each document (helped and up from one user: one vote).
+    from ragrec.feedback.chat import read_chat_labels, sentence_id
+    from ragrec.feedback.sessions import query_key
+
+    passages = {p["number"]: p for p in turn["passages"]}
+
+    def cited(doc):
+        return {sentence_id(doc, passages[c["number"]]["text"][c["start"]:c["end"]])
+                for s in turn["sentences"] for c in s["citations"] if c["doc_id"] == doc}
+
+    built = read_chat_labels(es, kb_alias)
+    labels = built.questions[query_key(query)]
+    assert cited("security-incidents.md") and set(labels.positives) == \
+        cited("security-incidents.md")
+    assert set(labels.negatives) == cited("travel-expenses.md")
+    assert labels.context and not set(labels.context) & set(labels.positives)
 
 
 def test_the_llm_path_condenses_follow_ups_and_grounds_citations(es, kb_alias,

@@ -63,7 +63,7 @@ def query_key(text: str) -> str:
     return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
-def _is_junk(key: str, min_chars: int) -> bool:
+def is_junk(key: str, min_chars: int) -> bool:
     meaningful = [c for c in key if c.isalnum()]
     return len(meaningful) < min_chars
 
@@ -122,7 +122,7 @@ def _one_place_per_document(session: Session) -> None:
     session.clicked = clicked
 
 
-def _utc_day(stamp: str) -> str:
+def utc_day(stamp: str) -> str:
     """The UTC date of an ISO time (the events keep the offset they were sent with)."""
     try:
         return datetime.fromisoformat(stamp).astimezone(UTC).date().isoformat()
@@ -136,11 +136,11 @@ def clean(sessions: list[Session], settings: SessionSettings = SessionSettings()
     counts = Counter(counts or {})
     kept = []
     for session in sessions:
-        if _is_junk(query_key(session.query), settings.min_query_chars):
+        if is_junk(query_key(session.query), settings.min_query_chars):
             counts["junk_query_sessions_dropped"] += 1
         else:
             kept.append(session)
-    per_day = Counter((s.user_id, _utc_day(s.ts)) for s in kept)
+    per_day = Counter((s.user_id, utc_day(s.ts)) for s in kept)
     bots = {user for (user, _day), n in per_day.items() if n > settings.bot_sessions_per_day}
     counts["bot_users_dropped"] = len(bots)
     counts["bot_sessions_dropped"] = sum(1 for s in kept if s.user_id in bots)

@@ -122,8 +122,17 @@ def _held_out_queries(dataset: BeirDataset, job: TrainJob, held: list[str]) -> t
     return {q: queries[q] for q in ids}, {q: qrels[q] for q in ids}
 
 
-def _check_trainable(training: TrainingSet, job: TrainJob, held_out: int) -> None:
-    queries = len({e.query for e in training.examples})
+def chat_questions(chat, labels) -> set[str]:
+    """The chat's questions with a helpful sentence to learn from (not held out)."""
+    if chat is None:
+        return set()
+    return {q.text for key, q in chat.questions.items()
+            if q.positives and key not in labels.held_out}
+
+
+def _check_trainable(training: TrainingSet, job: TrainJob, held_out: int,
+                     also: set[str] = frozenset()) -> None:
+    queries = len({e.query for e in training.examples} | also)
     if queries >= MIN_TRAIN_QUERIES:
         return
     where = f"--clicks {job.clicks}" if job.clicks else \
@@ -132,10 +141,11 @@ def _check_trainable(training: TrainingSet, job: TrainJob, held_out: int) -> Non
     held = f" after {held_out} held out for tuning" if held_out else ""
     if job.events:
         raise TrainingDataError(
-            f"{queries} queries with clicks to train on in {where}{held}; training needs at "
-            f"least {MIN_TRAIN_QUERIES}: let more traffic in (impressions and clicks with "
-            f"their trace_id and position, POST /events), or train on judged queries "
-            f"(--dataset)")
+            f"{queries} queries with clicks"
+            f"{' or chat feedback' if job.kind == 'reranker' else ''} to train on in "
+            f"{where}{held}; training needs at least {MIN_TRAIN_QUERIES}: let "
+            f"more traffic in (impressions and clicks with their trace_id and position, POST "
+            f"/events), or train on judged queries (--dataset)")
     raise TrainingDataError(
         f"{queries} judged queries to train on in {where}{held}; training needs at least "
         f"{MIN_TRAIN_QUERIES}: judge more queries (or log clicks), or train on another split "
@@ -163,7 +173,7 @@ def run(job: TrainJob, client=None) -> dict:
                                 "--events ALIAS (the deployment's clicks)")
     dataset = BeirDataset(job.dataset) if job.dataset is not None else None
     base = load_layout(job.base)
-    labels, traffic = None, None
+    labels, traffic, chat = None, None, None
     if job.events:
         client = client or connect()
         labels = _click_labels(client, job)
@@ -175,6 +185,8 @@ def run(job: TrainJob, client=None) -> dict:
         traffic = held_out_click_qrels(labels)
         held: list[str] = []
         held_out = len(labels.held_out)
+        if job.kind == "reranker":
+            chat = _chat_labels(client, job, labels)
     else:
         held = _held_out(dataset, job)
         held_out = len(held)
@@ -182,7 +194,8 @@ def run(job: TrainJob, client=None) -> dict:
         if job.clicks:
             clicks = from_clicks(job.clicks, training.documents)
             training = TrainingSet(clicks.examples, training.documents, clicks.source)
-    _check_trainable(training, job, held_out)  # judged data is checked before ES is reached
+    # Judged data is checked before Elasticsearch is reached.
+    _check_trainable(training, job, held_out, chat_questions(chat, labels))
     client = client or connect()
     _say(f"{len(training.examples)} training pairs ({len({e.query for e in training.examples})}"
          f" queries) from {training.source}; budget: "
@@ -233,7 +246,12 @@ def run(job: TrainJob, client=None) -> dict:
 
         added = add_rationales(training, job.rationales, job.split, held)
         _say(f"{added} (claim, evidence sentence) examples from {job.rationales}")
-    if mined is not None or job.rationales is not None:
+    if chat is not None:
+        from ragrec.models.training_data import add_chat_feedback
+
+        added = add_chat_feedback(training, chat, labels.held_out, seed=job.settings.seed)
+        _say(f"{added} (question, helpful sentence) examples from the chat's feedback")
+    if mined is not None or job.rationales is not None or chat is not None:
         mark = phase("mine", mark)
 
     job.out.mkdir(parents=True, exist_ok=True)
@@ -275,6 +293,8 @@ def run(job: TrainJob, client=None) -> dict:
         result["mined"] = mined
     if labels is not None:
         result["events"] = labels.report()
+    if chat is not None:
+        result["events"]["chat"] = chat.report()
     card = _update_card(job, base, training, result, metrics, held_out)
     (job.out / "metrics.json").write_text(json.dumps(card["training"], indent=2))
     card["seconds"] = round(time.monotonic() - started, 1)
@@ -302,6 +322,23 @@ def _click_labels(client, job: TrainJob):
         _say("warning: too little exploration traffic to measure position bias: the clicks "
              "are read as they are (no correction); let more traffic through "
              "RAGREC_EXPLORE first")
+    return built
+
+
+def _chat_labels(client, job: TrainJob, labels):
+    """The chat's sentence labels of ``job.events`` (``feedback.chat``), with what was read
+    and dropped on stderr."""
+    from ragrec.feedback import chat
+
+    built = chat.read_chat_labels(client, job.events)
+    report = built.report()
+    counts = report["events"]
+    dropped = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()
+                        if k != "feedback_read" and v)
+    _say(f"chat feedback of {job.events}: {counts.get('feedback_read', 0)} votes on stored "
+         f"turns, {report['questions']} questions, {report['positive_sentences']} helpful and "
+         f"{report['negative_sentences']} unhelpful sentences"
+         + (f" ({dropped})" if dropped else ""))
     return built
 
 

@@ -214,6 +214,34 @@ def add_rationales(training: TrainingSet, root: Path, split: str = "train",
     return len(added)
 
 
+def add_chat_feedback(training: TrainingSet, labels, held_out: Iterable[str] = (),
+                      in_passage: int = 4, seed: int = 13) -> int:
+    """Adds the chat's (question, source sentence) labels (``feedback.chat.ChatLabels``) as
+    the cross-encoder's sentence examples - the extractive answer's selector learns what
+    users said answered them: each sentence voted helpful a positive, its negatives the
+    question's down-voted sentences first, then ``in_passage`` sentences of the cited
+    passages the answer passed over. Questions in ``held_out`` (query keys of the held-out
+    traffic) are skipped. Call after ``mine_hard_negatives`` (sentences are not in the
+    index to mine). Returns the number of examples added."""
+    held = set(held_out)
+    rng = random.Random(seed)
+    added = []
+    for key in sorted(labels.questions):
+        if key in held:
+            continue
+        question = labels.questions[key]
+        voted_down = sorted(question.negatives)
+        context = sorted(question.context)
+        for sid in sorted(question.positives):
+            added.append(Example(question.text, sid, voted_down + rng.sample(
+                context, min(in_passage, len(context)))))
+        for sentences in (question.positives, question.negatives, question.context):
+            training.documents.update(sentences)
+    training.examples.extend(added)
+    training.source += f" + chat feedback ({len(added)} helpful sentences)"
+    return len(added)
+
+
 def mine_hard_negatives(client: Elasticsearch, alias: str, embedder, training: TrainingSet,
                         per_query: int = 3, ranks: tuple[int, int] = (3, 30),
                         seed: int = 13, deadline: float | None = None,
