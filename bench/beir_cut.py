@@ -9,7 +9,8 @@ to ``--docs``. ``--titles-as-train`` adds one training query per document its ke
 do not cite (the document's title, the document its one relevant answer): thousands of train
 queries unlike the test ones, as when a customer's training log comes from another source
 than the questions to come. Test queries are kept whole (``--test-queries`` samples them).
-Seeded: the same arguments cut the same set."""
+A source with ``rationales/`` (evidence sentences) gets them cut to the kept claims and
+documents. Seeded: the same arguments cut the same set."""
 
 from __future__ import annotations
 
@@ -68,10 +69,40 @@ def cut(source: BeirDataset, out: Path, train_queries: int | None, test_queries:
             for query_id in sorted(split):
                 for doc_id, score in sorted(split[query_id].items()):
                     handle.write(f"{query_id}\t{doc_id}\t{score}\n")
+    rationales = _cut_rationales(source.root / "rationales", out / "rationales", splits, kept)
     trained_on = {d for judged in splits["train"].values() for d in judged}
     unseen = sum(1 for judged in splits["test"].values() if not trained_on & judged.keys())
     return {"documents": len(kept), "train_queries": len(splits["train"]),
-            "test_queries": len(splits["test"]), "test_queries_citing_no_train_document": unseen}
+            "test_queries": len(splits["test"]), "test_queries_citing_no_train_document": unseen,
+            "rationales": rationales}
+
+
+def _cut_rationales(source: Path, out: Path, splits: dict, kept: set[str]) -> dict | None:
+    """The source's ``rationales/`` (human evidence sentences), when it has them, for the
+    kept claims and documents: the answer benchmarks score the cut set as the whole one."""
+    if not (source / "sentences.jsonl").exists():
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name, split in splits.items():
+        if not (source / f"{name}.jsonl").exists():
+            continue
+        rows = []
+        with open(source / f"{name}.jsonl", encoding="utf-8") as handle:
+            for row in map(json.loads, filter(str.strip, handle)):
+                if str(row["id"]) in split:
+                    row["evidence"] = {d: e for d, e in (row.get("evidence") or {}).items()
+                                       if d in kept}
+                    rows.append(row)
+        (out / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows),
+                                           encoding="utf-8")
+        written[name] = len(rows)
+    with open(source / "sentences.jsonl", encoding="utf-8") as handle, \
+            open(out / "sentences.jsonl", "w", encoding="utf-8") as target:
+        for line in handle:
+            if line.strip() and str(json.loads(line)["_id"]) in kept:
+                target.write(line if line.endswith("\n") else line + "\n")
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,3 +43,33 @@ def test_titles_of_uncited_documents_become_train_queries(tmp_path):
     assert all(queries[q] == next(iter(judged)).split("-")[0].title()
                for q, judged in titled.items())
     assert summary["train_queries"] == len(train) == 6 + len(titled)
+
+
+def test_evidence_sentences_are_cut_to_the_kept_claims_and_documents(tmp_path):
+    import json
+
+    root = write_tiny_beir(tmp_path / "source")
+    source = BeirDataset(root)
+    (root / "rationales").mkdir()
+    documents = sorted(_documents(root))
+    with open(root / "rationales" / "sentences.jsonl", "w") as handle:
+        for doc in documents:
+            handle.write(json.dumps({"_id": doc, "sentences": [f"{doc} says so."]}) + "\n")
+    for split in ("train", "test"):
+        rows = [{"id": q, "claim": source.queries()[q], "evidence": {
+            d: [{"label": "SUPPORT", "sentences": [0]}] for d in judged}}
+            for q, judged in sorted(source.qrels(split).items())]
+        (root / "rationales" / f"{split}.jsonl").write_text(
+            "".join(json.dumps(r) + "\n" for r in rows))
+    summary = cut(source, tmp_path / "small", train_queries=2, test_queries=3, docs=7,
+                  titles_as_train=False, seed=3)
+    small = BeirDataset(tmp_path / "small")
+    assert summary["rationales"] == {"train": 2, "test": 3}
+    kept = _documents(tmp_path / "small")
+    for split in ("train", "test"):
+        rows = [json.loads(line) for line in
+                (tmp_path / "small" / "rationales" / f"{split}.jsonl").read_text().splitlines()]
+        assert {r["id"] for r in rows} == set(small.qrels(split))
+        assert all(set(r["evidence"]) == set(small.qrels(split)[r["id"]]) for r in rows)
+    sentences = (tmp_path / "small" / "rationales" / "sentences.jsonl").read_text().splitlines()
+    assert {json.loads(line)["_id"] for line in sentences} == kept
