@@ -26,6 +26,14 @@ Protocol (printed with the results):
 * Ceiling: after the last round, a version trained on every judged-relevant result the
   logged answers showed (each a positive of weight 1, judged held-out queries picking the
   epoch: ``ragrec train --clicks``): what perfect clicks on that exposure could teach.
+* Chat (where the set has ``rationales/``): after the last round every train claim with
+  evidence is asked once through ``/chat`` on the live version; the asker marks each cited
+  source ``helped`` with probability 0.8 when a sentence the answer cited from it is human
+  evidence for the claim, else ``down`` with probability 0.5. ``ragrec train reranker
+  --events`` then learns from the whole log (clicks and votes), and ``ragrec eval answers``
+  scores the first ``--chat-claims`` test claims' extractive answers (sentence F1) with the
+  live version's cosine selector and with that cross-encoder as the selector (shipped
+  selection policies: no judged claims tune them).
 * Gates: judged, the candidate's served-mode (hybrid RRF) nDCG@10 on the test split may drop
   at most 0.02 below the live version's; label-free (``counterfactual.verdict``, what
   ``kb_reindex`` applies), refused only when its counterfactual nDCG@10 on held-out traffic
@@ -57,6 +65,7 @@ from bench.models_scifact import ragrec
 
 EXAMINATION = (0.68, 0.61, 0.48, 0.34, 0.28, 0.20, 0.11, 0.10, 0.08, 0.06)
 CLICK_RELEVANT, CLICK_OTHER = 1.0, 0.1
+CHAT_HELPED, CHAT_DOWN = 0.8, 0.5  # a vote on a cited source: evidence / not evidence
 MODES = ("bm25", "dense", "hybrid", "hybrid-convex")
 SERVED_MODE = "hybrid"  # the spec an index without a recorded one serves: hybrid, RRF
 MARGIN = 0.02
@@ -135,7 +144,7 @@ def traffic(api: Api, queries: dict[str, str], qrels: dict, args, round_number: 
     plan.sort()
     totals = {"sessions": 0, "impressions": 0, "clicks": 0, "explored": 0}
 
-    def session(item) -> list[dict]:
+    def session(http, item) -> list[dict]:
         stamp, qid, user, own_rng = item
         response = http.post(f"{api.url}/search", json={"query": queries[qid], "k": 10,
                                                         "highlight": False})
@@ -157,21 +166,119 @@ def traffic(api: Api, queries: dict[str, str], qrels: dict, args, round_number: 
         totals["explored"] += "explore" in answer
         return events
 
+    totals["seconds"] = post_all(api, plan, session, args.clients, f"round {round_number}",
+                                 "sessions", 1000)
+    return totals
+
+
+def post_all(api: Api, plan: list, one, clients: int, label: str, unit: str,
+             every: int) -> float:
+    """``one(http, item) -> events`` for every item of ``plan`` (``clients`` at a time), the
+    events posted to ``/events`` in batches, progress every ``every`` items; the seconds."""
     started = time.monotonic()
     pending: list[dict] = []
-    with httpx.Client(timeout=120) as http, ThreadPoolExecutor(args.clients) as pool:
-        for number, events in enumerate(pool.map(session, plan), start=1):
+    with httpx.Client(timeout=300) as http, ThreadPoolExecutor(clients) as pool:
+        for number, events in enumerate(pool.map(lambda item: one(http, item), plan),
+                                        start=1):
             pending += events
-            if len(pending) >= 400 or number == len(plan):
+            if pending and (len(pending) >= 400 or number == len(plan)):
                 http.post(f"{api.url}/events", json={"events": pending}).raise_for_status()
                 pending = []
-            if number % 1000 == 0:
+            if number % every == 0:
                 rate = number / (time.monotonic() - started)
-                print(f"  round {round_number}: {number}/{len(plan)} sessions "
-                      f"({rate:.1f}/s, ETA {(len(plan) - number) / rate / 60:.1f} min)",
-                      file=sys.stderr, flush=True)
-    totals["seconds"] = round(time.monotonic() - started, 1)
+                print(f"  {label}: {number}/{len(plan)} {unit} ({rate:.1f}/s, ETA "
+                      f"{(len(plan) - number) / rate / 60:.1f} min)", file=sys.stderr,
+                      flush=True)
+    return round(time.monotonic() - started, 1)
+
+
+def evidence_sentences(root: Path, split: str = "train") -> tuple[dict, dict]:
+    """(claim id -> claim, claim id -> {doc id: its human evidence sentences}) of a set's
+    ``rationales/``, for the claims with evidence."""
+    with open(root / "sentences.jsonl", encoding="utf-8") as handle:
+        sentences = {str(r["_id"]): r["sentences"] for r in map(json.loads, handle) if r}
+    claims, evidence = {}, {}
+    with open(root / f"{split}.jsonl", encoding="utf-8") as handle:
+        for row in map(json.loads, filter(str.strip, handle)):
+            gold = {str(d): {_words(sentences[str(d)][i]) for rs in sets
+                             for i in rs["sentences"]}
+                    for d, sets in (row.get("evidence") or {}).items()
+                    if str(d) in sentences}
+            if gold:
+                claims[str(row["id"])], evidence[str(row["id"])] = row["claim"], gold
+    return claims, evidence
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+def chat_traffic(api: Api, claims: dict[str, str], evidence: dict, args) -> dict:
+    """Every claim asked once through ``/chat``; the asker marks each cited source
+    ``helped`` with probability ``CHAT_HELPED`` when a sentence the answer cited from it is
+    human evidence for the claim, else ``down`` with probability ``CHAT_DOWN``."""
+    rng = random.Random(args.seed * 7919)
+    plan = [(qid, random.Random(rng.random())) for qid in sorted(claims)]
+    totals = {"turns": 0, "cited_sources": 0, "evidence_sources": 0, "helped": 0, "down": 0}
+
+    def turn(http, item) -> list[dict]:
+        qid, own_rng = item
+        response = http.post(f"{api.url}/chat", json={"question": claims[qid]})
+        response.raise_for_status()
+        answer = response.json()
+        passages = {p["number"]: p for p in answer["passages"]}
+        cited: dict[str, set[str]] = {}
+        for sentence in answer["sentences"]:
+            for c in sentence["citations"]:
+                text = passages[c["number"]]["text"][c["start"]:c["end"]]
+                cited.setdefault(c["doc_id"], set()).add(_words(text))
+        common = {"user_id": f"asker-{qid}", "query": claims[qid], "surface": "chat",
+                  "conversation_id": answer["conversation_id"], "turn": answer["turn"],
+                  "trace_id": answer["trace_id"]}
+        events = []
+        for doc, texts in sorted(cited.items()):
+            gold = evidence[qid].get(stem(doc), set())
+            helpful = any(t in g or g in t for t in texts for g in gold)
+            totals["evidence_sources"] += helpful
+            if helpful and own_rng.random() < CHAT_HELPED:
+                events.append({**common, "doc_id": doc, "type": "helped"})
+            elif not helpful and own_rng.random() < CHAT_DOWN:
+                events.append({**common, "doc_id": doc, "type": "down"})
+        totals["turns"] += 1
+        totals["cited_sources"] += len(cited)
+        for event in events:
+            totals[event["type"]] += 1
+        return events
+
+    totals["seconds"] = post_all(api, plan, turn, args.clients, "chat", "turns", 200)
     return totals
+
+
+def chat_arm(api: Api, args, alias: str, live_uri: str, work: Path, timings: dict,
+             train_ids: set[str]) -> dict:
+    """Chat turns with votes, the cross-encoder trained from the log (``train reranker
+    --events``: the clicks and the chat's votes), and the extractive answers of the live
+    version's cosine selector and of that cross-encoder as selector, on test claims."""
+    claims, evidence = evidence_sentences(args.dataset / "rationales", "train")
+    claims = {q: c for q, c in claims.items() if q in train_ids}
+    stats = chat_traffic(api, claims, evidence, args)
+    timings["chat traffic"] = stats["seconds"]
+    print(f"chat traffic: {json.dumps(stats)}", flush=True)
+    out = work / "chat-reranker"
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    budget = ["--max-minutes", str(args.max_minutes)] if args.max_minutes else []
+    summary, timings["train chat reranker"] = ragrec(
+        "train", "reranker", "--index", alias, "--events", alias, "--out", str(out),
+        "--name", f"{alias}-chat", "--holdout", str(args.holdout), "--no-eval", *budget)
+    print(f"chat reranker: {json.dumps(summary)}", flush=True)
+    report, timings["eval answers"] = ragrec(
+        "eval", "answers", "--dataset", str(args.dataset), "--index", alias, "--model",
+        live_uri, "--reranker", str(out), "--no-rerank", "--tune-claims", "0",
+        "--limit", str(args.chat_claims), "--report-dir", str(args.report_dir / "answers"))
+    return {"traffic": stats, "train": summary, "answers": report}
 
 
 def evaluate(version: str, args, alias: str) -> tuple[dict, float]:
@@ -224,6 +331,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--skip-judged", action="store_true",
                         help="no judged-queries version (the upper bound)")
+    parser.add_argument("--no-chat", action="store_true",
+                        help="no chat turns (default: on where the set has rationales/)")
+    parser.add_argument("--chat-claims", type=int, default=100,
+                        help="test claims the answers are scored on")
     args = parser.parse_args()
     args.dataset = Path(args.dataset).resolve()
     name = args.dataset.name.lower()
@@ -301,6 +412,9 @@ def main() -> None:
                 live_uri = str(trained["corrected"])  # its index is live: it serves next
             else:  # back to the live version for the next round
                 evaluate(live_uri, args, alias)
+        chat = None
+        if not args.no_chat and (args.dataset / "rationales" / "sentences.jsonl").exists():
+            chat = chat_arm(api, args, alias, live_uri, work, timings, set(queries))
     finally:
         api.close()
     from ragrec.eval.datasets import tuning_sample
@@ -357,6 +471,15 @@ def main() -> None:
                   f"(served {gate['traffic_gain']['gain']:+.4f} {gate['traffic_gain']['ci95']}, "
                   f"dense {gate['traffic_dense_gain']['gain']:+.4f}): "
                   f"{'agree' if gate['agree'] else 'DISAGREE'}")
+    if chat is not None:
+        answers = chat["answers"]
+        print(f"\n=== answers: {answers['protocol']}; first {args.chat_claims} test claims, "
+              f"shipped selection policy ===")
+        for label, entry in answers["systems"].items():
+            m = entry["metrics"]
+            print(f"{label[:60]:<60} P {m['sentence_precision']:.4f} R "
+                  f"{m['sentence_recall']:.4f} F1 {m['sentence_f1']:.4f}")
+        print(f"chat traffic: {json.dumps(chat['traffic'])}")
     for number, stats in enumerate(volume, start=1):
         print(f"round {number} traffic: {json.dumps(stats)}")
     for step, seconds in timings.items():
