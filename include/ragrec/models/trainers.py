@@ -359,9 +359,15 @@ def _say_chosen(selection: _BestEpoch, epoch_ends: set[int]) -> None:
     chosen, last = selection.chosen, selection.steps[-1]
     cut = "" if last in epoch_ends or not last else \
         f" (the last after step {last}, where the run stopped mid-epoch)"
+    why = ""
+    if chosen == 0:
+        small = selection.within_error and len(selection.per_query[0]) < SMALL_HELD_OUT
+        why = (f" (no epoch beat the base by more than one standard error over "
+               f"{len(selection.per_query[0])} held-out queries" if small and
+               selection.best > selection.figures[0] else " (no epoch beat the base") \
+            + ": the query encoder keeps its weights)"
     print(f"query encoder: held-out nDCG@10 by epoch (0 = base): {figures}{cut}; keeping "
-          f"epoch {chosen}" + (" (no epoch beat the base: the query encoder keeps its "
-                               "weights)" if chosen == 0 else ""), file=sys.stderr, flush=True)
+          f"epoch {chosen}{why}", file=sys.stderr, flush=True)
 
 
 def _sample(used: list, available: list, query_of) -> dict:
