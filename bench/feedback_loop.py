@@ -33,7 +33,8 @@ Protocol (printed with the results):
   --events`` then learns from the whole log (clicks and votes), and ``ragrec eval answers``
   scores the first ``--chat-claims`` test claims' extractive answers (sentence F1) with the
   live version's cosine selector and with that cross-encoder as the selector (shipped
-  selection policies: no judged claims tune them).
+  selection policies: no judged claims tune them); the held-out traffic's votes judge the
+  two selectors without labels (pairwise accuracy, ``eval.chat_votes``).
 * Gates: judged, the candidate's served-mode (hybrid RRF) nDCG@10 on the test split may drop
   at most 0.02 below the live version's; label-free (``counterfactual.verdict``, what
   ``kb_reindex`` applies), refused only when its counterfactual nDCG@10 on held-out traffic
@@ -479,6 +480,12 @@ def main() -> None:
             m = entry["metrics"]
             print(f"{label[:60]:<60} P {m['sentence_precision']:.4f} R "
                   f"{m['sentence_recall']:.4f} F1 {m['sentence_f1']:.4f}")
+        held = chat["train"]["metrics"].get("chat_held_out")
+        if held:
+            print(f"held-out chat votes ({held['cosine']['questions']} questions, "
+                  f"{held['cosine']['pairs']} pairs), pairwise accuracy: cosine "
+                  f"{held['cosine']['accuracy']}, trained cross-encoder "
+                  f"{held['cross_encoder']['accuracy']}")
         print(f"chat traffic: {json.dumps(chat['traffic'])}")
     for number, stats in enumerate(volume, start=1):
         print(f"round {number} traffic: {json.dumps(stats)}")

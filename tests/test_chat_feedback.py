@@ -100,3 +100,23 @@ def test_helpful_sentences_become_examples_with_down_voted_then_passed_over_nega
     assert set(example.negatives[1:]) <= {NEW_CODE, UPDATE, RECEIPTS}
     assert training.documents[RESET] == "Reset the token in the portal."
     assert all(n in training.documents for n in example.negatives)
+
+
+def test_a_selector_is_judged_by_how_often_it_scores_the_helpful_sentence_above_the_others():
+    from ragrec.eval.chat_votes import held_out_questions, pairwise_accuracy
+
+    turns = {("c-1", 1): _turn("How do I fix the VPN token?"),
+             ("c-2", 1): _turn("Where do hotel bookings go?")}
+    events = [_vote("helped", "vpn.md"), _vote("down", "travel.md"),
+              _vote("helped", "travel.md", conversation="c-2")]
+    built = chat.build(events, turns, now=NOW)
+    held = held_out_questions(built, ["how do i fix the vpn token?", "no such question"])
+    assert [q.text for q in held] == ["How do I fix the VPN token?"]
+    # One helpful sentence against the down-voted one and three passed over: 4 pairs.
+    by_length = pairwise_accuracy(lambda q, texts: [float(len(t)) for t in texts], held)
+    # "Reset the token in the portal." (30 characters) is shorter than each of the others.
+    assert by_length == {"questions": 1, "pairs": 4, "accuracy": 0.0}
+    first_wins = pairwise_accuracy(lambda q, texts: [1.0] + [0.0] * (len(texts) - 1), held)
+    assert first_wins["accuracy"] == 1.0
+    ties = pairwise_accuracy(lambda q, texts: [0.0] * len(texts), held)
+    assert ties["accuracy"] == 0.5

@@ -110,7 +110,8 @@ def test_the_reranker_learns_the_chats_helpful_sentences_beside_the_clicks(
         tiny_beir, tmp_path, project_env, es_url, es, index_name, cleanup_alias):
     """``train reranker --events``: the clicks' pairs plus, for the sentence selector, the
     sentence each stored chat turn cited from the source voted ``helped`` (negatives: the
-    sentence voted ``down``); the held-out traffic's questions are left out of both."""
+    sentence voted ``down``); the held-out traffic's questions are left out of both, and their
+    votes judge the cosine selector and the trained cross-encoder side by side."""
     from ragrec.config import cache_dir
     from ragrec.embedding import encoder_for
     from ragrec.embedding.in_process import base_model_dir
@@ -134,6 +135,14 @@ def test_the_reranker_learns_the_chats_helpful_sentences_beside_the_clicks(
     assert chat["questions"] == 12 and chat["events"]["feedback_read"] == 24
     assert chat["positive_sentences"] == 12 and chat["negative_sentences"] == 12
     assert "10 (question, helpful sentence) examples from the chat's feedback" in stderr
+    # The two held-out questions' votes judge both selectors: one helpful sentence against
+    # one voted down each.
+    judged = card["metrics"]["chat_held_out"]
+    assert judged["cosine"]["questions"] == 2 and judged["cosine"]["pairs"] == 2
+    assert judged["cosine"]["accuracy"] == 1.0  # the asked topic's sentence is the closer
+    assert judged["cross_encoder"]["pairs"] == 2
+    assert judged["cross_encoder"]["accuracy"] in (0.0, 0.25, 0.5, 0.75, 1.0)
+    assert "sentence selection on 2 held-out chat questions" in stderr
     saved = json.loads((tmp_path / "reranker" / "ragrec-model.json").read_text())
     source = saved["lineage"]["reranker"]["data"]["source"]
     assert source.endswith("+ chat feedback (10 helpful sentences)"), source

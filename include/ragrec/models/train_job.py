@@ -284,6 +284,9 @@ def run(job: TrainJob, client=None) -> dict:
             metrics = rerank_ndcg(client, job.index, load_cross_encoder(staging), dataset,
                                   job.eval_split)
             mark = phase("eval_after", mark)
+        if chat is not None:
+            metrics["chat_held_out"] = _chat_held_out(chat, labels, miner,
+                                                      load_cross_encoder(staging))
     target = job.out / FOLDERS[job.kind]
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
@@ -340,6 +343,23 @@ def _chat_labels(client, job: TrainJob, labels):
          f"{report['negative_sentences']} unhelpful sentences"
          + (f" ({dropped})" if dropped else ""))
     return built
+
+
+def _chat_held_out(chat, labels, encoder, cross_encoder) -> dict | None:
+    """The cosine selector and the trained cross-encoder on the held-out traffic's chat
+    votes (``eval.chat_votes``), said on stderr; None when none were held out."""
+    from ragrec.eval.chat_votes import cosine_scorer, held_out_questions, pairwise_accuracy
+
+    questions = held_out_questions(chat, labels.held_out)
+    if not questions:
+        return None
+    figures = {"cosine": pairwise_accuracy(cosine_scorer(encoder), questions),
+               "cross_encoder": pairwise_accuracy(cross_encoder.score, questions)}
+    _say(f"sentence selection on {len(questions)} held-out chat questions (pairwise "
+         f"accuracy, helpful above the others; 0.5 chance): cosine "
+         f"{figures['cosine']['accuracy']}, the trained cross-encoder "
+         f"{figures['cross_encoder']['accuracy']} ({figures['cosine']['pairs']} pairs)")
+    return figures
 
 
 def _dropped(counts: dict) -> str:

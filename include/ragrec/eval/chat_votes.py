@@ -1,0 +1,45 @@
+"""The extractive answer's sentence selector judged by held-out chat votes, without judged
+claims: for each held-out question (``feedback.chat``), every pair of a sentence voted
+helpful and another sentence - one voted down, or one the answer passed over in a cited
+passage - counts as right when the selector scores the helpful one higher (a tie counts
+half). The share right is the selector's pairwise accuracy (0.5: chance), reported for the
+cosine selector and a cross-encoder side by side, so a cross-encoder trained from the votes
+shows whether it picks what users said answered them better than the cosine did."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+Scorer = Callable[[str, list[str]], np.ndarray]  # (question, sentences) -> scores
+
+
+def held_out_questions(labels, held_out: Iterable[str]) -> list:
+    """The ``feedback.chat.ChatLabels`` questions among ``held_out`` (query keys) that have
+    a helpful sentence and another to compare it with."""
+    keys = set(held_out)
+    return [q for key, q in sorted(labels.questions.items())
+            if key in keys and q.positives and (q.negatives or q.context)]
+
+
+def cosine_scorer(encoder) -> Scorer:
+    """The cosine selector's scores: the question's vector against each sentence's."""
+    def score(question: str, sentences: list[str]) -> np.ndarray:
+        vectors = np.asarray(encoder.embed([question, *sentences]).vectors, dtype=np.float32)
+        return vectors[1:] @ vectors[0]
+    return score
+
+
+def pairwise_accuracy(score: Scorer, questions: list) -> dict:
+    right, pairs = 0.0, 0
+    for question in questions:
+        helpful = list(question.positives.values())
+        others = list(question.negatives.values()) + list(question.context.values())
+        scores = score(question.text, helpful + others)
+        for good in scores[:len(helpful)]:
+            for other in scores[len(helpful):]:
+                right += 1.0 if good > other else 0.5 if good == other else 0.0
+                pairs += 1
+    return {"questions": len(questions), "pairs": pairs,
+            "accuracy": round(right / pairs, 4) if pairs else None}
