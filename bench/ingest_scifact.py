@@ -69,7 +69,7 @@ def dense_ndcg(alias: str, backend: str) -> float:
     data = BeirDataset(SCIFACT)
     queries, qrels = data.queries(), data.qrels("test")
     ids = list(qrels)
-    vectors = embedder.embed([queries[q] for q in ids]).vectors
+    vectors = embedder.embed([queries[q] for q in ids], role="query").vectors
     run = {}
     for qid, vector in zip(ids, vectors, strict=True):
         hits = retrieval.dense(client, alias, vector, k=CHUNKS_PER_QUERY)

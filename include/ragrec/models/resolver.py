@@ -15,11 +15,9 @@ import threading
 import numpy as np
 
 from ragrec.config import RegistrySettings
-from ragrec.embedding.base import EmbeddingError
+from ragrec.embedding.base import ROLES, EmbeddingError
 from ragrec.embedding.model_endpoint import EndpointRefused, ModelEndpoint
 from ragrec.retrieval import EncoderMismatch
-
-ROLES = ("query", "document")  # what a text is to the model (``ModelResolver.encode``)
 
 
 class ModelUnavailable(RuntimeError):
@@ -134,7 +132,7 @@ class ModelResolver:
                                     lambda: self.endpoint.encode(texts, role))
             if served == version:
                 return vectors
-        result = self._local_encoder(version, role).embed(texts)
+        result = self._local_encoder(version, role).embed(texts, role=role)
         if result.errors:
             raise ModelUnavailable(f"{role} encoding failed: {result.errors[0]}")
         return np.asarray(result.vectors, dtype=np.float32)

@@ -275,7 +275,8 @@ def mine_hard_negatives(client: Elasticsearch, alias: str, embedder, training: T
         if deadline is not None and start and time.monotonic() >= deadline:
             break
         chunk = queries[start:start + batch]
-        for query, vector in zip(chunk, embedder.embed(chunk).vectors, strict=True):
+        for query, vector in zip(chunk, embedder.embed(chunk, role="query").vectors,
+                                 strict=True):
             found: list[str] = []
             for hits in (retrieval.bm25(client, alias, query, depth),
                          retrieval.dense(client, alias, vector, depth)):
@@ -368,8 +369,8 @@ class IndexedCorpus:
         ids = sorted(queries)
         if not ids:
             return {}
-        query_vectors = np.asarray(encoder.embed([queries[q] for q in ids]).vectors,
-                                   dtype=np.float32)
+        query_vectors = np.asarray(encoder.embed([queries[q] for q in ids], role="query")
+                                   .vectors, dtype=np.float32)
         documents, owner = self.owners()
         order = np.argsort(owner, kind="stable")  # each document's chunks side by side
         starts = np.flatnonzero(np.r_[True, np.diff(owner[order]) != 0])

@@ -245,7 +245,7 @@ class PinnedModels:
                                   f"encoder is {self.embedder.model_version!r}")
         encoder = self.query_embedder if role == "query" and self.query_embedder \
             else self.embedder
-        result = encoder.embed(texts)
+        result = encoder.embed(texts, role=role)
         if result.errors:
             raise RuntimeError(f"query encoding failed: {result.errors[0]}")
         return result.vectors

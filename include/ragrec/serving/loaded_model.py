@@ -52,7 +52,8 @@ class LoadedModel:
         version = layout.version if backend == "torch" else self.encoder.model_version
         self.info = ModelInfo(layout.name, version, self.encoder.dims,
                               self.encoder.max_input_tokens, layout.reranker_dir is not None,
-                              backend, str(layout.root), self.query_encoder is not None,
+                              backend, str(layout.root), self.query_encoder is not None
+                              or bool(self.encoder.prefixes.get("query")),
                               self.encoder.document_version)
 
     @classmethod
@@ -62,7 +63,7 @@ class LoadedModel:
     def warm_up(self) -> None:
         """Load weights now (not on the first request) so a swap only goes live when ready."""
         self.embed(["warm-up"])
-        if self.query_encoder is not None:
+        if self.info.query_encoder:
             self.embed(["warm-up"], "query")
         if self.info.reranker:
             self.rerank("warm-up", ["warm-up"])
@@ -73,9 +74,9 @@ class LoadedModel:
 
     def embed(self, texts: Sequence[str], role: str = "document") -> np.ndarray:
         """Vectors of ``texts``: documents by the embedder, queries (``role`` "query") by the
-        query encoder when the version has one."""
+        query encoder when the version has one; each with its base's prefix for the role."""
         encoder = self.query_encoder if role == "query" and self.query_encoder else self.encoder
-        return encoder.embed(list(texts)).vectors
+        return encoder.embed(list(texts), role=role).vectors
 
     def embed_items(self, items: Sequence[tuple[str, str]]) -> np.ndarray:
         """Vectors of (role, text) items in their order (one batch may merge requests of

@@ -12,8 +12,10 @@ class EasEmbeddings(BaseModel):
     embeddings: list[list[float]]
     model_version: str
     dims: int
-    query_encoder: bool = Field(description="the version encodes queries with its own "
-                                            "encoder (send input_type query for them)")
+    query_encoder: bool = Field(description="the version encodes queries otherwise than "
+                                            "documents - an encoder of its own, or its "
+                                            "base's query prefix (send input_type query for "
+                                            "them)")
     document_version: str = Field(description="the version whose document encoder made "
                                                "document vectors (a version that trained only "
                                                "its query side names its base)")
@@ -36,8 +38,10 @@ class Embeddings(BaseModel):
     data: list[Embedding]
     model: str = Field(description="the model version that computed the vectors")
     usage: Usage
-    query_encoder: bool = Field(description="the version encodes queries with its own "
-                                            "encoder (send input_type query for them)")
+    query_encoder: bool = Field(description="the version encodes queries otherwise than "
+                                            "documents - an encoder of its own, or its "
+                                            "base's query prefix (send input_type query for "
+                                            "them)")
     document_version: str = Field(description="the version whose document encoder made "
                                                "document vectors (a version that trained only "
                                                "its query side names its base)")
