@@ -46,6 +46,19 @@ def _scored(scores: list[float]) -> list[Scored]:
     return [Scored(passage, spans[i], s) for i, s in enumerate(scores)]
 
 
+def test_chinese_sentences_end_at_full_width_punctuation_without_spaces():
+    text = ("笔记本丢失\n"
+            "报告丢失后，安全团队会在一小时内联系你。请不要自行登录！你需要帮助吗？"
+            "他说：“好的。”然后离开了……真的。\n"
+            "The VPN needs a token. See Fig. 2 for details.")
+    spans = sentence_spans(text, "笔记本丢失")
+    assert [s.text for s in spans] == [
+        "报告丢失后，安全团队会在一小时内联系你。", "请不要自行登录！", "你需要帮助吗？",
+        "他说：“好的。”", "然后离开了……",  # "真的。" is a fragment under four words
+        "The VPN needs a token.", "See Fig. 2 for details."]
+    assert all(text[s.start:s.end] == s.text for s in spans)
+
+
 def test_the_policy_decides_how_many_sentences_to_keep():
     many = choose(_scored([2.0, 1.9, 1.8]), SelectionPolicy(gap=0.5, floor=0.0))
     assert len(many) == 3

@@ -112,3 +112,38 @@ def test_a_word_longer_than_the_model_input_is_refused_not_truncated(model_token
 def test_overlap_must_be_below_half_the_size():
     with pytest.raises(ValueError):
         ChunkSettings(size=100, overlap=60)
+
+
+PHRASES = ("安全团队", "会在一小时内", "联系你", "请先报告", "笔记本电脑", "丢失的情况",
+           "然后更改密码", "差旅费用", "需要在一个月内", "提交给财务部门")
+
+
+def chinese_sentences(count: int) -> str:
+    """Chinese sentences as Chinese is written: no spaces, full-width punctuation."""
+    ends = "。！？；"
+    return "".join("".join(PHRASES[(i * 3 + j) % len(PHRASES)] for j in range(5)) + ends[i % 4]
+                   for i in range(count))
+
+
+def test_chinese_is_split_at_its_own_punctuation_and_joined_without_spaces(model_tokenizer):
+    text = chinese_sentences(120)
+    chunker = Chunker(model_tokenizer, ChunkSettings(size=200, overlap=0))
+    chunks = chunker.chunk(doc(Element(text, "NarrativeText")))
+    assert len(chunks) >= 4
+    for chunk in chunks:
+        assert chunk.model_token_count <= model_tokenizer.max_content_tokens
+        assert chunk.token_count <= 200
+        assert " " not in chunk.text  # pieces of Chinese are joined as it is written
+        assert chunk.text[-1] in "。！？；"  # every chunk ends a sentence
+    assert "".join(c.text for c in chunks) == text  # nothing lost, nothing added
+
+
+def test_a_long_chinese_run_without_punctuation_is_split_between_characters(
+        model_tokenizer):
+    text = "".join(PHRASES[i % len(PHRASES)] for i in range(400))  # ~1,900 characters
+    chunks = Chunker(model_tokenizer, ChunkSettings(size=300, overlap=0)).chunk(
+        doc(Element(text, "NarrativeText")))
+    assert len(chunks) >= 4
+    for chunk in chunks:
+        assert chunk.model_token_count <= model_tokenizer.max_content_tokens
+    assert "".join(c.text for c in chunks) == text

@@ -18,9 +18,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from ragrec.cjk import CLOSING_QUOTES, SENTENCE_ENDS, joiner, word_pieces
 from ragrec.records import Chunk, ParsedDocument
 
-SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n+")
+# Latin sentences end at . ! ? and a space; Chinese ones at full-width punctuation (and
+# any closing quote after it), with or without a space.
+SENTENCE_END = re.compile(rf"(?<=[.!?])\s+|(?<=[{SENTENCE_ENDS}])(?![{CLOSING_QUOTES}])\s*"
+                          rf"|(?<=[{SENTENCE_ENDS}][{CLOSING_QUOTES}])\s*|\n+")
 MAX_HEADER_MODEL_TOKENS = 48
 
 
@@ -142,7 +146,7 @@ class Chunker:
             return [unit]
         pieces = [s for s in SENTENCE_END.split(unit.text) if s.strip()]
         if len(pieces) <= 1:
-            pieces = unit.text.split()
+            pieces = word_pieces(unit.text)  # a Han character is a word
             if len(pieces) <= 1:
                 raise ChunkTooLong(
                     f"a single word of {unit.model_tokens} model tokens cannot fit the model's "
@@ -153,7 +157,7 @@ class Chunker:
         fitted: list[_Unit] = []
         for part in parts:
             fitted.extend(self._fit(part))
-        return _merge_adjacent(fitted, self, header, joiner=" ")
+        return _merge_adjacent(fitted, self, header)
 
     # -- packing ---------------------------------------------------------------------------
     def chunk(self, doc: ParsedDocument) -> list[Chunk]:
@@ -227,7 +231,7 @@ def _tail(units: list[_Unit], budget: int) -> list[_Unit]:
     return tail
 
 
-def _merge_adjacent(parts: list[_Unit], chunker: Chunker, header: int, joiner: str) -> list[_Unit]:
+def _merge_adjacent(parts: list[_Unit], chunker: Chunker, header: int) -> list[_Unit]:
     """Re-join sentence/word pieces greedily so a split element is not a heap of fragments."""
     merged: list[_Unit] = []
     for part in parts:
@@ -236,7 +240,8 @@ def _merge_adjacent(parts: list[_Unit], chunker: Chunker, header: int, joiner: s
             tokens = last.tokens + part.tokens + 1
             model_tokens = last.model_tokens + part.model_tokens
             if tokens <= chunker.settings.size and model_tokens + header <= chunker.model_limit:
-                merged[-1] = _Unit(last.text + joiner + part.text, last.title_path, last.page,
+                merged[-1] = _Unit(last.text + joiner(last.text, part.text) + part.text,
+                                   last.title_path, last.page,
                                    False, tokens, model_tokens)
                 continue
         merged.append(part)
