@@ -94,6 +94,7 @@ def _demo_command(args: argparse.Namespace) -> int:
 
 def _ingest_command(args: argparse.Namespace) -> int:
     from ragrec.chunking import ChunkSettings, ModelTokenizer
+    from ragrec.config import IndexLayoutSettings
     from ragrec.embedding import make_embedder, tokenizer_dir_for
     from ragrec.es_client import connect
     from ragrec.indexing.mapping import VectorSettings
@@ -112,6 +113,7 @@ def _ingest_command(args: argparse.Namespace) -> int:
         vectors=VectorSettings(int8=args.int8),
         show_progress=not args.quiet,
         reuse_vectors=not args.reencode,
+        language=args.language or IndexLayoutSettings.from_env().language,
     )
     ingestor = Ingestor(connect(), embedder, ModelTokenizer(tokenizer_dir_for(embedder)), options)
     try:
@@ -502,6 +504,10 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--pdf-strategy", default="fast", choices=["fast", "ocr_only", "hi_res"])
     ingest.add_argument("--int8", action="store_true", help="int8-quantised HNSW")
     ingest.add_argument("--keep", type=int, default=2, help="index versions to keep")
+    ingest.add_argument("--language", choices=["en", "zh", "auto"], default=None,
+                        help="what BM25 reads the text as: en (english analyzer), zh (cjk "
+                             "bigrams), auto (the base encoder's language); default "
+                             "RAGREC_LANGUAGE, else the live index's, else auto")
     ingest.set_defaults(handler=_ingest_command)
 
     search = commands.add_parser("search", help="query an index")
@@ -711,6 +717,7 @@ def main(argv: list[str] | None = None) -> int:
         from ragrec.es_client import ElasticsearchNotConfigured
         from ragrec.eval.answers import AnswerEvalError
         from ragrec.eval.runner import EvalError
+        from ragrec.indexing.language import LanguageError
         from ragrec.indexing.versions import IndexVersionError
         from ragrec.models.bases import BaseModelError
         from ragrec.models.registry import RegistryError
@@ -724,7 +731,7 @@ def main(argv: list[str] | None = None) -> int:
                       | JavaNotFound | SourceError | IngestError | EmbeddingError
                       | EncoderMismatch | IndexVersionError | ModelNotFound
                       | EvalError | AnswerEvalError | RegistryError | NoReranker | SpecError
-                      | ModelUnavailable | TextRefused | BaseModelError):
+                      | ModelUnavailable | TextRefused | BaseModelError | LanguageError):
             _log(f"ragrec: error: {exc}")
             return 2
         from elasticsearch import ApiError, TransportError

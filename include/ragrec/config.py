@@ -140,6 +140,7 @@ class IndexLayoutSettings:
 
     shards: int = 1
     replicas: str = "0-1"
+    language: str | None = None  # chunk indexes: en | zh | auto (``indexing.language``)
 
     def __post_init__(self) -> None:
         low, dash, high = self.replicas.partition("-")
@@ -152,7 +153,8 @@ class IndexLayoutSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> IndexLayoutSettings:
         return cls(shards=int(env.get("RAGREC_INDEX_SHARDS") or 1),
-                   replicas=(env.get("RAGREC_INDEX_REPLICAS") or "0-1").strip())
+                   replicas=(env.get("RAGREC_INDEX_REPLICAS") or "0-1").strip(),
+                   language=(env.get("RAGREC_LANGUAGE") or "").strip() or None)
 
     def index_settings(self) -> dict:
         """The ``settings`` of an index created with this layout."""

@@ -31,7 +31,7 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from ragrec.chunking import Chunker, ChunkSettings, ChunkTooLong, ModelTokenizer
 from ragrec.embedding.base import Embedder, document_version
-from ragrec.indexing import sync_plan, versions
+from ragrec.indexing import language, sync_plan, versions
 from ragrec.indexing.bulk_writer import BulkUnavailable, run_bulk
 from ragrec.indexing.chunk_document import chunk_source
 from ragrec.indexing.doc_state import DocState, iter_doc_states
@@ -86,6 +86,7 @@ class IngestOptions:
     reuse_vectors: bool = True  # unchanged chunk text -> the vector the index already has
     partial_listing: bool = False  # the source lists a key range (a batch): never delete
     swap_alias: bool = True  # False: a full rebuild is left for the caller to gate and swap
+    language: str | None = None  # en | zh | auto; None: the live index's (``language``)
 
     @property
     def windowed(self) -> bool:
@@ -198,13 +199,18 @@ class Ingestor:
     def _target(self, alias: str) -> tuple[str, bool]:
         """(index to write, whether it is a new version that must go live at the end)."""
         self.embedder.describe()
+        live = versions.current_version(self.client, alias)
+        live_meta = versions.index_meta(self.client, live) if live is not None else None
+        asked = self.options.language
+        built_for = language.resolve(asked, live_meta, self.embedder)
         body = chunk_index_body(
             self.embedder.dims, self.embedder.model_version, self.options.vectors,
+            analyzer=language.analyzer_for(built_for),
             extra_meta={"chunk_size": self.options.chunking.size,
                         "chunk_overlap": self.options.chunking.overlap,
-                        "document_version": document_version(self.embedder)},
+                        "document_version": document_version(self.embedder),
+                        "language": built_for},
         )
-        live = versions.current_version(self.client, alias)
         if live is None or self.options.full:
             # Versions newer than the live one are rebuilds that never went live (a crash);
             # only a rebuild clears them, so an incremental run never races a rebuild.
@@ -215,7 +221,12 @@ class Ingestor:
             return name, False
         if self.options.full:
             return versions.create_version(self.client, alias, body), True
-        meta = versions.index_meta(self.client, live)
+        meta = live_meta
+        if built_for != (meta.get("language") or "en"):
+            raise IngestError(
+                f"index {live!r} was built for language {meta.get('language') or 'en'!r} "
+                f"({language.analyzer_for(meta.get('language') or 'en')} analyzer), not "
+                f"{built_for!r}: a new analyzer needs a rebuild, so run with --full")
         if meta.get("model_version") != self.embedder.model_version:
             raise IngestError(
                 f"index {live!r} was built with model {meta.get('model_version')!r}, the "

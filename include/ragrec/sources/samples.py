@@ -8,3 +8,9 @@ from pathlib import Path
 
 def samples_dir() -> Path:
     return Path(str(resources.files("ragrec") / "samples"))
+
+
+def chinese_samples_dir() -> Path:
+    """A few Chinese documents (written for ragrec) for a Chinese index: ``ragrec ingest
+    --language zh``."""
+    return Path(str(resources.files("ragrec") / "samples_zh"))

@@ -29,6 +29,7 @@ from ragrec.dev.es_node.java_runtime import find_java_home
 MAVEN_COORDINATE = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
 COMPAT_MODULE_NAME = "ragrec-compat"
 COMPAT_SOURCES = Path(__file__).parent / "compat_module"
+COMPAT_STAMP = "sources.sha256"  # beside the module: the sources it was built from
 READY_MARKER = ".ragrec-ready"
 
 
@@ -54,10 +55,14 @@ def distribution_home(settings: LocalNodeSettings) -> Path:
 def ensure_distribution(settings: LocalNodeSettings, log: Callable[[str], None] = print) -> Path:
     """Return ES_HOME of a ready distribution, fetching and preparing it on first use."""
     home = distribution_home(settings)
-    if (home / READY_MARKER).is_file():
+    if (home / READY_MARKER).is_file() and _compat_current(home):
         return home
     with _exclusive(home.parent / ".lock"):
         if (home / READY_MARKER).is_file():
+            if not _compat_current(home):  # a ragrec that adds to the module (an analyzer)
+                log("rebuilding ragrec's compatibility module (its sources changed) ...")
+                _install_compat_module(home, _server_version(home))
+                _make_world_readable(home.parent)
             return home
         archive = (
             Path(settings.distribution)
@@ -69,7 +74,8 @@ def ensure_distribution(settings: LocalNodeSettings, log: Callable[[str], None] 
         log(f"extracting {archive.name} ...")
         _extract(archive, home)
         if _needs_compat_module(home):
-            log("building ragrec's compatibility module (root endpoint, english analyzer) ...")
+            log("building ragrec's compatibility module (root endpoint, english and cjk "
+                "analyzers) ...")
             _install_compat_module(home, _server_version(home))
         _make_world_readable(home.parent)
         (home / READY_MARKER).write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
@@ -119,6 +125,25 @@ def _server_version(home: Path) -> str:
     raise DistributionError(f"no server jar under {home / 'lib'}")
 
 
+def _sources_digest() -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(COMPAT_SOURCES.rglob("*.java")):
+        digest.update(path.relative_to(COMPAT_SOURCES).as_posix().encode() + b"\0"
+                      + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _compat_current(home: Path) -> bool:
+    """Whether the compat module, where the distribution needs one, was built from these
+    sources."""
+    if not _needs_compat_module(home):
+        return True
+    stamp = home / "modules" / COMPAT_MODULE_NAME / COMPAT_STAMP
+    return stamp.is_file() and stamp.read_text() == _sources_digest()
+
+
 def _needs_compat_module(home: Path) -> bool:
     modules = home / "modules"
     return not (modules / "rest-root").exists() and not (modules / "analysis-common").exists()
@@ -140,17 +165,22 @@ def _install_compat_module(home: Path, es_version: str) -> None:
             raise DistributionError(f"compiling the compat module failed:\n{result.stderr}")
         module_dir.mkdir(parents=True, exist_ok=True)
         jar = module_dir / f"{COMPAT_MODULE_NAME}.jar"
-        with zipfile.ZipFile(jar, "w", zipfile.ZIP_DEFLATED) as out:
+        # Written aside and renamed: a node running from this distribution keeps the jar it
+        # opened.
+        partial = jar.with_name(jar.name + ".partial")
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as out:
             for path in sorted(classes.rglob("*.class")):
                 out.write(path, path.relative_to(classes).as_posix())
+        partial.rename(jar)
     (module_dir / "plugin-descriptor.properties").write_text(
-        "description=ragrec compatibility: root endpoint and english analyzer\n"
+        "description=ragrec compatibility: root endpoint, english and cjk analyzers\n"
         f"version={es_version}\n"
         f"name={COMPAT_MODULE_NAME}\n"
         "classname=org.ragrec.escompat.RagrecCompatPlugin\n"
         "java.version=17\n"
         f"elasticsearch.version={es_version}\n"
     )
+    (module_dir / COMPAT_STAMP).write_text(_sources_digest())
 
 
 def _make_world_readable(root: Path) -> None:

@@ -6,8 +6,9 @@
  * are things ragrec and its clients rely on, so this module supplies them:
  *   - the root endpoint (GET/HEAD /), which the Python client's info()/ping() and the
  *     Airflow provider use to identify the cluster;
- *   - the built-in "english" analyzer (Lucene's EnglishAnalyzer, as in the full distribution),
- *     used by the BM25 text field.
+ *   - the built-in "english" and "cjk" analyzers (Lucene's EnglishAnalyzer and CJKAnalyzer,
+ *     as in the full distribution), used by the BM25 text field of English and of Chinese
+ *     (Japanese, Korean) indexes.
  * Against a full cluster (ES_URL) this module is not involved.
  */
 package org.ragrec.escompat;
@@ -19,6 +20,7 @@ import java.util.function.Predicate;
 import java.util.function.Supplier;
 
 import org.apache.lucene.analysis.Analyzer;
+import org.apache.lucene.analysis.cjk.CJKAnalyzer;
 import org.apache.lucene.analysis.en.EnglishAnalyzer;
 import org.elasticsearch.Build;
 import org.elasticsearch.client.internal.node.NodeClient;
@@ -74,7 +76,24 @@ public class RagrecCompatPlugin extends Plugin implements ActionPlugin, Analysis
 
     @Override
     public Map<String, AnalysisProvider<AnalyzerProvider<? extends Analyzer>>> getAnalyzers() {
-        return Map.of("english", (indexSettings, environment, name, settings) -> new EnglishProvider(name, settings));
+        return Map.of(
+            "english", (indexSettings, environment, name, settings) -> new EnglishProvider(name, settings),
+            "cjk", (indexSettings, environment, name, settings) -> new CjkProvider(name, settings));
+    }
+
+    /** Lucene's CJK analyzer (width folding, lower case, overlapping bigrams of Han, Hiragana,
+     * Katakana and Hangul, English stop words), as the full distribution's "cjk" analyzer. */
+    static final class CjkProvider extends AbstractIndexAnalyzerProvider<CJKAnalyzer> {
+        private final CJKAnalyzer analyzer = new CJKAnalyzer();
+
+        CjkProvider(String name, Settings settings) {
+            super(name, settings);
+        }
+
+        @Override
+        public CJKAnalyzer get() {
+            return analyzer;
+        }
     }
 
     /** Lucene's English analyzer with its default stop words, as the full distribution configures it. */
