@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 QUESTIONS = {  # question -> the sample that answers it, and a phrase of the answer
-    "报销单最晚什么时候提交？": ("差旅报销.md", "三十天内"),
-    "笔记本电脑丢了应该怎么办？": ("信息安全事件.md", "一小时内"),
-    "VPN 令牌验证失败怎么处理？": ("远程访问.md", "重置令牌"),
+    "报销单最晚什么时候提交？": ("travel-expenses.md", "三十天内"),
+    "笔记本电脑丢了应该怎么办？": ("security-incidents.md", "一小时内"),
+    "VPN 令牌验证失败怎么处理？": ("remote-access.md", "重置令牌"),
 }
 
 
