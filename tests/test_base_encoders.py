@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from ragrec.models import bases
+from ragrec.embedding import bases
 
 
 @pytest.fixture
@@ -151,7 +151,7 @@ def test_queries_and_passages_get_their_bases_prefixes(cache, minilm_jar):
 def test_ragrec_base_model_chooses_the_base_everywhere_base_is_meant(cache, minilm_jar,
                                                                      monkeypatch):
     from ragrec.embedding import encoder_for
-    from ragrec.embedding.in_process import BASE_MODEL_VERSION
+    from ragrec.embedding.bases import BASE_MODEL_VERSION
     from ragrec.models.uris import load_layout
 
     jar, catalogue = minilm_jar

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from servers.model_server_process import ModelServerProcess
 
-from ragrec.embedding.in_process import BASE_MODEL_VERSION, base_model_dir
+from ragrec.embedding.bases import BASE_MODEL_VERSION
+from ragrec.embedding.in_process import base_model_dir
 from ragrec.embedding.model_endpoint import ModelEndpoint
 
 pytestmark = pytest.mark.integration  # a model server process

