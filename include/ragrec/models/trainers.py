@@ -139,13 +139,15 @@ def _update(loss, parameters, optimizer, scheduler) -> float:
 
 
 class _Encoding:
-    """The model being trained, as an in-process embedder (``embed(texts).vectors``), for
-    the held-out figures between epochs."""
+    """The model being trained, as an in-process embedder (``embed(texts, role).vectors``),
+    for the held-out figures between epochs. Trained models are sentence-transformers
+    folders without role prefixes (a base that has them cannot be trained from yet), so
+    both roles read the text as it is."""
 
     def __init__(self, model):
         self.model = model
 
-    def embed(self, texts: list[str]) -> SimpleNamespace:
+    def embed(self, texts: list[str], role: str = "document") -> SimpleNamespace:
         vectors = self.model.encode(texts, batch_size=64, normalize_embeddings=True,
                                     convert_to_numpy=True, show_progress_bar=False)
         self.model.train()  # encode() leaves the model in eval mode
