@@ -26,10 +26,9 @@ from datetime import UTC, datetime
 from ragrec.answers.sentences import sentence_spans
 from ragrec.feedback.sessions import (
     SessionSettings,
+    drop_junk_and_bots,
     events_index,
-    is_junk,
     query_key,
-    utc_day,
 )
 
 FEEDBACK_TYPES = {"up": 1, "helped": 1, "down": 0}
@@ -48,6 +47,12 @@ class QuestionLabels:
 class ChatLabels:
     questions: dict[str, QuestionLabels]  # question key -> labels
     counts: dict[str, int]
+
+    def training(self, held_out) -> dict[str, QuestionLabels]:
+        """The questions to learn from: those with a helpful sentence, not in ``held_out``
+        (query keys of the held-out traffic), in key order."""
+        return {key: q for key, q in sorted(self.questions.items())
+                if q.positives and key not in held_out}
 
     def report(self) -> dict:
         return {"questions": len(self.questions),
@@ -128,22 +133,11 @@ def build(events: list[dict], turns: dict[tuple, dict],
         votes.append(_Vote(event.get("user_id") or "", event.get("ts") or "", question,
                            event["doc_id"], FEEDBACK_TYPES[event["type"]], key, turn))
     counts["feedback_read"] = len(votes)
-    votes = _clean(votes, settings, counts)
+    votes = drop_junk_and_bots(
+        votes, lambda v: v.question, lambda v: v.user, lambda v: v.ts, settings, counts,
+        ("feedback_junk_question_dropped", "feedback_bot_users_dropped",
+         "feedback_bot_events_dropped"))
     return _labels(votes, counts)
-
-
-def _clean(votes: list[_Vote], settings: SessionSettings, counts: Counter) -> list[_Vote]:
-    kept = []
-    for vote in votes:
-        if is_junk(query_key(vote.question), settings.min_query_chars):
-            counts["feedback_junk_question_dropped"] += 1
-        else:
-            kept.append(vote)
-    per_day = Counter((v.user, utc_day(v.ts)) for v in kept)
-    bots = {user for (user, _day), n in per_day.items() if n > settings.bot_sessions_per_day}
-    counts["feedback_bot_users_dropped"] = len(bots)
-    counts["feedback_bot_events_dropped"] = sum(1 for v in kept if v.user in bots)
-    return [v for v in kept if v.user not in bots]
 
 
 def _cited(turn: dict, doc_id: str) -> tuple[list[str], list[str]]:

@@ -63,7 +63,7 @@ def query_key(text: str) -> str:
     return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
-def is_junk(key: str, min_chars: int) -> bool:
+def _is_junk(key: str, min_chars: int) -> bool:
     meaningful = [c for c in key if c.isalnum()]
     return len(meaningful) < min_chars
 
@@ -122,7 +122,7 @@ def _one_place_per_document(session: Session) -> None:
     session.clicked = clicked
 
 
-def utc_day(stamp: str) -> str:
+def _utc_day(stamp: str) -> str:
     """The UTC date of an ISO time (the events keep the offset they were sent with)."""
     try:
         return datetime.fromisoformat(stamp).astimezone(UTC).date().isoformat()
@@ -130,21 +130,32 @@ def utc_day(stamp: str) -> str:
         return stamp[:10]
 
 
+def drop_junk_and_bots(items: list, query_of, user_of, ts_of, settings: SessionSettings,
+                       counts: Counter, names: tuple[str, str, str]) -> list:
+    """``items`` (in time order) without those whose query is junk and without every item
+    of a bot (a user with more than ``bot_sessions_per_day`` items in one UTC day); the
+    drops counted under ``names`` (junk items, bot users, bot items)."""
+    junk, bot_users, bot_items = names
+    kept = []
+    for item in items:
+        if _is_junk(query_key(query_of(item)), settings.min_query_chars):
+            counts[junk] += 1
+        else:
+            kept.append(item)
+    per_day = Counter((user_of(i), _utc_day(ts_of(i))) for i in kept)
+    bots = {user for (user, _day), n in per_day.items() if n > settings.bot_sessions_per_day}
+    counts[bot_users] = len(bots)
+    counts[bot_items] = sum(1 for i in kept if user_of(i) in bots)
+    return [i for i in kept if user_of(i) not in bots]
+
+
 def clean(sessions: list[Session], settings: SessionSettings = SessionSettings(),
           counts: dict[str, int] | None = None) -> SessionLog:
     """Junk queries and bots dropped, queries collapsed, caps applied (see the module)."""
     counts = Counter(counts or {})
-    kept = []
-    for session in sessions:
-        if is_junk(query_key(session.query), settings.min_query_chars):
-            counts["junk_query_sessions_dropped"] += 1
-        else:
-            kept.append(session)
-    per_day = Counter((s.user_id, utc_day(s.ts)) for s in kept)
-    bots = {user for (user, _day), n in per_day.items() if n > settings.bot_sessions_per_day}
-    counts["bot_users_dropped"] = len(bots)
-    counts["bot_sessions_dropped"] = sum(1 for s in kept if s.user_id in bots)
-    kept = [s for s in kept if s.user_id not in bots]
+    kept = drop_junk_and_bots(
+        sessions, lambda s: s.query, lambda s: s.user_id, lambda s: s.ts, settings, counts,
+        ("junk_query_sessions_dropped", "bot_users_dropped", "bot_sessions_dropped"))
     forms: dict[str, Counter] = defaultdict(Counter)
     repeats = Counter()
     capped = []

@@ -122,14 +122,6 @@ def _held_out_queries(dataset: BeirDataset, job: TrainJob, held: list[str]) -> t
     return {q: queries[q] for q in ids}, {q: qrels[q] for q in ids}
 
 
-def chat_questions(chat, labels) -> set[str]:
-    """The chat's questions with a helpful sentence to learn from (not held out)."""
-    if chat is None:
-        return set()
-    return {q.text for key, q in chat.questions.items()
-            if q.positives and key not in labels.held_out}
-
-
 def _check_trainable(training: TrainingSet, job: TrainJob, held_out: int,
                      also: set[str] = frozenset()) -> None:
     queries = len({e.query for e in training.examples} | also)
@@ -195,7 +187,8 @@ def run(job: TrainJob, client=None) -> dict:
             clicks = from_clicks(job.clicks, training.documents)
             training = TrainingSet(clicks.examples, training.documents, clicks.source)
     # Judged data is checked before Elasticsearch is reached.
-    _check_trainable(training, job, held_out, chat_questions(chat, labels))
+    _check_trainable(training, job, held_out, set() if chat is None else
+                     {q.text for q in chat.training(labels.held_out).values()})
     client = client or connect()
     _say(f"{len(training.examples)} training pairs ({len({e.query for e in training.examples})}"
          f" queries) from {training.source}; budget: "
@@ -356,7 +349,7 @@ def _chat_held_out(chat, labels, encoder, cross_encoder) -> dict | None:
     figures = {"cosine": pairwise_accuracy(cosine_scorer(encoder), questions),
                "cross_encoder": pairwise_accuracy(cross_encoder.score, questions)}
     _say(f"sentence selection on {len(questions)} held-out chat questions (pairwise "
-         f"accuracy, helpful above the others; 0.5 chance): cosine "
+         f"accuracy, helpful above voted down; 0.5 chance): cosine "
          f"{figures['cosine']['accuracy']}, the trained cross-encoder "
          f"{figures['cross_encoder']['accuracy']} ({figures['cosine']['pairs']} pairs)")
     return figures

@@ -223,13 +223,9 @@ def add_chat_feedback(training: TrainingSet, labels, held_out: Iterable[str] = (
     passages the answer passed over. Questions in ``held_out`` (query keys of the held-out
     traffic) are skipped. Call after ``mine_hard_negatives`` (sentences are not in the
     index to mine). Returns the number of examples added."""
-    held = set(held_out)
     rng = random.Random(seed)
     added = []
-    for key in sorted(labels.questions):
-        if key in held:
-            continue
-        question = labels.questions[key]
+    for question in labels.training(set(held_out)).values():
         voted_down = sorted(question.negatives)
         context = sorted(question.context)
         for sid in sorted(question.positives):
