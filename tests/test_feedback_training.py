@@ -28,14 +28,31 @@ def tiny_beir(tmp_path_factory):
     return write_tiny_beir(tmp_path_factory.mktemp("tiny-beir-events"))
 
 
+def _indexed_with_traffic(es, alias, root):
+    """The tiny set indexed under ``alias`` with the base model, and searched on it with
+    clicks on each query's judged document (``click_logs.log_traffic``): (dataset, query ->
+    judged document)."""
+    from ragrec.config import cache_dir
+    from ragrec.embedding import encoder_for
+    from ragrec.embedding.in_process import base_model_dir
+    from ragrec.eval.datasets import BeirDataset
+    from ragrec.eval.runner import ensure_index
+
+    dataset = BeirDataset(root)
+    ensure_index(es, alias, dataset, encoder_for(base_model_dir()), base_model_dir(),
+                 cache_dir(), show_progress=False)
+    judged = {q: next(iter(docs)) for split in ("train", "test")
+              for q, docs in dataset.qrels(split).items()}
+    log_traffic(es, alias, alias, dataset, judged.get)
+    return dataset, judged
+
+
 def test_train_and_evaluate_from_traffic_and_gate_without_labels(
         tiny_beir, tmp_path, project_env, es_url, es, index_name, cleanup_alias):
     from ragrec.chunking import ModelTokenizer
     from ragrec.config import cache_dir
     from ragrec.embedding import encoder_for
-    from ragrec.embedding.in_process import base_model_dir
-    from ragrec.eval.datasets import BeirDataset
-    from ragrec.eval.runner import corpus_folder, ensure_index
+    from ragrec.eval.runner import corpus_folder
     from ragrec.indexing import versions
     from ragrec.jobs.reindex import build, traffic_gate
     from ragrec.models.resolver import ModelResolver
@@ -47,12 +64,7 @@ def test_train_and_evaluate_from_traffic_and_gate_without_labels(
     cleanup_alias(index_name)
     adversary = f"{index_name}-adversary"
     cleanup_alias(adversary)
-    dataset = BeirDataset(tiny_beir)
-    ensure_index(es, index_name, dataset, encoder_for(base_model_dir()), base_model_dir(),
-                 cache_dir(), show_progress=False)
-    judged = {q: next(iter(docs)) for split in ("train", "test")
-              for q, docs in dataset.qrels(split).items()}
-    log_traffic(es, index_name, index_name, dataset, judged.get)
+    dataset, judged = _indexed_with_traffic(es, index_name, tiny_beir)
     # A second log that clicks another topic's document: what a broken model learns from.
     topics = sorted({d for d in judged.values()})
     log_traffic(es, index_name, adversary, dataset,
@@ -112,20 +124,10 @@ def test_the_reranker_learns_the_chats_helpful_sentences_beside_the_clicks(
     sentence each stored chat turn cited from the source voted ``helped`` (negatives: the
     sentence voted ``down``); the held-out traffic's questions are left out of both, and their
     votes judge the cosine selector and the trained cross-encoder side by side."""
-    from ragrec.config import cache_dir
-    from ragrec.embedding import encoder_for
-    from ragrec.embedding.in_process import base_model_dir
-    from ragrec.eval.datasets import BeirDataset
-    from ragrec.eval.runner import ensure_index
 
     env = {**project_env, "ES_URL": es_url, "RAGREC_CACHE_DIR": fresh_cache(tmp_path / "cache")}
     cleanup_alias(index_name)
-    dataset = BeirDataset(tiny_beir)
-    ensure_index(es, index_name, dataset, encoder_for(base_model_dir()), base_model_dir(),
-                 cache_dir(), show_progress=False)
-    judged = {q: next(iter(docs)) for split in ("train", "test")
-              for q, docs in dataset.qrels(split).items()}
-    log_traffic(es, index_name, index_name, dataset, judged.get)
+    dataset, judged = _indexed_with_traffic(es, index_name, tiny_beir)
     log_chat_feedback(es, index_name, dataset, judged.get)
 
     card, stderr = _ragrec(env, "train", "reranker", "--events", index_name, "--index",
