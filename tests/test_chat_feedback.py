@@ -83,12 +83,18 @@ def test_votes_label_the_sentences_the_answer_cited_from_that_document():
     assert built.report()["positive_sentences"] == 1
 
 
-def test_helpful_sentences_become_examples_with_down_voted_then_passed_over_negatives():
+def _two_questions() -> chat.ChatLabels:
+    """The VPN question's answer: its source helped, the travel one voted down; the hotel
+    question's: its (travel) source helped."""
     turns = {("c-1", 1): _turn("How do I fix the VPN token?"),
              ("c-2", 1): _turn("Where do hotel bookings go?")}
     events = [_vote("helped", "vpn.md"), _vote("down", "travel.md"),
               _vote("helped", "travel.md", conversation="c-2")]
-    built = chat.build(events, turns, now=NOW)
+    return chat.build(events, turns, now=NOW)
+
+
+def test_helpful_sentences_become_examples_with_down_voted_then_passed_over_negatives():
+    built = _two_questions()
     training = TrainingSet([], {}, "events")
     added = add_chat_feedback(training, built, held_out=["where do hotel bookings go?"],
                               in_passage=2)
@@ -105,11 +111,7 @@ def test_helpful_sentences_become_examples_with_down_voted_then_passed_over_nega
 def test_a_selector_is_judged_by_how_often_it_scores_the_helpful_sentence_above_the_others():
     from ragrec.eval.chat_votes import held_out_questions, pairwise_accuracy
 
-    turns = {("c-1", 1): _turn("How do I fix the VPN token?"),
-             ("c-2", 1): _turn("Where do hotel bookings go?")}
-    events = [_vote("helped", "vpn.md"), _vote("down", "travel.md"),
-              _vote("helped", "travel.md", conversation="c-2")]
-    built = chat.build(events, turns, now=NOW)
+    built = _two_questions()
     # The hotel question has no sentence voted down: nothing to compare its helpful one with
     # (the sentences passed over were ranked below it by the selector that answered).
     held = held_out_questions(built, ["how do i fix the vpn token?", "no such question",
