@@ -74,38 +74,29 @@ public class RagrecCompatPlugin extends Plugin implements ActionPlugin, Analysis
         return List.of(new RootInfoHandler());
     }
 
+    /**
+     * Lucene's English analyzer with its default stop words, and its CJK analyzer (width
+     * folding, lower case, overlapping bigrams of Han, Hiragana, Katakana and Hangul, English
+     * stop words): the full distribution's "english" and "cjk" analyzers.
+     */
     @Override
     public Map<String, AnalysisProvider<AnalyzerProvider<? extends Analyzer>>> getAnalyzers() {
         return Map.of(
-            "english", (indexSettings, environment, name, settings) -> new EnglishProvider(name, settings),
-            "cjk", (indexSettings, environment, name, settings) -> new CjkProvider(name, settings));
+            "english", (indexSettings, environment, name, settings) -> new Provider<>(name, settings, new EnglishAnalyzer()),
+            "cjk", (indexSettings, environment, name, settings) -> new Provider<>(name, settings, new CJKAnalyzer()));
     }
 
-    /** Lucene's CJK analyzer (width folding, lower case, overlapping bigrams of Han, Hiragana,
-     * Katakana and Hangul, English stop words), as the full distribution's "cjk" analyzer. */
-    static final class CjkProvider extends AbstractIndexAnalyzerProvider<CJKAnalyzer> {
-        private final CJKAnalyzer analyzer = new CJKAnalyzer();
+    /** One built-in analyzer, shared by every index that names it. */
+    static final class Provider<A extends Analyzer> extends AbstractIndexAnalyzerProvider<A> {
+        private final A analyzer;
 
-        CjkProvider(String name, Settings settings) {
+        Provider(String name, Settings settings, A analyzer) {
             super(name, settings);
+            this.analyzer = analyzer;
         }
 
         @Override
-        public CJKAnalyzer get() {
-            return analyzer;
-        }
-    }
-
-    /** Lucene's English analyzer with its default stop words, as the full distribution configures it. */
-    static final class EnglishProvider extends AbstractIndexAnalyzerProvider<EnglishAnalyzer> {
-        private final EnglishAnalyzer analyzer = new EnglishAnalyzer();
-
-        EnglishProvider(String name, Settings settings) {
-            super(name, settings);
-        }
-
-        @Override
-        public EnglishAnalyzer get() {
+        public A get() {
             return analyzer;
         }
     }
