@@ -195,18 +195,18 @@ def post_all(api: Api, plan: list, one, clients: int, label: str, unit: str,
 
 def evidence_sentences(root: Path, split: str = "train") -> tuple[dict, dict]:
     """(claim id -> claim, claim id -> {doc id: its human evidence sentences}) of a set's
-    ``rationales/``, for the claims with evidence."""
-    with open(root / "sentences.jsonl", encoding="utf-8") as handle:
-        sentences = {str(r["_id"]): r["sentences"] for r in map(json.loads, handle) if r}
+    ``rationales/`` (read as ``ragrec eval answers`` reads them), for the claims with
+    evidence."""
+    from ragrec.eval.answers import Rationales
+
+    rationales = Rationales(root)
+    sentences = rationales.sentences()
     claims, evidence = {}, {}
-    with open(root / f"{split}.jsonl", encoding="utf-8") as handle:
-        for row in map(json.loads, filter(str.strip, handle)):
-            gold = {str(d): {_words(sentences[str(d)][i]) for rs in sets
-                             for i in rs["sentences"]}
-                    for d, sets in (row.get("evidence") or {}).items()
-                    if str(d) in sentences}
-            if gold:
-                claims[str(row["id"])], evidence[str(row["id"])] = row["claim"], gold
+    for claim in rationales.claims(split):
+        gold = {doc: {_words(sentences[doc][i]) for i in numbers}
+                for doc, numbers in claim.evidence.items() if doc in sentences}
+        if gold:
+            claims[claim.id], evidence[claim.id] = claim.text, gold
     return claims, evidence
 
 
