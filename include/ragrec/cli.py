@@ -307,9 +307,8 @@ def _eval_answers(args: argparse.Namespace, dataset) -> int:
     from ragrec.models.uris import load_layout
     from ragrec.retrieval import PinnedModels, Searcher
 
-    rationales = answers.Rationales(Path(args.rationales) if args.rationales
-                                    else dataset.root / "rationales")
-    rationales.claims(args.split)  # a bad rationales folder fails before any indexing
+    rationales = answers.gold_of(dataset, Path(args.rationales) if args.rationales else None)
+    rationales.claims(args.split)  # a bad gold folder fails before any indexing
     llm = None
     if args.answer_mode == "llm":
         llm = LlmSettings.from_env()
@@ -350,6 +349,17 @@ def _eval_answers(args: argparse.Namespace, dataset) -> int:
         print(json.dumps(report))
         return 0
     print(f"protocol: {report['protocol']}")
+    if report["gold"] == "answer spans":
+        print(f"{'system':<58} {'bestEM':>6} {'anyEM':>6} {'charF1':>6} {'para':>6} "
+              f"{'refuse':>6} {'p50 ms':>7}")
+        for label, entry in report["systems"].items():
+            m = entry["metrics"]
+            print(f"{label[:58]:<58} {m['best_sentence_exact_match']:6.3f} "
+                  f"{m['answer_contains_gold']:6.3f} {m['best_sentence_char_f1']:6.3f} "
+                  f"{m['gold_paragraph_cited']:6.3f} {m['refusal_rate']:6.3f} "
+                  f"{m['latency_ms_p50']:7.1f}")
+        _log(f"report: {json_path} and {html_path}")
+        return 0
     print(f"{'system':<58} {'P':>6} {'R':>6} {'F1':>6} {'absR':>6} {'refuse':>6} "
           f"{'p50 ms':>7}")
     for label, entry in report["systems"].items():
@@ -567,7 +577,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "cited answers ('ragrec eval answers')")
     evaluate.add_argument("target", nargs="?", choices=["retrieval", "answers"],
                           default="retrieval",
-                          help="answers: cited sentences vs DIR/rationales (human evidence)")
+                          help="answers: cited sentences vs DIR/rationales (human evidence), "
+                               "else DIR/answers (gold answer spans)")
     evaluate.add_argument("--dataset", default=None,
                           help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/*.tsv "
                                "(optional with --events)")

@@ -77,6 +77,118 @@ class Rationales:
             return {str(r["_id"]): r["sentences"] for r in map(json.loads, handle) if r}
 
 
+@dataclass(frozen=True)
+class SpanQuestion:
+    id: str
+    text: str
+    doc: str  # the paragraph the answers are taken from
+    answers: tuple[str, ...]
+
+
+@dataclass
+class AnswerSpans:
+    """Reading-comprehension gold (CMRC 2018, SQuAD-style sets in BEIR layout):
+    ``answers/<split>.jsonl`` rows of ``query_id``, ``doc_id`` and ``answers`` (the gold
+    spans), the question texts from the dataset's ``queries.jsonl``."""
+
+    root: Path
+    queries: dict[str, str]
+
+    def claims(self, split: str) -> list[SpanQuestion]:
+        path = self.root / f"{split}.jsonl"
+        if not path.is_file():
+            raise AnswerEvalError(f"no {path} (answers: <split>.jsonl of query_id, doc_id, "
+                                  f"answers)")
+        questions = []
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    golds = tuple(a for a in row["answers"] if isinstance(a, str) and a.strip())
+                    text = self.queries[str(row["query_id"])]
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise AnswerEvalError(f"{path}:{number}: not an answer record "
+                                          f"({exc})") from None
+                if golds:
+                    questions.append(SpanQuestion(str(row["query_id"]), text,
+                                                  str(row["doc_id"]), golds))
+        return questions
+
+
+def gold_of(dataset, rationales: Path | None = None) -> Rationales | AnswerSpans:
+    """What a dataset's answers are judged against: ``rationales`` (or the dataset's
+    ``rationales/``: evidence sentences), else its ``answers/`` (gold answer spans)."""
+    if rationales is not None or (dataset.root / "rationales").is_dir():
+        return Rationales(rationales or dataset.root / "rationales")
+    if (dataset.root / "answers").is_dir():
+        return AnswerSpans(dataset.root / "answers", dataset.queries())
+    raise AnswerEvalError(f"{dataset.root} has neither rationales/ (evidence sentences) nor "
+                          f"answers/ (gold answer spans) to judge answers against")
+
+
+def _plain(text: str) -> str:
+    """Text compared for answer spans: lower case, without spaces and punctuation (CJK or
+    Latin), as CMRC's scorer compares."""
+    import unicodedata
+
+    return "".join(c for c in text.lower()
+                   if not c.isspace() and not unicodedata.category(c).startswith("P"))
+
+
+def _char_f1(prediction: str, gold: str) -> float:
+    """F1 over the characters of the longest common substring (CMRC 2018's answer F1)."""
+    a, b = _plain(prediction), _plain(gold)
+    if not a or not b:
+        return 0.0
+    longest, previous = 0, [0] * (len(b) + 1)
+    for ca in a:
+        current = [0] * (len(b) + 1)
+        for j, cb in enumerate(b, start=1):
+            if ca == cb:
+                current[j] = previous[j - 1] + 1
+                longest = max(longest, current[j])
+        previous = current
+    if not longest:
+        return 0.0
+    precision, recall = longest / len(a), longest / len(b)
+    return 2 * precision * recall / (precision + recall)
+
+
+def score_spans(judged: list[Judged]) -> dict:
+    """Metrics of answers to span questions: how often the answer's best sentence (the one
+    its selector scored highest) contains a gold answer span (exact match, CMRC's
+    normalisation), how often any sentence of the answer does, the best sentence's
+    character F1 against the closest gold span, and how often the gold paragraph is cited."""
+    best_em = any_em = f1_sum = cited_gold = refused = cited_sentences = 0
+    for j in judged:
+        sentences = j.answer.sentences
+        if not sentences:
+            refused += 1
+            continue
+        golds = [_plain(g) for g in j.claim.answers]
+        best = max(sentences, key=lambda s: s.score if s.score is not None else float("-inf"))
+        best_em += any(g in _plain(best.text) for g in golds)
+        any_em += any(g in _plain(" ".join(s.text for s in sentences)) for g in golds)
+        f1_sum += max(_char_f1(best.text, g) for g in j.claim.answers)
+        cited_sentences += len(sentences)
+        cited_gold += any(_doc_key(c.doc_id) == j.claim.doc
+                          for s in sentences for c in s.citations)
+    count = len(judged) or 1
+    seconds = sorted(j.seconds for j in judged)
+    return {
+        "questions": len(judged),
+        "best_sentence_exact_match": round(best_em / count, 4),
+        "answer_contains_gold": round(any_em / count, 4),
+        "best_sentence_char_f1": round(f1_sum / count, 4),
+        "gold_paragraph_cited": round(cited_gold / count, 4),
+        "refusal_rate": round(refused / count, 4),
+        "sentences_per_answer": round(cited_sentences / max(count - refused, 1), 2),
+        "latency_ms_p50": round(1000 * seconds[len(seconds) // 2], 1) if seconds else 0.0,
+    }
+
+
 class SentenceMap:
     """A cited (document, span text) -> that abstract's sentence number."""
 
@@ -117,7 +229,7 @@ def _doc_key(doc_id: str) -> str:
 
 @dataclass
 class Judged:
-    claim: Claim
+    claim: Claim | SpanQuestion
     answer: Answer
     seconds: float
 
@@ -244,10 +356,11 @@ def evaluate(systems: list[System], alias: str, rationales: Rationales, split: s
     ``train_ids``: the train split's query ids the hold-out sample is drawn from (those of
     the train qrels, as ``ragrec train`` draws it; default: the train claims')."""
     started = time.monotonic()
-    mapping = SentenceMap(rationales.sentences())
+    spans = isinstance(rationales, AnswerSpans)
+    mapping = None if spans else SentenceMap(rationales.sentences())
     evaluated = rationales.claims(split)[:limit]
     validation = []
-    if tune_claims:
+    if tune_claims and not spans:  # span questions are answered under the served policy
         train = rationales.claims("train")
         held = set(tuning_sample(train_ids or [c.id for c in train], tune_claims))
         validation = [c for c in train if c.id in held and c.evidence]
@@ -272,16 +385,20 @@ def evaluate(systems: list[System], alias: str, rationales: Rationales, split: s
                               "validation_sentence_f1": round(f1, 4), "selector": kind}
         run = answer_all(system.answerer, alias, evaluated, spec_of, k, system.label,
                          show_progress)
-        rows = [(j.claim, cited(j.answer, mapping), j.seconds) for j in run]
-        entry["metrics"] = score(rows)
+        entry["metrics"] = score_spans(run) if spans else \
+            score([(j.claim, cited(j.answer, mapping), j.seconds) for j in run])
         entry["selector"] = next((j.answer.scorer for j in run if j.answer.scorer), None)
         entry["spec"] = run[0].answer.context.spec.to_dict() if run else None
         entry["model_version"] = run[0].answer.context.version if run else None
         results[system.label] = entry
-        print(f"answers {system.label}: F1 {entry['metrics']['sentence_f1']}",
+        headline = ("best-sentence EM", "best_sentence_exact_match") if spans else \
+            ("F1", "sentence_f1")
+        print(f"answers {system.label}: {headline[0]} {entry['metrics'][headline[1]]}",
               file=sys.stderr, flush=True)
+    protocol = SPAN_PROTOCOL if spans else PROTOCOL
     return {"kind": "answers", "split": split, "index": alias, "k": k,
-            "protocol": PROTOCOL.format(split=split, tune=len(validation), k=k),
+            "gold": "answer spans" if spans else "rationales",
+            "protocol": protocol.format(split=split, tune=len(validation), k=k),
             "systems": results, "seconds": round(time.monotonic() - started, 1)}
 
 
@@ -298,21 +415,40 @@ PROTOCOL = (
     "machine")
 
 
+SPAN_PROTOCOL = (
+    "questions of answers/{split}.jsonl answered by the served answer path: open retrieval "
+    "over the whole corpus (the index's served spec), top {k} passages over min_support, "
+    "extractive sentence selection under the served policy; a gold answer span matches "
+    "when it is inside the sentence once both are lower-cased and stripped of spaces and "
+    "punctuation; best sentence = the selector's highest-scored cited sentence; character "
+    "F1 = longest common substring against the closest gold span (CMRC 2018's F1); a "
+    "refused answer counts as a miss; latency per question (retrieve + select) on this "
+    "machine")
+
+SPAN_COLUMNS = ("best_sentence_exact_match", "answer_contains_gold", "best_sentence_char_f1",
+                "gold_paragraph_cited", "refusal_rate", "sentences_per_answer",
+                "latency_ms_p50")
+RATIONALE_COLUMNS = ("sentence_precision", "sentence_recall", "sentence_f1",
+                     "evidence_abstract_recall", "claims_citing_evidence",
+                     "refusal_rate_without_evidence", "sentences_per_answer",
+                     "latency_ms_p50")
+
+
 def write_answer_report(report: dict, folder: Path) -> tuple[Path, Path]:
     import html
 
     folder.mkdir(parents=True, exist_ok=True)
     json_path = folder / f"answers-{report['split']}.json"
     json_path.write_text(json.dumps(report, indent=2, sort_keys=True))
-    columns = ("sentence_precision", "sentence_recall", "sentence_f1",
-               "evidence_abstract_recall", "claims_citing_evidence",
-               "refusal_rate_without_evidence", "sentences_per_answer", "latency_ms_p50")
+    spans = report.get("gold") == "answer spans"
+    columns = SPAN_COLUMNS if spans else RATIONALE_COLUMNS
     rows = "".join(
         f"<tr><th>{html.escape(label)}</th>"
         + "".join(f"<td>{entry['metrics'].get(c)}</td>" for c in columns) + "</tr>"
         for label, entry in report["systems"].items())
     page = (f"<!doctype html><meta charset='utf-8'><title>ragrec answer evaluation</title>"
-            f"<h1>Cited answers vs human evidence ({html.escape(report['split'])})</h1>"
+            f"<h1>Cited answers vs {'gold answer spans' if spans else 'human evidence'} "
+            f"({html.escape(report['split'])})</h1>"
             f"<p>{html.escape(report['protocol'])}</p><table border='1' cellpadding='4'>"
             "<tr><th>system</th>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>"
             f"{rows}</table>")

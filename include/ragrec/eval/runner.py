@@ -265,13 +265,17 @@ def ensure_index(client: Elasticsearch, alias: str, dataset: BeirDataset, embedd
     incremental when the alias already has this model version (a no-op when complete),
     a full rebuild into a new version when it was built with another model."""
     from ragrec.chunking import ModelTokenizer
+    from ragrec.config import IndexLayoutSettings
     from ragrec.indexing import versions
     from ragrec.sources import LocalSource
     from ragrec.sync import IngestOptions, Ingestor
 
     live = versions.current_version(client, alias)
-    full = bool(live) and versions.index_meta(client, live).get("model_version") \
-        != embedder.model_version
+    language = IndexLayoutSettings.from_env().language  # RAGREC_LANGUAGE, as ingest reads it
+    meta = versions.index_meta(client, live) if live else {}
+    full = bool(live) and (meta.get("model_version") != embedder.model_version
+                           or language not in (None, "auto", meta.get("language")))
     ingestor = Ingestor(client, embedder, ModelTokenizer(tokenizer_dir),
-                        IngestOptions(full=full, show_progress=show_progress))
+                        IngestOptions(full=full, show_progress=show_progress,
+                                      language=language))
     return ingestor.ingest(LocalSource(corpus_folder(dataset, cache)), alias)

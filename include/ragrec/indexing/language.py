@@ -28,9 +28,15 @@ def encoder_language(embedder) -> str:
     folder = getattr(embedder, "model_dir", None)
     if folder is None:
         return "en"
+    from ragrec.embedding.bases import CATALOGUE
+
     for card in (Path(folder) / "ragrec-model.json", Path(folder).parent / "ragrec-model.json"):
         if card.is_file():
-            languages = json.loads(card.read_text()).get("base", {}).get("languages") or []
+            # An installed base's card holds its record; a version's names its base.
+            data = json.loads(card.read_text())
+            named = CATALOGUE.get(data.get("base_encoder") or "")
+            languages = data.get("base", {}).get("languages") \
+                or (list(named.languages) if named else [])
             if languages:
                 return "zh" if "zh" in languages and "en" not in languages else "en"
     return "en"

@@ -19,6 +19,7 @@ This module knows no registry: ``registry:`` references are resolved by
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,18 +131,31 @@ def write_bundle(out: Path, name: str, version: str, embedder_src: Path,
                  **card_fields) -> ModelLayout:
     """Lays out a model version in ragrec's format (files copied, card written last, so a
     directory with a card is always complete)."""
-    import shutil
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(embedder_src, out / "embedder", dirs_exist_ok=True)
+    copy_model(embedder_src, out / "embedder")
     card = {"name": name, "version": version, "embedder": "embedder", "reranker": None,
             **card_fields}
     if reranker_src is not None:
-        shutil.copytree(reranker_src, out / "reranker", dirs_exist_ok=True)
+        copy_model(reranker_src, out / "reranker")
         card["reranker"] = "reranker"
     if query_encoder_src is not None:
-        shutil.copytree(query_encoder_src, out / "query_encoder", dirs_exist_ok=True)
+        copy_model(query_encoder_src, out / "query_encoder")
         card["query_encoder"] = "query_encoder"
     (out / CARD).write_text(json.dumps(card, indent=2, sort_keys=True))
     return read_layout(out)
+
+
+def copy_model(source: Path, target: Path) -> None:
+    """A model's files copied into a version directory, without the card of the version it
+    came from (an installed base's ``ragrec-model.json`` there would name the base's
+    version for the new one) nor hidden install markers."""
+    shutil.copytree(source, target, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns(CARD, ".*"))
+
+
+def base_encoder_of(layout: ModelLayout) -> str:
+    """The catalogue entry (``embedding.bases``) a version descends from: its card's
+    ``base_encoder``, an installed base's own name, else the bundled one."""
+    return layout.card.get("base_encoder") or (layout.card.get("base") or {}).get("name") \
+        or "minilm"

@@ -31,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ragrec.embedding.onnx_weights import trainable_dir
 from ragrec.eval.datasets import BeirDataset, tuning_sample
 from ragrec.eval.metrics import score_run
-from ragrec.models.store import CARD, read_layout
+from ragrec.models.store import CARD, base_encoder_of, copy_model, read_layout
 from ragrec.models.train_settings import TrainSettings
 from ragrec.models.trainers import train_query_encoder, train_reranker
 from ragrec.models.training_data import (
@@ -251,8 +252,8 @@ def run(job: TrainJob, client=None) -> dict:
     staging = job.out / f".{job.kind}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     if job.kind == "embedder":
-        result = train_query_encoder(base.query_dir, training, corpus, staging, job.settings,
-                                     deadline, traffic if labels is not None
+        result = train_query_encoder(trainable_dir(base.query_dir), training, corpus, staging,
+                                     job.settings, deadline, traffic if labels is not None
                                      else _held_out_queries(dataset, job, held),
                                      clicks=labels is not None)
         mark = phase("train", mark)
@@ -268,7 +269,8 @@ def run(job: TrainJob, client=None) -> dict:
         if base.reranker_dir is not None:
             init = base.reranker_dir
         else:
-            init = init_cross_encoder(base.embedder_dir, job.out / ".reranker-init",
+            init = init_cross_encoder(trainable_dir(base.embedder_dir),
+                                      job.out / ".reranker-init",
                                       seed=job.settings.seed)
         result = train_reranker(init, training, staging, job.settings, deadline)
         shutil.rmtree(job.out / ".reranker-init", ignore_errors=True)
@@ -389,7 +391,8 @@ def _update_card(job: TrainJob, base, training: TrainingSet, result: dict, metri
     if "version" not in card:
         card["version"] = f"{name}-{datetime.now(UTC):%Y%m%d%H%M}-{digest[:8]}"
     card.update({"name": name, "embedder": card.get("embedder"), "created_at":
-                 datetime.now(UTC).isoformat(timespec="seconds")})
+                 datetime.now(UTC).isoformat(timespec="seconds"),
+                 "base_encoder": base_encoder_of(base)})
     if job.kind == "embedder":
         card["query_encoder"] = FOLDERS["embedder"]
     else:
@@ -398,7 +401,7 @@ def _update_card(job: TrainJob, base, training: TrainingSet, result: dict, metri
         # Documents keep the base version's encoder (the query encoder was trained against
         # its vectors; a reranker-only version serves queries with it too): copied, so the
         # version directory is complete on its own.
-        shutil.copytree(base.embedder_dir, job.out / "embedder", dirs_exist_ok=True)
+        copy_model(base.embedder_dir, job.out / "embedder")
         card["embedder"] = "embedder"
         card.setdefault("lineage", {})["documents"] = {
             "base_model": document_version_of(base.embedder_dir), "trained": False}

@@ -28,12 +28,16 @@ stay float32; about 1.6x faster per step on a 2-core AVX512-BF16 CPU.
 from __future__ import annotations
 
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 from ragrec.config import TrainingDeviceSettings
+from ragrec.embedding.base import with_prefix
+from ragrec.embedding.bases import PREFIXES
+from ragrec.embedding.in_process import model_prefixes
 from ragrec.embedding.onnx_graph import write_graph
 from ragrec.models.budget import StepBudget, by_query_rounds
 from ragrec.models.train_settings import TrainSettings
@@ -140,16 +144,16 @@ def _update(loss, parameters, optimizer, scheduler) -> float:
 
 class _Encoding:
     """The model being trained, as an in-process embedder (``embed(texts, role).vectors``),
-    for the held-out figures between epochs. Trained models are sentence-transformers
-    folders without role prefixes (a base that has them cannot be trained from yet), so
-    both roles read the text as it is."""
+    for the held-out figures between epochs: each role's text with the base's prefix in
+    front (``prefixes``: e5's ``query: ``, bge's search instruction), as served."""
 
-    def __init__(self, model):
-        self.model = model
+    def __init__(self, model, prefixes: dict[str, str] | None = None):
+        self.model, self.prefixes = model, prefixes or {}
 
     def embed(self, texts: list[str], role: str = "document") -> SimpleNamespace:
-        vectors = self.model.encode(texts, batch_size=64, normalize_embeddings=True,
-                                    convert_to_numpy=True, show_progress_bar=False)
+        vectors = self.model.encode(with_prefix(texts, self.prefixes, role), batch_size=64,
+                                    normalize_embeddings=True, convert_to_numpy=True,
+                                    show_progress_bar=False)
         self.model.train()  # encode() leaves the model in eval mode
         return SimpleNamespace(vectors=vectors)
 
@@ -185,8 +189,9 @@ class _BestEpoch:
     the base's weights stay."""
 
     def __init__(self, model, corpus: IndexedCorpus, held_out: tuple[dict, dict],
-                 within_error: bool = False):
+                 within_error: bool = False, prefixes: dict[str, str] | None = None):
         self.model, self.corpus, self.held_out = model, corpus, held_out
+        self.encoding = _Encoding(model, prefixes)
         self.within_error = within_error
         self.figures: list[float] = []
         self.per_query: list[dict[str, float]] = []
@@ -196,7 +201,7 @@ class _BestEpoch:
 
     def measure(self, step: int) -> None:
         started = time.monotonic()
-        scores = self.corpus.ndcg_by_query(_Encoding(self.model), *self.held_out)
+        scores = self.corpus.ndcg_by_query(self.encoding, *self.held_out)
         self.per_query.append(scores)
         self.figures.append(round(sum(scores.values()) / max(len(scores), 1), 4))
         self.steps.append(step)
@@ -275,6 +280,7 @@ def train_query_encoder(base_dir: Path, training: TrainingSet, corpus: IndexedCo
 
     device = _device()
     model = SentenceTransformer(str(base_dir), device=device, local_files_only=True)
+    prefixes = model_prefixes(base_dir)  # the base's, read in front of every query
     served_length = model.max_seq_length  # what the saved model reads, whatever training cut
     model.max_seq_length = min(settings.max_length, served_length or settings.max_length)
     documents, owner = corpus.owners()
@@ -298,7 +304,7 @@ def train_query_encoder(base_dir: Path, training: TrainingSet, corpus: IndexedCo
         order = by_query_rounds(examples, lambda e: e.query, rng)
         batches += [order[i:i + size] for i in range(0, len(order), size)]
         epoch_ends.add(len(batches))
-    selection = _BestEpoch(model, corpus, held_out, within_error=clicks) \
+    selection = _BestEpoch(model, corpus, held_out, within_error=clicks, prefixes=prefixes) \
         if held_out and held_out[0] else None
     if selection is not None:
         selection.measure(0)  # epoch 0: the base
@@ -310,8 +316,9 @@ def train_query_encoder(base_dir: Path, training: TrainingSet, corpus: IndexedCo
     model.train()
     last = 0.0
     for batch in batches:
-        features = (model.preprocess(inputs=[e.query for e in batch])  # sentence-transformers 6
-                    if hasattr(model, "preprocess") else model.tokenize([e.query for e in batch]))
+        texts = with_prefix([e.query for e in batch], prefixes, "query")
+        features = (model.preprocess(inputs=texts)  # sentence-transformers 6
+                    if hasattr(model, "preprocess") else model.tokenize(texts))
         features = {k: v.to(device) if hasattr(v, "to") else v for k, v in features.items()}
         with autocast:
             queries = torch.nn.functional.normalize(model(features)["sentence_embedding"],
@@ -346,6 +353,8 @@ def train_query_encoder(base_dir: Path, training: TrainingSet, corpus: IndexedCo
     model.max_seq_length = served_length
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(out_dir))
+    if (Path(base_dir) / PREFIXES).is_file():  # served queries get the prefix it learnt with
+        shutil.copy2(Path(base_dir) / PREFIXES, out_dir / PREFIXES)
     write_graph(out_dir, out_dir / "model.onnx", "hidden")  # what the runtime serves
     used = [e for batch in batches[:budget.steps] for e in batch]
     return {"steps": budget.steps, "final_loss": round(last, 4),
