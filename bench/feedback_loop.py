@@ -60,7 +60,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import ROOT, SCIFACT
+from bench import ROOT, SCIFACT, cpu_flags
 from bench.api_load import _wait
 from bench.models_scifact import ragrec
 
@@ -71,15 +71,6 @@ MODES = ("bm25", "dense", "hybrid", "hybrid-convex")
 SERVED_MODE = "hybrid"  # the spec an index without a recorded one serves: hybrid, RRF
 MARGIN = 0.02
 START = datetime(2026, 1, 5, tzinfo=UTC)
-
-
-def cpu_flags() -> str:
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return "unknown"
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
-    return " ".join(f for f in wanted if f in flags) or "none of avx2/avx512"
 
 
 def stem(doc_id: str) -> str:

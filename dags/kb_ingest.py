@@ -45,6 +45,11 @@ from ragrec.airflow.runtime import MODEL_POOL
                             title="Documents per mapped batch"),
         "all_documents": Param(False, type="boolean",
                                title="Full listing: every document in the source now"),
+        "language": Param("", type="string", enum=["", "en", "zh", "auto"],
+                          title="Index language",
+                          description="what BM25 reads the text as: en, zh (cjk bigrams), "
+                                      "auto (the base encoder's); empty: RAGREC_LANGUAGE, "
+                                      "else the live index's"),
     },
 )
 def kb_ingest():

@@ -219,3 +219,16 @@ def cleanup_alias(es):
                                expand_wildcards="all")
         for name in names:
             es.indices.delete(index=name, ignore_unavailable=True)
+
+
+def catalogue_base(name: str) -> Path:
+    """The installed folder of catalogue base ``name`` (``scripts/test`` installs the ones
+    the tests read and requires them; a bare pytest run without them skips)."""
+    from ragrec.embedding import bases
+
+    if not bases.is_installed(bases.CATALOGUE[name]):
+        message = f"base {name} is not installed: ragrec models install-base {name}"
+        if os.environ.get("RAGREC_TEST_BASES") == "required":
+            pytest.fail(message)
+        pytest.skip(message)
+    return bases.installed(name)

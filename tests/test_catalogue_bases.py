@@ -7,11 +7,10 @@ would be far off (measured: cosine 0.81-0.96, the right one 0.994-0.998)."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
+from conftest import catalogue_base as installed
 from ragrec.embedding import bases
 
 # As the model cards publish them: (pooling, query prefix, passage prefix).
@@ -23,16 +22,6 @@ PUBLISHED = {
 }
 TEXTS = ["how do I reset the vpn token", "Hotels are booked through the travel desk.",
          "出差住宿标准是多少？", "员工出差时，住宿费用按城市等级报销。"]
-
-
-def installed(name: str):
-    record = bases.CATALOGUE[name]
-    if not bases.is_installed(record):
-        message = f"base {name} is not installed: ragrec models install-base {name}"
-        if os.environ.get("RAGREC_TEST_BASES") == "required":  # scripts/test installs them
-            pytest.fail(message)
-        pytest.skip(message)
-    return bases.installed(name)
 
 
 def reference(folder, texts: list[str], pooling: str, prefix: str) -> np.ndarray:

@@ -73,3 +73,38 @@ def test_asking_another_language_of_a_live_index_is_refused(chinese_index):
     with pytest.raises(IngestError, match="built for language 'zh' .*run with --full"):
         ingest(language="en")
     assert ingest().docs_unchanged == 3  # no language asked: the live index's
+
+
+def test_the_chinese_base_builds_a_chinese_index_and_answers_from_it(es, index_name,
+                                                                     cleanup_alias):
+    """With the Chinese base and no language asked the index is Chinese (the base's
+    language); dense search alone finds each question's document, the answer quotes the
+    sentence that answers it, and the index's model version resolves to the base for
+    serving (no registry needed)."""
+    from conftest import catalogue_base
+    from ragrec.answers.answerer import Answerer
+    from ragrec.chunking import ModelTokenizer
+    from ragrec.embedding import encoder_for
+    from ragrec.indexing import versions
+    from ragrec.models.registry import version_uri
+    from ragrec.models.resolver import ModelResolver
+    from ragrec.retrieval import Searcher, SearchSpec
+    from ragrec.sources import open_source
+    from ragrec.sources.samples import chinese_samples_dir
+    from ragrec.sync import IngestOptions, Ingestor
+
+    folder = catalogue_base("bge-small-zh-v15-q")
+    cleanup_alias(index_name)
+    encoder = encoder_for(folder, "onnx")
+    Ingestor(es, encoder, ModelTokenizer(folder), IngestOptions(show_progress=False)
+             ).ingest(open_source(str(chinese_samples_dir())), index_name)
+    meta = versions.index_meta(es, versions.current_version(es, index_name))
+    assert meta["language"] == "zh" and meta["model_version"] == "bge-small-zh-v15-q-base"
+    assert version_uri("bge-small-zh-v15-q-base", None) == "base:bge-small-zh-v15-q"
+    answerer = Answerer(Searcher(es, ModelResolver()), min_support=0.0)
+    for question, (document, phrase) in QUESTIONS.items():
+        answer = answerer.answer(index_name, question, lambda served: SearchSpec("dense"),
+                                 k=3)
+        assert answer.context.passages[0].doc_id == document, question
+        quoted = [s.text for s in answer.sentences]
+        assert any(phrase in text for text in quoted), (question, quoted)

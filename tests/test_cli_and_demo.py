@@ -58,12 +58,40 @@ def test_demo_prints_real_hits_from_the_local_node(project_env, local_node_name,
                         rerun.stderr).group(1)
         assert httpx.get(url, timeout=30).status_code == 200  # the UI's page
         details = httpx.get(f"{url}/api/v2/dags/kb_ingest/details", timeout=30).json()
-        assert {"source", "index", "batch_size", "all_documents"} <= set(details["params"])
+        assert {"source", "index", "batch_size", "all_documents", "language"} \
+            <= set(details["params"])
         runs = httpx.get(f"{url}/api/v2/dags/kb_ingest/dagRuns", timeout=30).json()
         assert runs["total_entries"] >= 2
         assert "stopped the Airflow UI" in _run(["ragrec", "demo", "--stop-ui"], env).stderr
     finally:
         _run(["ragrec", "demo", "--stop-ui"], env)
+        _drop_alias(es, index)
+
+
+@pytest.mark.scheduler
+def test_the_chinese_demo_runs_the_dag_into_a_chinese_index(project_env, es_url, es):
+    """``ragrec demo --language zh`` with the Chinese base: the kb_ingest DAG (its language
+    param) builds a Chinese index of the Chinese samples, and each demo question's first hit
+    is the sample that answers it."""
+    from conftest import catalogue_base
+    from ragrec.indexing import versions
+
+    catalogue_base("bge-small-zh-v15-q")
+    env = {**project_env, "ES_URL": es_url, "RAGREC_BASE_MODEL": "bge-small-zh-v15-q"}
+    index = f"ragrec-test-demo-zh-{uuid.uuid4().hex[:8]}"
+    try:
+        result = _run(["ragrec", "demo", "--language", "zh", "--index", index, "-k", "1"],
+                      env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "ingested 3 sample documents (3 new" in result.stderr, result.stderr
+        firsts = dict(re.findall(r"Query: (.+)\n  1\. [\d.]+  .*\((\S+\.md)\)",
+                                 result.stdout))
+        assert firsts == {"出差住酒店的费用怎么报销？": "travel-expenses.md",
+                          "在机场连不上公司的VPN怎么办？": "remote-access.md",
+                          "笔记本电脑被偷了应该怎么做？": "security-incidents.md"}
+        meta = versions.index_meta(es, versions.current_version(es, index))
+        assert meta["language"] == "zh" and meta["model_version"] == "bge-small-zh-v15-q-base"
+    finally:
         _drop_alias(es, index)
 
 

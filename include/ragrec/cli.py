@@ -50,10 +50,11 @@ def _es_command(args: argparse.Namespace) -> int:
 
 
 def _demo_command(args: argparse.Namespace) -> int:
-    from ragrec.config import cache_dir
+    from ragrec.config import ModelEndpointSettings, cache_dir
     from ragrec.dev import quickstart
     from ragrec.es_client import connect
     from ragrec.retrieval import Searcher
+    from ragrec.sources.samples import chinese_samples_dir
 
     if args.stop_ui:
         _log("stopped the Airflow UI" if quickstart.stop_ui() else "no Airflow UI was running")
@@ -61,9 +62,17 @@ def _demo_command(args: argparse.Namespace) -> int:
     client = connect()
     version = client.info()["version"]["number"]
     log_path = cache_dir() / "demo" / "kb_ingest.log"
-    _log(f"running the kb_ingest DAG (Airflow dag.test) on the bundled samples; log: {log_path}")
+    chinese = args.language == "zh"
+    index = args.index or ("ragrec-demo-zh" if chinese else "ragrec-demo")
+    _log(f"running the kb_ingest DAG (Airflow dag.test) on the bundled "
+         f"{'Chinese ' if chinese else ''}samples; log: {log_path}")
+    if chinese and not ModelEndpointSettings.from_env().base_model:
+        _log("note: the base encoder is the bundled English MiniLM; for Chinese set "
+             "RAGREC_BASE_MODEL=bge-small-zh-v15-q (`ragrec models bases`)")
     try:
-        outcome = quickstart.run_kb_ingest(args.index, log_path)
+        outcome = quickstart.run_kb_ingest(
+            index, log_path, chinese_samples_dir() if chinese else None,
+            args.language or "")
     except quickstart.DemoError as exc:
         _log(f"error: {exc}")
         return 1
@@ -72,15 +81,16 @@ def _demo_command(args: argparse.Namespace) -> int:
                       for task, states in outcome["tasks"].items())
     _log(f"kb_ingest {outcome['state']} ({tasks})")
     _log(f"ingested {summary['docs_seen']} sample documents ({summary['docs_new']} new, "
-         f"{summary['docs_unchanged']} unchanged) into {args.index!r} on Elasticsearch "
+         f"{summary['docs_unchanged']} unchanged) into {index!r} on Elasticsearch "
          f"{version}, model {summary['model_version']}")
     searcher = Searcher(client, query_models())  # the index's own model version
-    for query in args.query or quickstart.DEMO_QUERIES:
-        ranking = searcher.search(args.index, query, k=args.k)
+    for query in args.query or (quickstart.DEMO_QUERIES_ZH if chinese
+                                else quickstart.DEMO_QUERIES):
+        ranking = searcher.search(index, query, k=args.k)
         print(quickstart.format_hits(query, ranking.hits))
         print()
     _log(f"search and ask these documents in a browser: `source scripts/env.sh && ragrec "
-         f"serve-api --index {args.index}`, then open http://127.0.0.1:8080/")
+         f"serve-api --index {index}`, then open http://127.0.0.1:8080/")
     if args.ui:
         try:
             url = quickstart.start_ui()
@@ -485,9 +495,14 @@ def build_parser() -> argparse.ArgumentParser:
     es.set_defaults(handler=_es_command)
 
     demo = commands.add_parser("demo", help="index the bundled samples and print search hits")
-    demo.add_argument("--index", default="ragrec-demo", help="read alias to (re)build")
+    demo.add_argument("--index", default=None,
+                      help="read alias to (re)build (default ragrec-demo, or ragrec-demo-zh "
+                           "with --language zh)")
     demo.add_argument("--query", action="append", help="query to run (repeatable)")
     demo.add_argument("-k", type=int, default=3, help="hits per query")
+    demo.add_argument("--language", choices=["en", "zh"], default=None,
+                      help="zh: the bundled Chinese samples into a Chinese index (cjk "
+                           "analyzer); best with RAGREC_BASE_MODEL=bge-small-zh-v15-q")
     demo.add_argument("--ui", action="store_true",
                       help="then start the Airflow UI over the demo's Airflow home")
     demo.add_argument("--stop-ui", action="store_true", help="stop that UI and exit")

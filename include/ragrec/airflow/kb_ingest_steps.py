@@ -25,6 +25,14 @@ def source_uri(params: dict) -> str:
     return params.get("source") or runtime.default_source_uri()
 
 
+def index_language(params: dict) -> str | None:
+    """The run's index language: its ``language`` param, else ``RAGREC_LANGUAGE``, else
+    (None) the live index's, else the base encoder's (``indexing.language``)."""
+    from ragrec.config import IndexLayoutSettings
+
+    return params.get("language") or IndexLayoutSettings.from_env().language
+
+
 def plan(params: dict, since: datetime | None, before: datetime | None) -> dict:
     from airflow.configuration import conf
 
@@ -41,7 +49,8 @@ def plan(params: dict, since: datetime | None, before: datetime | None) -> dict:
 def prepare(params: dict) -> dict:
     client = runtime.es_client()
     embedder, tokenizer = runtime.encoder_for_index(client, params["index"])
-    return prepare_index(client, embedder, tokenizer, params["index"])
+    return prepare_index(client, embedder, tokenizer, params["index"],
+                         language=index_language(params))
 
 
 def batch_validator(embedder=None):
@@ -59,7 +68,8 @@ def ingest(params: dict, batch: dict) -> dict:
     client = runtime.es_client()
     embedder, tokenizer = runtime.encoder_for_index(client, params["index"])
     summary = ingest_batch(client, embedder, tokenizer, runtime.source(source_uri(params)),
-                           batch, params["index"], validator=batch_validator(embedder))
+                           batch, params["index"], validator=batch_validator(embedder),
+                           language=index_language(params))
     log.info("keys (%r, %r]: %d new, %d changed, %d unchanged, %d quarantined, "
              "%d chunks (%d reused vectors)", batch.get("after"), batch["last"],
              summary["docs_new"],

@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", required=True)
     parser.add_argument("--source", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--language", default="")
     args = parser.parse_args(argv)
 
     from airflow.cli import cli_parser
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     dag = bag.dags["kb_ingest"]
     run = dag.test(run_conf={"source": args.source, "index": args.index,
-                             "all_documents": True})
+                             "all_documents": True, "language": args.language})
     tasks: dict[str, list[str]] = {}
     for ti in run.get_task_instances():
         tasks.setdefault(ti.task_id, []).append(str(ti.state))

@@ -23,6 +23,11 @@ DEMO_QUERIES = (
     "the VPN keeps disconnecting at the airport",
     "my laptop was stolen, what should I do",
 )
+DEMO_QUERIES_ZH = (  # over the Chinese samples (``ragrec demo --language zh``)
+    "出差住酒店的费用怎么报销？",
+    "在机场连不上公司的VPN怎么办？",
+    "笔记本电脑被偷了应该怎么做？",
+)
 
 
 def format_hits(query: str, hits: list[Hit]) -> str:
@@ -40,9 +45,11 @@ class DemoError(RuntimeError):
     pass
 
 
-def run_kb_ingest(index: str, log_path: Path, source: Path | None = None) -> dict:
+def run_kb_ingest(index: str, log_path: Path, source: Path | None = None,
+                  language: str = "") -> dict:
     """``kb_ingest`` over the samples (or ``source``) with ``dag.test()`` in a child process
-    (Airflow's output goes to ``log_path``); returns the run's outcome, raises DemoError."""
+    (Airflow's output goes to ``log_path``; ``language``: the DAG's index language param);
+    returns the run's outcome, raises DemoError."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     outcome_path = log_path.with_suffix(".json")
     outcome_path.unlink(missing_ok=True)
@@ -50,7 +57,7 @@ def run_kb_ingest(index: str, log_path: Path, source: Path | None = None) -> dic
     with open(log_path, "w") as log:
         step = subprocess.run([sys.executable, "-m", "ragrec.dev.demo_run", "--index", index,
                                "--source", (source or samples_dir()).as_uri(),
-                               "--out", str(outcome_path)],
+                               "--out", str(outcome_path), "--language", language],
                               stdout=log, stderr=subprocess.STDOUT, env=env)
     if step.returncode != 0 and not outcome_path.is_file():
         raise DemoError(f"kb_ingest did not run (Airflow's metadata DB or DAGs); see {log_path}")

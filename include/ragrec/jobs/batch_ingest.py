@@ -72,8 +72,10 @@ def _ingestor(client, embedder, tokenizer: ModelTokenizer, validator=None,
 
 
 def prepare_index(client: Elasticsearch, embedder, tokenizer: ModelTokenizer,
-                  alias: str) -> dict:
-    index = _ingestor(client, embedder, tokenizer).prepare(alias)
+                  alias: str, language: str | None = None) -> dict:
+    """The index the run's batches write to (``language``: en | zh | auto, as ``ragrec
+    ingest --language``; None: the live index's)."""
+    index = _ingestor(client, embedder, tokenizer, language=language).prepare(alias)
     ensure_quarantine_index(client, alias)  # before the batches run side by side
     return {"alias": alias, "index": index, "model_version": embedder.model_version}
 
@@ -83,13 +85,14 @@ def _moment(value: str | None) -> datetime | None:
 
 
 def ingest_batch(client: Elasticsearch, embedder, tokenizer: ModelTokenizer, source: Source,
-                 batch: dict, alias: str, validator=None) -> dict:
+                 batch: dict, alias: str, validator=None, language: str | None = None) -> dict:
     """One batch of ``plan_interval``: the key range ``(after, last]``, of the documents
     modified in the plan's ``[since, before)``."""
     selected = KeyRangeSource(source, batch.get("after"), batch["last"])
     summary = _ingestor(client, embedder, tokenizer, validator, partial_listing=True,
                         modified_since=_moment(batch.get("since")),
-                        modified_before=_moment(batch.get("before"))).ingest(
+                        modified_before=_moment(batch.get("before")),
+                        language=language).ingest(
         selected, alias).to_dict()
     reports = getattr(validator, "reports", [])
     summary["validation"] = {"windows": len(reports),

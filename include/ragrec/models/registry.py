@@ -131,12 +131,16 @@ class OssStore:
 
 
 def version_uri(version: str, registry: RegistrySettings | None) -> str | None:
-    """Where model ``version`` can be loaded from: ``base`` for the bundled base model, the
-    artifact URI of a version ``registry`` holds, else None (None: no registry)."""
-    from ragrec.embedding.bases import BASE_MODEL_VERSION
+    """Where model ``version`` can be loaded from: ``base`` for the bundled base model,
+    ``base:NAME`` for a catalogue base encoder's (``NAME-base``), the artifact URI of a
+    version ``registry`` holds, else None (None: no registry)."""
+    from ragrec.embedding.bases import BASE_MODEL_VERSION, CATALOGUE, version_of
 
     if version == BASE_MODEL_VERSION:
         return "base"
+    named = next((b.name for b in CATALOGUE.values() if version_of(b) == version), None)
+    if named is not None:
+        return f"base:{named}"
     if registry is not None:
         return open_registry(registry).find_version(version)
     return None
