@@ -90,6 +90,25 @@ def test_a_follow_up_carries_the_topic_and_a_new_question_does_not():
     assert standalone_query("and who do I tell?", []) == "and who do I tell?"
 
 
+def test_a_chinese_follow_up_carries_the_topic_as_chinese_phrases():
+    """Chinese has no spaces: a run is cut at function characters into phrases; a turn
+    leaning on the last (a closing 呢, 它 "it", too few words of its own) gets the last
+    turn's phrases and the cited title, a question on its own is searched as asked; two
+    wordings of one thing share content words (character bigrams)."""
+    from ragrec.answers.words import content_words
+
+    history = [{"question": "出差住酒店的费用怎么报销？",
+                "standalone_query": "出差住酒店的费用怎么报销？",
+                "citations": [{"title": "差旅报销制度"}]}]
+    assert standalone_query("那住宿标准呢？", history) == \
+        "那住宿标准呢？ 出差住酒店 费用 报销 差旅报销制度"
+    assert leans_on_history("它多少钱？")
+    fresh = "笔记本电脑被偷了应该怎么做？"
+    assert not leans_on_history(fresh) and standalone_query(fresh, history) == fresh
+    assert {"住宿", "费用", "上限"} <= set(content_words("一线城市每晚住宿费用上限为六百元")) \
+        & set(content_words("住宿费用的上限是多少"))
+
+
 def test_grounding_removes_unknown_citations_and_flags_unsupported_sentences():
     passages = [_passage(1), _passage(2, "Hotel costs are refunded up to 150 euros a night "
                                          "with an itemised receipt.", "travel.md", "Travel")]
