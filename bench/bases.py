@@ -7,12 +7,13 @@ BM25, dense and hybrid (``ragrec eval``, all 5,183 abstracts; about 6-10 min a b
     bench/run bases --quality                        # plus SciFact retrieval (~1 h)
     bench/run bases --bases minilm,bge-small-en-v15-q --docs 500
 
-Protocol: the first ``--docs`` SciFact abstracts as files, ingested from scratch (``--full``)
-into ``bench-bases-<name>`` with the in-process ONNX Runtime encoder (``--backend onnx``;
-``minilm-int8``: the bundled model's graph quantised to int8 at load, ``--backend
-onnx-int8``; the ``-q`` entries ship int8 graphs); docs/s and chunks/s are the ingest's own
-summary; "x minilm" is docs/s over MiniLM's (the same documents: chunks are cut to what
-each base reads, 256 word pieces for MiniLM and 512 for the others, so chunk counts differ).
+Protocol: the first ``--docs`` SciFact abstracts as files, ingested from scratch (``--full
+--reencode``: no vector reused from an earlier run) into ``bench-bases-<name>`` with the
+in-process ONNX Runtime encoder (``--backend onnx``; ``minilm-int8``: the bundled model's
+graph quantised to int8 at load, ``--backend onnx-int8``; the ``-q`` entries ship int8
+graphs); docs/s and chunks/s are the ingest's own summary; "x minilm" is docs/s over
+MiniLM's (the same documents: chunks are cut to what each base reads, 256 word pieces for
+MiniLM and 512 for the others, so chunk counts differ).
 Query latency: 200 SciFact queries encoded one at a time as queries (prefix included), p50
 and p95, after 10 warm-up queries. Size: the model's files (the bundled MiniLM's folder
 holds its safetensors weights; its int8 graph is made at load).
@@ -107,7 +108,7 @@ def main() -> None:
                             entry], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         backend = "onnx-int8" if name == "minilm-int8" else "onnx"
         summary = _ragrec(["ingest", str(folder), "--index", f"bench-bases-{name}", "--full",
-                           "--backend", backend, "--quiet"], _env(name))
+                           "--reencode", "--backend", backend, "--quiet"], _env(name))
         seconds = summary["seconds"]
         row = {"docs_per_s": summary["docs_seen"] / seconds,
                "chunks_per_s": summary["chunks_indexed"] / seconds,
