@@ -38,7 +38,7 @@ def encoder_for(model_dir, backend: str | None = None) -> Embedder:
     if backend.startswith("onnx"):
         from ragrec.embedding.onnx_runtime import OnnxEmbedder
 
-        return OnnxEmbedder(model_dir, quantize=backend == "onnx-int8", batch_size=16)
+        return OnnxEmbedder(model_dir, quantize=backend == "onnx-int8")
     from ragrec.embedding.in_process import InProcessEmbedder
 
     return InProcessEmbedder(model_dir)
