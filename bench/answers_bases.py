@@ -34,15 +34,6 @@ from pathlib import Path
 from bench import ROOT, SHARED_DATA, cpu_flags
 
 CMRC = SHARED_DATA / "cmrc2018"
-COLUMNS = {
-    "answer spans": (("answer_contains_gold", "contains"),
-                     ("best_sentence_exact_match", "best EM"),
-                     ("best_sentence_char_f1", "char F1"), ("gold_paragraph_cited", "para"),
-                     ("refusal_rate", "refused"), ("latency_ms_p50", "p50 ms")),
-    "rationales": (("sentence_precision", "P"), ("sentence_recall", "R"),
-                   ("sentence_f1", "F1"), ("evidence_abstract_recall", "absR"),
-                   ("sentences_per_answer", "sent/ans"), ("latency_ms_p50", "p50 ms")),
-}
 
 
 def main() -> None:
@@ -76,16 +67,17 @@ def main() -> None:
         entry = next(iter(report["systems"].values()))
         rows[name] = (entry["metrics"], time.perf_counter() - started)
         print(f"{name}: {json.dumps(entry['metrics'])}", flush=True)
-    columns = COLUMNS[report["gold"]]
+    from ragrec.eval.answers import summary_cells, summary_heading
+
+    gold = report["gold"]
     first = next(iter(rows.values()))[0]
     print(f"\n=== {folder} {report['split']} answers by base encoder "
           f"({first.get('questions', first.get('claims'))} questions) ===")
     print(f"protocol: {report['protocol']}; index language {args.language} for every base")
     print(f"machine: {os.cpu_count()} cores, CPU flags: {cpu_flags()}")
-    print(f"{'base':<22}" + "".join(f"{label:>10}" for _, label in columns) + f"{'min':>8}")
+    print(f"{'base':<22}{summary_heading(gold)}{'min':>8}")
     for name, (metrics, seconds) in rows.items():
-        print(f"{name:<22}" + "".join(f"{metrics[key]:>10}" for key, _ in columns)
-              + f"{seconds / 60:8.1f}")
+        print(f"{name:<22}{summary_cells(metrics, gold)}{seconds / 60:8.1f}")
     if report["gold"] == "answer spans":
         print("target (CMRC): contains >= 0.70 with the Chinese base, clearly above MiniLM")
 

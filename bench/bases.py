@@ -37,9 +37,13 @@ DEFAULT = ("minilm,minilm-int8,bge-small-en-v15,bge-small-en-v15-q,e5-small-v2,e
            "bge-small-zh-v15-q")
 
 
+def _entry(name: str) -> str:
+    """The catalogue entry a row runs (``minilm-int8``: the bundled one quantised)."""
+    return "minilm" if name == "minilm-int8" else name
+
+
 def _env(name: str) -> dict:
-    entry = name.removesuffix("-int8") if name == "minilm-int8" else name
-    return {**os.environ, "RAGREC_BASE_MODEL": entry}
+    return {**os.environ, "RAGREC_BASE_MODEL": _entry(name)}
 
 
 def _ragrec(args: list[str], env: dict) -> dict:
@@ -69,7 +73,7 @@ def _latency(name: str, queries: list[str]) -> tuple[float, float]:
     from ragrec.embedding import encoder_for
     from ragrec.embedding.bases import installed
 
-    encoder = encoder_for(installed(name.removesuffix("-int8")),
+    encoder = encoder_for(installed(_entry(name)),
                           "onnx-int8" if name == "minilm-int8" else "onnx")
     for text in queries[:10]:
         encoder.embed([text], role="query")
@@ -85,7 +89,7 @@ def _latency(name: str, queries: list[str]) -> tuple[float, float]:
 def _size_mb(name: str) -> float:
     from ragrec.embedding.bases import installed
 
-    folder = installed(name.removesuffix("-int8"))
+    folder = installed(_entry(name))
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2 ** 20
 
 
@@ -102,7 +106,7 @@ def main() -> None:
                                                                 strict=False)]
     rows = {}
     for name in args.bases.split(","):
-        entry = name.removesuffix("-int8") if name == "minilm-int8" else name
+        entry = _entry(name)
         if entry != "minilm":
             subprocess.run([sys.executable, "-m", "ragrec.cli", "models", "install-base",
                             entry], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
@@ -114,7 +118,6 @@ def main() -> None:
                "chunks_per_s": summary["chunks_indexed"] / seconds,
                "chunks": summary["chunks_indexed"], "ingest_s": seconds,
                "size_mb": _size_mb(name)}
-        os.environ["RAGREC_BASE_MODEL"] = entry
         row["query_p50_ms"], row["query_p95_ms"] = _latency(name, queries)
         if args.quality:
             report = _ragrec(["eval", "--dataset", str(SCIFACT), "--index",

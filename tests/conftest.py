@@ -232,3 +232,31 @@ def catalogue_base(name: str) -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return bases.installed(name)
+
+
+def bundled_model_jar(folder: Path, stem: str, template: str, **fields):
+    """A jar laid out as dev.langchain4j's are (``STEM.onnx`` and ``STEM-tokenizer.json`` at
+    the top), made of the bundled MiniLM's graph, and a catalogue record (``template``'s,
+    with ``fields`` changed) pinned to it: (jar, record)."""
+    import dataclasses
+    import zipfile
+
+    from ragrec.embedding import bases
+    from ragrec.embedding.in_process import base_model_dir
+    from ragrec.embedding.onnx_graph import write_graph
+
+    graph = folder / f"{stem}.onnx"
+    write_graph(base_model_dir(), graph, "hidden")
+    jar = folder / f"langchain4j-embeddings-{stem}.jar"
+    with zipfile.ZipFile(jar, "w") as zipped:
+        zipped.write(graph, graph.name)
+        zipped.write(base_model_dir() / "tokenizer.json", f"{stem}-tokenizer.json")
+        zipped.writestr("README", "test jar")
+    record = dataclasses.replace(
+        bases.CATALOGUE[template], max_length=256, artifact=f"langchain4j-embeddings-{stem}",
+        jar_sha256=bases.sha256_of(jar),
+        files={"graph": (graph.name, bases.sha256_of(graph)),
+               "tokenizer": (f"{stem}-tokenizer.json",
+                             bases.sha256_of(base_model_dir() / "tokenizer.json"))},
+        **fields)
+    return jar, record

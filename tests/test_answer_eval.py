@@ -98,3 +98,29 @@ def test_answers_are_judged_against_the_human_evidence(es, es_url, tmp_path):
                es_url, tmp_path / "cache")
     assert bad.returncode == 2 and "not a rationale record" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_gold_answer_spans_are_read_and_compared_as_cmrc_compares(tmp_path):
+    """``answers/<split>.jsonl`` rows become questions (rows without a usable span are left
+    out, a broken row is one error naming its line); spans match without case, spaces or
+    punctuation, and character F1 is CMRC's longest-common-substring F1."""
+    import json
+
+    from ragrec.eval.answers import AnswerEvalError, AnswerSpans, _char_f1, _plain
+
+    folder = tmp_path / "answers"
+    folder.mkdir()
+    rows = [{"query_id": "q1", "doc_id": "d1", "answers": ["六百元", " "]},
+            {"query_id": "q2", "doc_id": "d2", "answers": [""]}]
+    (folder / "test.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False)
+                                                 for r in rows) + "\n", encoding="utf-8")
+    spans = AnswerSpans(folder, {"q1": "住宿上限是多少？", "q2": "?"})
+    (question,) = spans.claims("test")
+    assert (question.id, question.doc, question.answers) == ("q1", "d1", ("六百元",))
+    assert _plain("每晚上限为 六百元。") == "每晚上限为六百元"
+    assert _plain("Hello, World!") == "helloworld"
+    assert _char_f1("每晚上限为六百元。", "六百元") == 2 * (3 / 8) * 1 / (3 / 8 + 1)
+    assert _char_f1("unrelated", "六百元") == 0.0
+    (folder / "test.jsonl").write_text('{"query_id": "q9", "doc_id": "d", "answers": []}\n')
+    with pytest.raises(AnswerEvalError, match=r"test.jsonl:1: not an answer record"):
+        spans.claims("test")

@@ -10,12 +10,11 @@ import dataclasses
 import json
 import subprocess
 import sys
-import zipfile
 
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, bundled_model_jar
 from ragrec.embedding import bases
 
 
@@ -29,24 +28,9 @@ def cache(tmp_path, monkeypatch):
 def minilm_jar(tmp_path_factory):
     """A jar laid out as dev.langchain4j's are (graph and tokenizer JSON at the top), made
     of the bundled MiniLM, and a catalogue record pinned to it."""
-    from ragrec.embedding.in_process import base_model_dir
-    from ragrec.embedding.onnx_graph import write_graph
-
-    folder = tmp_path_factory.mktemp("jar")
-    graph = folder / "minilm.onnx"
-    write_graph(base_model_dir(), graph, "hidden")
-    jar = folder / "langchain4j-embeddings-minilm-test.jar"
-    with zipfile.ZipFile(jar, "w") as zipped:
-        zipped.write(graph, "minilm.onnx")
-        zipped.write(base_model_dir() / "tokenizer.json", "minilm-tokenizer.json")
-        zipped.writestr("README", "test jar")
-    record = dataclasses.replace(
-        bases.CATALOGUE["bge-small-en-v15"], name="minilm-jar", model="all-MiniLM-L6-v2",
-        pooling="mean", max_length=256, artifact="langchain4j-embeddings-minilm-test",
-        jar_sha256=bases.sha256_of(jar), query_prefix="",
-        files={"graph": ("minilm.onnx", bases.sha256_of(graph)),
-               "tokenizer": ("minilm-tokenizer.json",
-                             bases.sha256_of(base_model_dir() / "tokenizer.json"))})
+    jar, record = bundled_model_jar(tmp_path_factory.mktemp("jar"), "minilm",
+                                    "bge-small-en-v15", name="minilm-jar",
+                                    model="all-MiniLM-L6-v2", pooling="mean", query_prefix="")
     return jar, {record.name: record}
 
 

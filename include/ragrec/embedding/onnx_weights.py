@@ -196,6 +196,8 @@ def write_trainable(model_dir: Path, out: Path) -> Path:
     from ``model.onnx``, the tokenizer and module configs copied."""
     from safetensors.numpy import save_file
 
+    from ragrec.embedding.in_process import model_max_tokens
+
     config, state = read_bert(model_dir / "model.onnx")
     hidden = config["hidden_size"]
     # A bi-encoder's graph has no pooler (BertModel's tanh projection of the first token,
@@ -207,8 +209,7 @@ def write_trainable(model_dir: Path, out: Path) -> Path:
     (out / "config.json").write_text(json.dumps(config, indent=2))
     tokenizer = json.loads((model_dir / "tokenizer.json").read_text())
     lowercase = bool((tokenizer.get("normalizer") or {}).get("lowercase", False))
-    max_length = json.loads((model_dir / "sentence_bert_config.json").read_text()).get(
-        "max_seq_length", config["max_position_embeddings"]) \
+    max_length = model_max_tokens(model_dir) \
         if (model_dir / "sentence_bert_config.json").is_file() \
         else config["max_position_embeddings"]
     (out / "tokenizer_config.json").write_text(json.dumps(

@@ -54,20 +54,12 @@ class Rationales:
         path = self.root / f"{split}.jsonl"
         if not path.is_file():
             raise AnswerEvalError(f"no {path} (rationales: <split>.jsonl and sentences.jsonl)")
-        claims = []
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                    evidence = {str(doc): {int(i) for r in sets for i in r["sentences"]}
-                                for doc, sets in (row.get("evidence") or {}).items()}
-                    claims.append(Claim(str(row["id"]), row["claim"], evidence))
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise AnswerEvalError(f"{path}:{number}: not a rationale record "
-                                          f"({exc})") from None
-        return claims
+        def claim(row: dict) -> Claim:
+            evidence = {str(doc): {int(i) for r in sets for i in r["sentences"]}
+                        for doc, sets in (row.get("evidence") or {}).items()}
+            return Claim(str(row["id"]), row["claim"], evidence)
+
+        return _records(path, "a rationale record", claim)
 
     def sentences(self) -> dict[str, list[str]]:
         path = self.root / "sentences.jsonl"
@@ -75,6 +67,21 @@ class Rationales:
             raise AnswerEvalError(f"no {path}")
         with open(path, encoding="utf-8") as handle:
             return {str(r["_id"]): r["sentences"] for r in map(json.loads, handle) if r}
+
+
+def _records(path: Path, what: str, build) -> list:
+    """``build`` of each JSON line of ``path``; a line it cannot read is one error naming
+    the file and line."""
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(build(json.loads(line)))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise AnswerEvalError(f"{path}:{number}: not {what} ({exc})") from None
+    return records
 
 
 @dataclass(frozen=True)
@@ -99,22 +106,12 @@ class AnswerSpans:
         if not path.is_file():
             raise AnswerEvalError(f"no {path} (answers: <split>.jsonl of query_id, doc_id, "
                                   f"answers)")
-        questions = []
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                    golds = tuple(a for a in row["answers"] if isinstance(a, str) and a.strip())
-                    text = self.queries[str(row["query_id"])]
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise AnswerEvalError(f"{path}:{number}: not an answer record "
-                                          f"({exc})") from None
-                if golds:
-                    questions.append(SpanQuestion(str(row["query_id"]), text,
-                                                  str(row["doc_id"]), golds))
-        return questions
+        def question(row: dict) -> SpanQuestion:
+            golds = tuple(a for a in row["answers"] if isinstance(a, str) and a.strip())
+            return SpanQuestion(str(row["query_id"]), self.queries[str(row["query_id"])],
+                                str(row["doc_id"]), golds)
+
+        return [q for q in _records(path, "an answer record", question) if q.answers]
 
 
 def gold_of(dataset, rationales: Path | None = None) -> Rationales | AnswerSpans:
@@ -428,6 +425,29 @@ SPAN_PROTOCOL = (
 SPAN_COLUMNS = ("best_sentence_exact_match", "answer_contains_gold", "best_sentence_char_f1",
                 "gold_paragraph_cited", "refusal_rate", "sentences_per_answer",
                 "latency_ms_p50")
+# The terminal summary's columns (metric, heading), by gold kind: ``ragrec eval answers``
+# and bench/answers_bases print these.
+SUMMARY = {
+    "answer spans": (("answer_contains_gold", "contains"),
+                     ("best_sentence_exact_match", "bestEM"),
+                     ("best_sentence_char_f1", "charF1"), ("gold_paragraph_cited", "para"),
+                     ("refusal_rate", "refuse"), ("latency_ms_p50", "p50 ms")),
+    "rationales": (("sentence_precision", "P"), ("sentence_recall", "R"),
+                   ("sentence_f1", "F1"), ("evidence_abstract_recall", "absR"),
+                   ("refusal_rate_without_evidence", "refuse"), ("latency_ms_p50", "p50 ms")),
+}
+
+
+def summary_cells(metrics: dict, gold: str) -> str:
+    """One system's summary row (fractions to 3 places, latency to 0.1 ms)."""
+    return "".join(f" {metrics.get(key) or 0:>7.1f}" if key.startswith("latency")
+                   else f" {metrics.get(key) or 0:>7.3f}" for key, _ in SUMMARY[gold])
+
+
+def summary_heading(gold: str) -> str:
+    return "".join(f" {label:>7}" for _, label in SUMMARY[gold])
+
+
 RATIONALE_COLUMNS = ("sentence_precision", "sentence_recall", "sentence_f1",
                      "evidence_abstract_recall", "claims_citing_evidence",
                      "refusal_rate_without_evidence", "sentences_per_answer",
