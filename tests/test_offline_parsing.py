@@ -91,3 +91,26 @@ def test_a_parser_whose_module_is_missing_quarantines_for_a_retry(monkeypatch):
     assert (result.stage, result.reason) == ("parse", "parser_unavailable")
     assert "cv2" in result.detail and ".pdf" in result.detail
     assert not is_sticky(result.stage, result.reason)
+
+
+def test_parsing_never_loads_spacy_or_torch(tmp_path):
+    """unstructured's tokenize module imports spaCy (and through thinc, torch where it is
+    installed) at its top; ragrec's stand-in keeps both out of an ingest process, which
+    parses every format without them."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from datetime import UTC, datetime\n"
+        "from ragrec.parsing import parse_document\n"
+        "from ragrec.records import ParsedDocument, SourceObject\n"
+        f"data = {MARKDOWN!r}\n"
+        "for key in ('a.md', 'a.txt', 'a.html'):\n"
+        "    obj = SourceObject('file:///x/' + key, key, len(data), 'f', datetime.now(UTC))\n"
+        "    assert isinstance(parse_document(obj, data), ParsedDocument), key\n"
+        "print(sorted(m for m in ('spacy', 'thinc', 'torch') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, cwd=tmp_path)
+    assert out.stdout.strip() == "[]"

@@ -52,6 +52,8 @@ from ragrec.sources.ordering import Spool, in_key_order
 
 log = logging.getLogger(__name__)
 _DONE = object()
+# The first window's chunks; each next window doubles up to IngestOptions.window_chunks.
+FIRST_WINDOW_CHUNKS = 32
 
 
 class IngestError(RuntimeError):
@@ -351,21 +353,21 @@ class Ingestor:
         return summary
 
     def _run_flow(self, source, work, target, alias, summary, progress) -> None:
-        docs_queue: queue.Queue = queue.Queue(maxsize=32)
+        # Whole windows travel between threads: the reader fills the next window while the
+        # calling thread encodes this one, so the encoder never waits for parsing mid-run.
+        windows_queue: queue.Queue = queue.Queue(maxsize=1)
         write_queue: queue.Queue = queue.Queue(maxsize=2)
         failures: list[BaseException] = []
         stop = threading.Event()
 
         def read_parse_chunk() -> None:
             try:
-                for obj, live in work:
-                    if stop.is_set():
-                        break
-                    docs_queue.put(self._prepare(source, obj, live))
+                for window in self._windows(source, work, stop):
+                    windows_queue.put(window)
             except BaseException as exc:  # noqa: BLE001 - surfaced in the calling thread
                 failures.append(exc)
             finally:
-                docs_queue.put(_DONE)
+                windows_queue.put(_DONE)
 
         done_docs = 0
 
@@ -391,30 +393,43 @@ class Ingestor:
         reader.start()
         writer.start()
         try:
-            window: list[_DocWork] = []
-            size = 0
-            while True:
-                item = docs_queue.get()
-                if item is _DONE:
-                    break
-                if stop.is_set():
-                    continue
-                window.append(item)
-                size += len(item.chunks)
-                if size >= self.options.window_chunks:
+            while (window := windows_queue.get()) is not _DONE:
+                if not stop.is_set():
                     write_queue.put((window, self._embed(window)))
-                    window, size = [], 0
-            if window and not stop.is_set():
-                write_queue.put((window, self._embed(window)))
         except BaseException:
             stop.set()
             raise
         finally:
             write_queue.put(_DONE)
             writer.join()
-            reader.join(timeout=60)
+            deadline = time.monotonic() + 60
+            while reader.is_alive() and time.monotonic() < deadline:
+                try:  # a stopped reader may be waiting to hand over a window
+                    windows_queue.get(timeout=0.1)
+                except queue.Empty:
+                    pass
         if failures:
             raise failures[0]
+
+    def _windows(self, source, work, stop: threading.Event):
+        """Prepared documents in windows of about ``window_chunks`` chunks. The first
+        windows are smaller (FIRST_WINDOW_CHUNKS, doubling) so encoding starts while the
+        parsers are still warming up, instead of after a whole window of parsing."""
+        window: list[_DocWork] = []
+        size, limit = 0, min(FIRST_WINDOW_CHUNKS, self.options.window_chunks)
+        for obj, live in work:
+            if stop.is_set():
+                return
+            item = self._prepare(source, obj, live)
+            window.append(item)
+            size += len(item.chunks)
+            # Quarantined documents have no chunks: a window also closes on documents.
+            if size >= limit or len(window) >= self.options.window_chunks:
+                yield window
+                window, size = [], 0
+                limit = min(limit * 2, self.options.window_chunks)
+        if window:
+            yield window
 
     def _prepare(self, source: Source, obj: SourceObject, live: DocState | None) -> _DocWork:
         def quarantine(stage: str, reason: str, detail: str) -> _DocWork:

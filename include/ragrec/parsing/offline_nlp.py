@@ -8,11 +8,18 @@ expressions: about 20x cheaper per element than even a blank spaCy pipeline, and
 runs on the same cores as the encoder). Part-of-speech tags are empty, so elements that
 unstructured would call NarrativeText come out as Text/UncategorizedText: ragrec chunks
 both alike.
+
+unstructured's tokenize module imports spaCy at its top, and spaCy imports thinc, which
+imports torch where it is installed: 3.8 s and ~300 MB before the first file is parsed, for
+functions ragrec replaces anyway. So ragrec's module takes its place in ``sys.modules``
+before unstructured is imported, and spaCy is never loaded.
 """
 
 from __future__ import annotations
 
 import re
+import sys
+import types
 from functools import lru_cache
 
 from ragrec.config import UNSTRUCTURED_OFFLINE, set_library_defaults
@@ -69,6 +76,17 @@ def _no_model():
     raise ModelDownloadBlocked("ragrec never loads or downloads spaCy models")
 
 
+def _tokenize_module() -> types.ModuleType:
+    """``unstructured.nlp.tokenize`` with ragrec's helpers and no spaCy."""
+    module = types.ModuleType("unstructured.nlp.tokenize",
+                              "ragrec's offline stand-in (ragrec.parsing.offline_nlp)")
+    module.sent_tokenize = sent_tokenize
+    module.word_tokenize = word_tokenize
+    module.pos_tag = pos_tag
+    module._get_nlp = module._load_spacy_model = module._install_spacy_model = _no_model
+    return module
+
+
 def install() -> None:
     """Idempotent. Call before importing ``unstructured.partition``."""
     global _installed
@@ -76,9 +94,12 @@ def install() -> None:
         return
     # No telemetry; any model-hub lookup fails at once instead of hanging on a closed network.
     set_library_defaults(UNSTRUCTURED_OFFLINE)
-    from unstructured.nlp import tokenize
+    # Imported already (by someone else): patch it in place; else stand in for it.
+    tokenize = sys.modules.setdefault("unstructured.nlp.tokenize", _tokenize_module())
+    import unstructured.nlp
     from unstructured.partition import text_type
 
+    unstructured.nlp.tokenize = tokenize
     for module in (tokenize, text_type):
         module.sent_tokenize = sent_tokenize
         module.word_tokenize = word_tokenize
