@@ -89,7 +89,8 @@ def main() -> None:
     from ragrec.es_client import connect
     from ragrec.jobs import recsync
     from ragrec.models.uris import load_layout
-    from ragrec.recs import training
+    from ragrec.recs import content, training
+    from ragrec.recs.setup import RecSettings
 
     client = connect()
     layout = load_layout("base")
@@ -110,8 +111,8 @@ def main() -> None:
     by_count = sorted(popularity, key=lambda d: (-popularity[d], d))
     version = layout.version
     now = datetime(2026, 11, 3, tzinfo=UTC)
-    shipped = recommend.RecSettings()
-    no_popularity = recommend.RecSettings(popularity=False)
+    shipped = RecSettings()
+    no_popularity = RecSettings(popularity=False)
     names = ("popularity", "mean profile kNN", "interests", "interests + popularity",
              "after rec_train (shipped)")
     totals = {name: [0.0, 0.0] for name in names}
@@ -119,9 +120,9 @@ def main() -> None:
     rankings_of: dict[str, dict[str, list[str]]] = {}
     for user, events in train.items():
         seen = {e["doc_id"] for e in events}
-        vectors = recommend.doc_vectors(client, ALIAS, sorted(seen))
-        profile = recommend.user_profile(events, vectors, now, shipped.half_life_days)
-        mean_knn = [c["doc_id"] for c in recommend._candidates(client, ALIAS, profile, seen, 10)]
+        vectors = content.doc_vectors(client, ALIAS, sorted(seen))
+        profile = content.user_profile(events, vectors, now, shipped.half_life_days)
+        mean_knn = [c["doc_id"] for c in content.candidates(client, ALIAS, profile, seen, 10)]
         rankings = {"popularity": [d for d in by_count if d not in seen],
                     "mean profile kNN": mean_knn}
         for name, settings in (("interests", no_popularity),

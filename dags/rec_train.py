@@ -6,7 +6,10 @@ Learns the collaborative neighbours of every recommendation item from what users
 fits, co-consumption kNN beyond it. Each item's top neighbours land in its row of the
 feature table `<alias>-rec-items`, where recommendations read them, with the item's
 `rec_vector` from the recommendation tower fitted on what users read next (new documents
-get one too: it is what their cold place is searched by). Runs nightly, and when
+get one too: it is what their cold place is searched by). Before that, the blend weights of
+`/recommend/user`'s sources (collaborative, content, popular) are tuned on this deployment's
+own log - each user's latest event held out - and replace the live ones (`rec_setup` in the
+feature table's `_meta`) only when they score at least as well on it. Runs nightly, and when
 the knowledge-base index Asset (`ragrec_kb_index`) is updated; skipped while there are no
 events yet.
 """
@@ -32,7 +35,9 @@ from ragrec.airflow.dag_defaults import DEFAULT_ARGS
     params={"index": Param("ragrec-kb", type="string",
                            title="Index alias (when not triggered by the Asset)"),
             "settings": Param({}, type="object", title="CfSettings overrides",
-                              description="e.g. {\"l2\": 500, \"neighbours\": 50}")},
+                              description="e.g. {\"l2\": 500, \"neighbours\": 50, "
+                                          "\"tuning\": {\"holdout\": 2}} (\"tuning\": false: "
+                                          "keep the live blend)")},
 )
 def rec_train():
     @task

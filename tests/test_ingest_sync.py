@@ -161,6 +161,33 @@ def test_crash_mid_run_then_rerun_equals_one_clean_run(tmp_path, make_ingestor, 
     assert make_ingestor().ingest(source, alias).docs_unchanged == 12
 
 
+class RecordingEmbedder(CrashingEmbedder):
+    """The real model, recording how many texts each call encodes."""
+
+    def __init__(self, embedder):
+        super().__init__(embedder, crash_after=10**9)
+        self.sizes: list[int] = []
+
+    def embed(self, texts, token_counts=None):
+        self.sizes.append(len(texts))
+        return super().embed(texts, token_counts)
+
+
+def test_encoding_starts_on_a_small_first_window_then_doubles(tmp_path, make_ingestor,
+                                                             embedder, es, alias):
+    """The encoder is not left idle while a whole window is parsed at the start: the first
+    window is FIRST_WINDOW_CHUNKS chunks, and each next one doubles up to window_chunks."""
+    from ragrec.sync import FIRST_WINDOW_CHUNKS
+
+    files = {f"note{i:03d}.md": f"# Note {i}\n\nShort note number {i}.\n" for i in range(150)}
+    recording = RecordingEmbedder(embedder)
+    summary = make_ingestor(recording, window_chunks=64).ingest(
+        LocalSource(write_corpus(tmp_path / "docs", files)), alias)
+    assert summary.chunks_indexed == 150  # one chunk each
+    assert FIRST_WINDOW_CHUNKS == 32
+    assert recording.sizes == [32, 64, 54]
+
+
 def test_crash_in_a_partly_written_document_is_redone(tmp_path, make_ingestor, es, alias):
     source = LocalSource(write_corpus(tmp_path / "docs"))
     make_ingestor().ingest(source, alias)

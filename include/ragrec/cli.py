@@ -229,6 +229,20 @@ def _events_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recs_command(args: argparse.Namespace) -> int:
+    from ragrec.es_client import connect
+    from ragrec.recs.training import NoEvents, learn
+    from ragrec.recs.tuning import DEFAULT_TUNING
+
+    try:  # learn syncs the feature table first, as the DAGs do
+        report = learn(connect(), args.index, tuning=None if args.no_tune else DEFAULT_TUNING)
+    except NoEvents as exc:
+        _log(f"ragrec: nothing learned: {exc}")
+        return 3
+    print(json.dumps(report))
+    return 0
+
+
 def _eval_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -571,6 +585,15 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--index", default="ragrec-kb")
     events.add_argument("--out", required=True, help="JSONL file of {query, doc_id, label}")
     events.set_defaults(handler=_events_command)
+
+    recs = commands.add_parser(
+        "recs", help="train recommendations: feature-table sync, then rec_train (neighbours, "
+                     "tower, blend tuned on the index's own events)")
+    recs.add_argument("action", choices=["train"])
+    recs.add_argument("--index", default="ragrec-kb", help="the knowledge-base alias")
+    recs.add_argument("--no-tune", action="store_true",
+                      help="keep the live blend weights (no validation split)")
+    recs.set_defaults(handler=_recs_command)
 
     evaluate = commands.add_parser(
         "eval", help="evaluate a model version on a BEIR dataset: retrieval (every mode) or "

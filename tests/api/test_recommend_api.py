@@ -89,7 +89,7 @@ def test_a_click_carries_the_trace_id_of_the_response_that_showed_it(api, es, kb
 def test_recent_clicks_weigh_more_than_old_ones():
     import numpy as np
 
-    from ragrec.api.recommend import user_profile
+    from ragrec.recs.content import user_profile
 
     now = datetime.now(UTC)
     vectors = {"a": np.array([1.0, 0.0]), "b": np.array([0.0, 1.0])}

@@ -1,6 +1,7 @@
 """rec_train's task body: collaborative neighbours from the events index into the feature
-table (``ragrec.recs.training``). A deployment without behaviour yet skips the run, it does
-not fail it: content neighbours serve until there are clicks to learn from."""
+table, and the blend tuned on the deployment's own log (``ragrec.recs.training``). A
+deployment without behaviour yet skips the run, it does not fail it: content neighbours
+serve until there are clicks to learn from."""
 
 from __future__ import annotations
 
@@ -16,12 +17,17 @@ def learn_neighbours(alias: str, settings: dict | None = None) -> dict:
 
     from ragrec.recs.tower import TowerSettings
     from ragrec.recs.training import CfSettings, NoEvents, learn
+    from ragrec.recs.tuning import TuneSettings
 
     given = dict(settings or {})
     if isinstance(given.get("tower"), dict):  # a run's JSON settings
         given["tower"] = TowerSettings(**given["tower"])
+    tuning = given.pop("tuning", {})  # {"holdout": 2, "content": [0, 0.4]}; false: off
+    if tuning is not False:
+        tuning = TuneSettings(**{k: tuple(v) if isinstance(v, list) else v
+                                 for k, v in (tuning or {}).items()})
     try:
-        report = learn(runtime.es_client(), alias, CfSettings(**given))
+        report = learn(runtime.es_client(), alias, CfSettings(**given), tuning or None)
     except NoEvents as exc:
         raise AirflowSkipException(str(exc)) from exc
     log.info("%s neighbours for %d of %d items from %d events of %d users", report["method"],

@@ -24,9 +24,11 @@ from ragrec.api.events import POSITIVE, events_index
 from ragrec.indexing.bulk_writer import run_bulk
 from ragrec.jobs import recsync
 from ragrec.recs import neighbours as nb
-from ragrec.recs.interactions import Interactions, event_of
+from ragrec.recs import setup as rec_setup
+from ragrec.recs.interactions import Event, Interactions, event_of
 from ragrec.recs.tower import TowerSettings, next_item_pairs
 from ragrec.recs.tower import train as train_tower
+from ragrec.recs.tuning import DEFAULT_TUNING, TuneSettings, tune
 from ragrec.retrieval.queries import knn_query
 
 log = logging.getLogger(__name__)
@@ -66,9 +68,24 @@ def positive_events(client: Elasticsearch, alias: str):
         yield event_of(hit["_source"])
 
 
-def learn(client: Elasticsearch, alias: str, settings: CfSettings = CfSettings()) -> dict:
+def fit_neighbours(data: Interactions, settings: CfSettings) -> nb.ItemNeighbours:
+    """EASE while the consumed catalogue fits ``ease_max_items``, co-consumption beyond."""
+    consumed = int((data.counts() > 0).sum())
+    if consumed <= settings.ease_max_items:
+        return nb.ease(data.matrix, data.items, settings.l2, settings.neighbours,
+                       settings.ease_max_items)
+    return nb.cooccurrence(data.matrix, data.items, settings.neighbours, settings.shrink,
+                           settings.alpha)
+
+
+def learn(client: Elasticsearch, alias: str, settings: CfSettings = CfSettings(),
+          tuning: TuneSettings | None = DEFAULT_TUNING) -> dict:
+    """Neighbours and the tower from the whole log into the feature table; first, unless
+    ``tuning`` is None, the blend weights tuned on the log's latest events
+    (``recs.tuning``), installed as the live setup when they score at least as well as it."""
     table = recsync.feature_table(alias)
-    recsync.sync_feature_table(client, alias)  # a row for every document, new ones too
+    synced = recsync.sync_feature_table(client, alias)  # a row for every document, new ones too
+    synced.pop("deleted_ids")
     rows, vectors = {}, {}
     for hit in helpers.scan(client, index=table, _source=["doc_id", "vector"],
                             query={"query": {"match_all": {}}}):
@@ -78,14 +95,10 @@ def learn(client: Elasticsearch, alias: str, settings: CfSettings = CfSettings()
     if not events:
         raise NoEvents(f"no click, helped or up events on documents of {alias} in "
                        f"{events_index(alias)}: nothing to learn from")
+    tuned = _tune(client, alias, events, sorted(rows), settings, tuning)
     data = Interactions.build(events, settings.half_life_days, items=sorted(rows))
     consumed = int((data.counts() > 0).sum())
-    if consumed <= settings.ease_max_items:
-        model = nb.ease(data.matrix, data.items, settings.l2, settings.neighbours,
-                        settings.ease_max_items)
-    else:
-        model = nb.cooccurrence(data.matrix, data.items, settings.neighbours, settings.shrink,
-                                settings.alpha)
+    model = fit_neighbours(data, settings)
     order = sorted(rows)
     matrix = np.asarray([vectors[d] for d in order], dtype=np.float32)
     pairs = next_item_pairs(data.sequences, order, settings.tower.max_pairs,
@@ -120,10 +133,40 @@ def learn(client: Elasticsearch, alias: str, settings: CfSettings = CfSettings()
     if outcome.failed:
         raise RuntimeError(f"neighbours not stored: {next(iter(outcome.failed.values()))}")
     client.indices.refresh(index=table)
+    if tuned.get("install"):
+        rec_setup.write_setup(client, alias, {
+            **{k: tuned[k] for k in ("weights", "validation", "baseline")},
+            "method": model.method, "events": len(events), "tuned_at": now})
     return {"table": table, "method": model.method, "events": len(events),
             "users": len(data.users), "items": len(rows), "consumed_items": consumed,
             "items_with_neighbours": with_neighbours, "tower": tower_report,
-            "settings": settings.to_dict()}
+            "tuning": tuned, "sync": synced, "settings": settings.to_dict()}
+
+
+def _tune(client: Elasticsearch, alias: str, events: list[Event], items: list[str],
+          settings: CfSettings, tuning: TuneSettings | None) -> dict:
+    if tuning is None:
+        return {"install": False, "skipped": "not asked for"}
+    live = rec_setup.read_setup(client, alias, fresh=True)
+
+    def fit_model(fit: list[Event]) -> nb.ItemNeighbours:
+        return fit_neighbours(Interactions.build(fit, settings.half_life_days, items=items),
+                              settings)
+
+    started = time.monotonic()
+    report = tune(client, alias, events, fit_model, live, tuning)
+    report["seconds"] = round(time.monotonic() - started, 1)
+    if "skipped" in report:
+        log.info("blend not tuned: %s", report["skipped"])
+    else:
+        k = f"ndcg@{tuning.k}"
+        log.info("blend tuned on %d validation users: %s NDCG@%d %.4f (shipped %s %.4f%s); %s",
+                 report["validation"]["users"], report["weights"], tuning.k,
+                 report["validation"][k], report["baseline"]["weights"],
+                 report["baseline"][k],
+                 f", live {report['live'][k]:.4f}" if "live" in report else "",
+                 "installed" if report["install"] else "the live setup scores better: kept")
+    return report
 
 
 def neighbour_lists(client: Elasticsearch, alias: str,
