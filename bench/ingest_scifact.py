@@ -183,7 +183,8 @@ def report(rows, sample_run, encode, peers, docs) -> None:
               f"(target <= 0.03)")
         for peer, measured in peers.items():
             print(f"  ratio ragrec / {peer:<10s}       {wall / measured['ingest_wall']:8.3f}   "
-                  f"(target <= 0.55; nDCG {row['ndcg']:.4f} vs {measured['result']['ndcg@10']:.4f})")
+                  f"(target <= 0.55; nDCG {row['ndcg']:.4f} vs "
+                  f"{measured['result']['ndcg@10']:.4f})")
     base_row = rows[base]
     print(f"\n  peak RSS full / 10% sample ({base})   "
           f"{base_row['full']['rss_mib']:.0f} / {sample_run['rss_mib']:.0f} MiB = "
