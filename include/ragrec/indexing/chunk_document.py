@@ -4,6 +4,8 @@ mapping, the writer and the readers cannot drift apart."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from ragrec.records import Chunk, SourceObject
 
 # Every field but the vector (whose mapping depends on the model's dims and the HNSW
@@ -50,3 +52,15 @@ def chunk_source(obj: SourceObject, chunk: Chunk, chunk_count: int, source_sha25
         "last_modified": obj.last_modified.isoformat(), "indexed_at": indexed_at,
         "model_version": model_version, VECTOR: vector,
     }
+
+
+def document_vector(chunk_vectors) -> np.ndarray:
+    """A document's vector: the mean of its chunks' vectors, normalised (what item-to-item
+    recommendations, the feature table and AIRec's item embedding all use)."""
+    mean = np.asarray(chunk_vectors, dtype=np.float32).mean(axis=0)
+    return unit(mean)
+
+
+def unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector

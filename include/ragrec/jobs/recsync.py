@@ -21,7 +21,7 @@ from elasticsearch import Elasticsearch, helpers
 from ragrec.es_client import create_index_once
 from ragrec.indexing import versions
 from ragrec.indexing.bulk_writer import run_bulk
-from ragrec.indexing.chunk_document import CATALOGUE
+from ragrec.indexing.chunk_document import CATALOGUE, document_vector
 from ragrec.indexing.mapping import index_settings
 
 EXCERPT_CHARS = 1000
@@ -67,13 +67,10 @@ def collect_items(client: Elasticsearch, alias: str) -> Iterator[tuple[str, Item
 
 
 def _item(doc_id: str, chunks: list[dict], model_version: str) -> Item:
-    vectors = np.asarray([c["vector"] for c in chunks], dtype=np.float32)
-    mean = vectors.mean(axis=0)
-    norm = float(np.linalg.norm(mean))
     digest = hashlib.sha256("".join(c["content_hash"] for c in chunks).encode()).hexdigest()
     title = next((c["title"] for c in chunks if c.get("title")), "") or doc_id
     return Item(item_id(doc_id), title[:200], chunks[0]["text"][:EXCERPT_CHARS],
-                mean / norm if norm > 0 else mean, len(chunks),
+                document_vector([c["vector"] for c in chunks]), len(chunks),
                 max(c.get("last_modified") or "" for c in chunks), model_version, digest)
 
 

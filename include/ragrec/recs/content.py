@@ -9,13 +9,15 @@ from datetime import datetime
 import numpy as np
 from elasticsearch import Elasticsearch
 
-from ragrec.indexing.chunk_document import NEIGHBOURS, SUMMARY, VECTORS
-from ragrec.retrieval.queries import excluding_documents, knn_query
-
-
-def _normalise(vector: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(vector))
-    return vector / norm if norm > 0 else vector
+from ragrec.indexing.chunk_document import (
+    NEIGHBOURS,
+    SUMMARY,
+    VECTORS,
+    document_vector,
+    unit,
+)
+from ragrec.recs.interactions import half_life_weight
+from ragrec.retrieval.queries import cosine_of, excluding_documents, knn_query
 
 
 def doc_vectors(client: Elasticsearch, alias: str, doc_ids: list[str]) -> dict[str, np.ndarray]:
@@ -27,8 +29,7 @@ def doc_vectors(client: Elasticsearch, alias: str, doc_ids: list[str]) -> dict[s
     grouped: dict[str, list] = {}
     for hit in response["hits"]["hits"]:
         grouped.setdefault(hit["_source"]["doc_id"], []).append(hit["_source"]["vector"])
-    return {d: _normalise(np.asarray(v, dtype=np.float32).mean(axis=0))
-            for d, v in grouped.items()}
+    return {d: document_vector(v) for d, v in grouped.items()}
 
 
 def first_chunks(client: Elasticsearch, alias: str, doc_ids: list[str]) -> dict[str, dict]:
@@ -79,7 +80,7 @@ def candidates_of(client: Elasticsearch, alias: str, vectors: list[np.ndarray],
                     "doc_id": row["doc_id"], "title": row.get("title") or row["doc_id"],
                     "chunk_no": row["chunk_no"], "excerpt": " ".join(row["text"].split())[:300],
                     "source_uri": row.get("source_uri") or "",
-                    "similarity": round(2 * float(hit["_score"]) - 1, 6)}
+                    "similarity": round(cosine_of(hit["_score"]), 6)}
                 if with_vectors:
                     best[row["doc_id"]]["_vector"] = np.asarray(row["vector"], dtype=np.float32)
         lists.append(list(best.values()))
@@ -92,7 +93,7 @@ def click_weights(history: list[dict], now: datetime, half_life_days: float) -> 
     for event in history:
         age = (now - datetime.fromisoformat(event["ts"])).total_seconds() / 86400
         weights[event["doc_id"]] = (weights.get(event["doc_id"], 0.0)
-                                    + 0.5 ** (max(age, 0.0) / half_life_days))
+                                    + half_life_weight(age, half_life_days))
     return weights
 
 
@@ -104,7 +105,7 @@ def user_profile(history: list[dict], vectors: dict[str, np.ndarray], now: datet
         vector = vectors.get(doc_id)
         if vector is not None:
             total = weight * vector if total is None else total + weight * vector
-    return None if total is None else _normalise(total)
+    return None if total is None else unit(total)
 
 
 def interest_neighbours(client: Elasticsearch, alias: str, weights: dict[str, float],

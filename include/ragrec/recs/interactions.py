@@ -61,7 +61,7 @@ class Interactions:
         if half_life_days and len(events):
             reference = stamps.max() if now is None else now
             ages = np.maximum(reference - stamps, 0.0) / SECONDS_PER_DAY
-            weights = 0.5 ** (ages / half_life_days)
+            weights = half_life_weight(ages, half_life_days)
         else:
             weights = np.ones(len(events))
         matrix = sparse.csr_matrix((weights, (rows, cols)),
@@ -99,5 +99,11 @@ class Interactions:
 
 def recency_profile(items_oldest_first: list[str], half_life: float | None) -> dict[str, float]:
     newest_first = list(dict.fromkeys(reversed(items_oldest_first)))
-    return {item: 1.0 if not half_life else 0.5 ** (rank / half_life)
+    return {item: 1.0 if not half_life else half_life_weight(rank, half_life)
             for rank, item in enumerate(newest_first)}
+
+
+def half_life_weight(age, half_life: float):
+    """``0.5 ** (age / half_life)``: 1 now, halving every ``half_life`` (days or places);
+    a negative age (a clock ahead) counts as now. Scalars or arrays."""
+    return 0.5 ** (np.maximum(age, 0.0) / half_life)

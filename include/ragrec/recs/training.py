@@ -29,7 +29,7 @@ from ragrec.recs.interactions import Event, Interactions, event_of
 from ragrec.recs.tower import TowerSettings, next_item_pairs
 from ragrec.recs.tower import train as train_tower
 from ragrec.recs.tuning import DEFAULT_TUNING, TuneSettings, tune
-from ragrec.retrieval.queries import knn_query
+from ragrec.retrieval.queries import cosine_of, knn_query
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ def cold_candidates(client: Elasticsearch, alias: str, profile: dict[str, float]
                      "must_not": [{"terms": {"doc_id": sorted(seen)}}]}}
     response = client.search(index=table, size=count, source=["doc_id"], knn=knn_query(
         query / np.linalg.norm(query), count, filters=cold, field="rec_vector"))
-    found = [(h["_source"]["doc_id"], 2 * float(h["_score"]) - 1)
+    found = [(h["_source"]["doc_id"], cosine_of(h["_score"]))
              for h in response["hits"]["hits"]]
     return [(d, s) for d, s in found if s >= min_similarity]
 

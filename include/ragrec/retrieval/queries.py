@@ -30,6 +30,12 @@ def knn_query(vector, k: int, num_candidates: int | None = None,
     return knn
 
 
+def cosine_of(knn_score: float) -> float:
+    """The cosine behind a ``knn`` hit's score on a cosine-similarity field (Elasticsearch
+    scores it ``(1 + cosine) / 2``)."""
+    return 2 * float(knn_score) - 1
+
+
 def highlight_request(query: str, chunk_ids: list[str]) -> dict:
     """``query`` and ``highlight`` of one request for the fragments of these chunks' text
     that match the query's terms (HTML-escaped, matches in ``<mark>``)."""
