@@ -84,12 +84,11 @@ def main() -> None:
     if not (SCIFACT / "corpus.jsonl").is_file():
         raise SystemExit("needs ../shared/data/scifact")
     from bench.api_load import build_index
-    from ragrec.api import events as event_log
     from ragrec.api import recommend
     from ragrec.es_client import connect
-    from ragrec.jobs import recsync
     from ragrec.models.uris import load_layout
-    from ragrec.recs import content, training
+    from ragrec.recs import content, item_table, training
+    from ragrec.recs import events as event_log
     from ragrec.recs.setup import RecSettings
 
     client = connect()
@@ -102,7 +101,7 @@ def main() -> None:
     events_index = event_log.events_index(ALIAS)
     client.indices.delete(index=events_index, ignore_unavailable=True)
     # No learned model until rec_train runs below: the interests path first.
-    client.indices.delete(index=recsync.feature_table(ALIAS), ignore_unavailable=True)
+    client.indices.delete(index=item_table.feature_table(ALIAS), ignore_unavailable=True)
     event_log.log_events(client, ALIAS, [e for events in train.values() for e in events])
     popularity: dict[str, int] = {}
     for events in train.values():

@@ -67,7 +67,7 @@ def build_index(client, layout, items: list[dict]) -> None:
 
 
 def log_training(client, train_events) -> None:
-    from ragrec.api import events as event_log
+    from ragrec.recs import events as event_log
 
     client.indices.delete(index=event_log.events_index(ALIAS), ignore_unavailable=True)
     rows = [{"user_id": e.user, "doc_id": doc_id(e.item), "type": "click",

@@ -15,10 +15,10 @@ def log_traffic(es, alias, events_alias, dataset, clicked_doc, sessions=8, seed=
     of the answers explored), clicked by a position-based model on ``clicked_doc(qid)``,
     the query first seen on day ``n`` (its place in the set) and seen again the next days;
     the events land in ``events_alias``-events."""
-    from ragrec.api import events as event_log
     from ragrec.embedding import encoder_for
     from ragrec.embedding.in_process import base_model_dir
     from ragrec.feedback.exploration import Explorer, apply
+    from ragrec.recs import events as event_log
     from ragrec.retrieval import PinnedModels, Searcher, SearchSpec
 
     rng = random.Random(seed)
@@ -50,7 +50,7 @@ def log_chat_feedback(es, alias, dataset, helpful_doc):
     document, and the asker's votes, logged as ``/events`` logs them, say the first
     ``helped`` and the second did not (``down``)."""
     from ragrec.answers.conversations import ConversationStore
-    from ragrec.api import events as event_log
+    from ragrec.recs import events as event_log
 
     store = ConversationStore(es, alias)
     corpus = {d["_id"]: d for d in dataset.corpus()}

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from ragrec.api.events import log_events
-from ragrec.jobs.recsync import feature_table, item_id, sync_feature_table
 from ragrec.recs import training
+from ragrec.recs.events import log_events
+from ragrec.recs.item_table import feature_table, item_id, sync_feature_table
 from ragrec.sources import open_source
 from ragrec.sources.samples import samples_dir
 

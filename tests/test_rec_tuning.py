@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 
 from conftest import ROOT
 from ragrec.api import recommend
-from ragrec.api.events import log_events
 from ragrec.recs import setup as rec_setup
 from ragrec.recs import training
+from ragrec.recs.events import log_events
 from ragrec.recs.interactions import Event
 from ragrec.recs.tuning import TuneSettings, split_latest
 from ragrec.sources import open_source

@@ -221,8 +221,8 @@ def _serve_api_command(args: argparse.Namespace) -> int:
 def _events_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ragrec.api.events import export_training_pairs
     from ragrec.es_client import connect
+    from ragrec.recs.events import export_training_pairs
 
     count = export_training_pairs(connect(), args.index, Path(args.out))
     _log(f"wrote {count} labelled (query, document) pairs to {args.out}")

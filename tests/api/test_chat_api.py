@@ -95,8 +95,8 @@ def test_expired_conversations_are_gone(es, kb_alias, api_model_server):
 
 
 def test_feedback_becomes_labelled_training_pairs(api, es, kb_alias, tmp_path):
-    from ragrec.api.events import export_training_pairs
     from ragrec.models.training_data import from_clicks
+    from ragrec.recs.events import export_training_pairs
 
     turn = api.post("/chat", json={"question": LAPTOP}).json()
     query = turn["standalone_query"]

@@ -11,7 +11,7 @@ from ragrec.feedback.exploration import ExploreRateError
 
 
 def test_a_share_of_answers_swaps_two_hits_and_is_logged(es, kb_alias, api_model_server):
-    from ragrec.api.events import events_index
+    from ragrec.recs.events import events_index
 
     query = "how do I connect to the VPN from a hotel"
     with make_client(es, kb_alias, api_model_server) as plain:

@@ -60,7 +60,7 @@ def test_a_users_recommendations_follow_their_clicks(api):
 
 
 def test_a_click_carries_the_trace_id_of_the_response_that_showed_it(api, es, kb_alias):
-    from ragrec.api.events import events_index
+    from ragrec.recs.events import events_index
 
     user = f"u-{uuid.uuid4().hex[:6]}"
     shown = api.get("/recommend/item/vpn-access.md", params={"k": 3}).json()
@@ -100,7 +100,7 @@ def test_recent_clicks_weigh_more_than_old_ones():
 
 
 def test_bad_events_are_refused_and_nothing_is_stored(api, es, kb_alias):
-    from ragrec.api.events import events_index
+    from ragrec.recs.events import events_index
 
     before = es.count(index=events_index(kb_alias))["count"] if es.indices.exists(
         index=events_index(kb_alias)) else 0

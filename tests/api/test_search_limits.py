@@ -61,7 +61,7 @@ def test_a_page_past_64_bits_is_a_422_not_a_500(api):
 
 
 def test_events_refuse_times_elasticsearch_cannot_store(api, es, kb_alias):
-    from ragrec.api.events import events_index
+    from ragrec.recs.events import events_index
 
     event = {"user_id": "limits-user", "doc_id": "vpn-access.md", "type": "click"}
     stored = api.post("/events", json={"events": [{**event, "ts": "2024-01-01T00:00:00-18:00"}]})

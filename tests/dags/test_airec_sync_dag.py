@@ -16,9 +16,9 @@ from dags.conftest import load_dag, set_connection
 def test_feature_table_and_airec_push_follow_the_index(dag_connections, make_ingestor, es,
                                                        index_name, cleanup_alias, model_server,
                                                        small_kb, monkeypatch):
-    from ragrec.api.events import log_events, new_trace_id, normalise_events
-    from ragrec.jobs import recsync
-    from ragrec.jobs.recsync import feature_table, item_id
+    from ragrec.recs import item_table
+    from ragrec.recs.events import log_events, new_trace_id, normalise_events
+    from ragrec.recs.item_table import feature_table, item_id
     from ragrec.sources import LocalSource
 
     cleanup_alias(index_name)
@@ -67,8 +67,8 @@ def test_feature_table_and_airec_push_follow_the_index(dag_connections, make_ing
             {**shown, "type": "impression"}, {**shown, "type": "click"},
             {"user_id": "u-1", "doc_id": "travel.md", "type": "up", "surface": "chat"},
             {"user_id": "u-1", "doc_id": "travel.md", "type": "down", "surface": "chat"}]))
-        assert recsync.pending_behaviours(es, index_name) == []
-        monkeypatch.setattr(recsync, "SETTLED_SECONDS", 0)
+        assert item_table.pending_behaviours(es, index_name) == []
+        monkeypatch.setattr(item_table, "SETTLED_SECONDS", 0)
         assert dag.test(run_conf={"index": index_name}).state == "success"
         got = [(b["bhv_type"], b["item_id"], b["trace_info"], b["scene_id"], b["page_id"])
                for b in airec.behaviours]

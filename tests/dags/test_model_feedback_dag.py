@@ -25,12 +25,12 @@ def test_the_loop_waits_for_traffic_then_registers_a_candidate_judged_on_it(
         registry_env, tmp_path, es, index_name, cleanup_alias):
     from ragrec.airflow.feedback_steps import MARK
     from ragrec.airflow.rollout_steps import registry
-    from ragrec.api.events import events_meta
     from ragrec.config import cache_dir
     from ragrec.embedding import encoder_for
     from ragrec.embedding.in_process import base_model_dir
     from ragrec.eval.datasets import BeirDataset
     from ragrec.eval.runner import ensure_index
+    from ragrec.recs.events import events_meta
 
     cleanup_alias(index_name)
     dataset = BeirDataset(write_tiny_beir(tmp_path / "tiny"))

@@ -33,7 +33,7 @@ def alias_of(params: dict, triggering_events) -> str:
 
 
 def feature_table(alias: str) -> dict:
-    from ragrec.jobs.recsync import sync_feature_table
+    from ragrec.recs.item_table import sync_feature_table
 
     result = sync_feature_table(runtime.es_client(), alias)
     log.info("feature table %s: %d items, %d changed, %d deleted", result["table"],
@@ -42,7 +42,7 @@ def feature_table(alias: str) -> dict:
 
 
 def push_to_airec(alias: str, table: dict) -> dict:
-    from ragrec.jobs.recsync import mark_pushed, pending_for_airec
+    from ragrec.recs.item_table import mark_pushed, pending_for_airec
 
     settings = airec_settings()
     if not settings.configured:
@@ -76,7 +76,7 @@ def push_behaviours(alias: str, items: dict) -> dict:
     """The events logged since the last push, to AIRec's behavior table, after the items
     they name. The point reached is recorded after every request, so a failed run resumes
     where it stopped."""
-    from ragrec.jobs.recsync import item_id, mark_behaviours_pushed, pending_behaviours
+    from ragrec.recs.item_table import item_id, mark_behaviours_pushed, pending_behaviours
 
     settings = airec_settings()
     if not settings.configured or not items.get("airec"):

@@ -18,7 +18,7 @@ def enough_traffic(params: dict) -> dict:
     """``{"enough", "sessions", "since", "until"}``: search answers logged since the mark,
     against ``min_sessions``; ``until`` is now, the mark to set once a version is
     registered."""
-    from ragrec.api.events import events_index, events_meta, sessions_logged_since
+    from ragrec.recs.events import events_index, events_meta, sessions_logged_since
 
     client = runtime.es_client()
     alias = params["index"]
@@ -33,7 +33,7 @@ def enough_traffic(params: dict) -> dict:
 
 
 def mark_trained(params: dict, traffic: dict) -> dict:
-    from ragrec.api.events import update_events_meta
+    from ragrec.recs.events import update_events_meta
 
     update_events_meta(runtime.es_client(), params["index"], **{MARK: traffic["until"]})
     return {"index": params["index"], MARK: traffic["until"]}

@@ -40,7 +40,7 @@ def plan(params: dict, run_id: str) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     clicks = None
     if params.get("clicks_from"):
-        from ragrec.api.events import export_training_pairs
+        from ragrec.recs.events import export_training_pairs
 
         clicks = out / "clicks.jsonl"
         if not clicks.is_file():

@@ -27,8 +27,8 @@ from datetime import UTC, datetime
 
 from elasticsearch import Elasticsearch
 
-from ragrec.api import events as event_log
 from ragrec.recs import blend as sources
+from ragrec.recs import events as event_log
 from ragrec.recs.cold_start import with_cold_slots
 from ragrec.recs.content import (
     candidates,

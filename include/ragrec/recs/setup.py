@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from elasticsearch import Elasticsearch, NotFoundError
 
-from ragrec.jobs.recsync import feature_table
+from ragrec.recs.item_table import feature_table
 
 SETUP_KEY = "rec_setup"
 READ_EVERY_SECONDS = 10.0  # a serving process re-reads the live setup at most this often

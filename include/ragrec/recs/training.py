@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 import numpy as np
 from elasticsearch import Elasticsearch, helpers
 
-from ragrec.api.events import POSITIVE, events_index
 from ragrec.indexing.bulk_writer import run_bulk
-from ragrec.jobs import recsync
+from ragrec.recs import item_table
 from ragrec.recs import neighbours as nb
 from ragrec.recs import setup as rec_setup
+from ragrec.recs.events import POSITIVE, events_index
 from ragrec.recs.interactions import Event, Interactions, event_of
 from ragrec.recs.tower import TowerSettings, next_item_pairs
 from ragrec.recs.tower import train as train_tower
@@ -83,8 +83,8 @@ def learn(client: Elasticsearch, alias: str, settings: CfSettings = CfSettings()
     """Neighbours and the tower from the whole log into the feature table; first, unless
     ``tuning`` is None, the blend weights tuned on the log's latest events
     (``recs.tuning``), installed as the live setup when they score at least as well as it."""
-    table = recsync.feature_table(alias)
-    synced = recsync.sync_feature_table(client, alias)  # a row for every document, new ones too
+    table = item_table.feature_table(alias)
+    synced = item_table.sync_feature_table(client, alias)  # a row for every document, new ones too
     synced.pop("deleted_ids")
     rows, vectors = {}, {}
     for hit in helpers.scan(client, index=table, _source=["doc_id", "vector"],
@@ -117,7 +117,7 @@ def learn(client: Elasticsearch, alias: str, settings: CfSettings = CfSettings()
                                           settings.tower, progress)
         tower_report["trained"] = True
         projected = tower.project(matrix)
-    recsync.ensure_neighbour_fields(client, alias, matrix.shape[1])
+    item_table.ensure_neighbour_fields(client, alias, matrix.shape[1])
     now = datetime.now(UTC).isoformat()
     actions, with_neighbours = [], 0
     users_per_item = data.counts()
@@ -172,10 +172,10 @@ def _tune(client: Elasticsearch, alias: str, events: list[Event], items: list[st
 def neighbour_lists(client: Elasticsearch, alias: str,
                     doc_ids: list[str]) -> dict[str, list[tuple[str, float]]]:
     """doc_id -> its stored neighbours (absent: never learned, or no such item)."""
-    table = recsync.feature_table(alias)
+    table = item_table.feature_table(alias)
     if not doc_ids or not client.indices.exists(index=table):
         return {}
-    response = client.mget(index=table, ids=[recsync.item_id(d) for d in doc_ids],
+    response = client.mget(index=table, ids=[item_table.item_id(d) for d in doc_ids],
                            source=["doc_id", "neighbours"])
     lists = {}
     for doc in response["docs"]:
@@ -192,11 +192,11 @@ def cold_candidates(client: Elasticsearch, alias: str, profile: dict[str, float]
     """The items at most ``max_consumers`` users consumed, closest in the tower's space to
     the profile's ``interests`` newest items (their rec_vectors, weighted by the profile):
     ``(doc_id, cosine)``, best first, cosine at least ``min_similarity``."""
-    table = recsync.feature_table(alias)
+    table = item_table.feature_table(alias)
     recent = sorted(profile, key=lambda d: -profile[d])[:interests]
     if not recent or not client.indices.exists(index=table):
         return []
-    docs = client.mget(index=table, ids=[recsync.item_id(d) for d in recent],
+    docs = client.mget(index=table, ids=[item_table.item_id(d) for d in recent],
                        source=["rec_vector"])["docs"]
     query = None
     for doc_id, doc in zip(recent, docs, strict=True):

@@ -176,7 +176,7 @@ _PUSHED_UNTIL = "airec_behaviours_until"
 
 
 def behaviours_pushed_until(client: Elasticsearch, alias: str) -> str | None:
-    from ragrec.api.events import events_meta
+    from ragrec.recs.events import events_meta
 
     return events_meta(client, alias).get(_PUSHED_UNTIL)
 
@@ -186,7 +186,7 @@ def pending_behaviours(client: Elasticsearch, alias: str,
     """Stored events not yet pushed, oldest ``logged_at`` first."""
     from datetime import timedelta
 
-    from ragrec.api.events import events_index
+    from ragrec.recs.events import events_index
 
     index = events_index(alias)
     if not client.indices.exists(index=index):
@@ -203,6 +203,6 @@ def pending_behaviours(client: Elasticsearch, alias: str,
 
 
 def mark_behaviours_pushed(client: Elasticsearch, alias: str, until: str) -> None:
-    from ragrec.api.events import update_events_meta
+    from ragrec.recs.events import update_events_meta
 
     update_events_meta(client, alias, **{_PUSHED_UNTIL: until})
