@@ -100,11 +100,25 @@ def drop_orphans(client: Elasticsearch, alias: str) -> list[str]:
     return orphans
 
 
-def index_meta(client: Elasticsearch, index_or_alias: str) -> dict:
-    """ragrec's ``_meta`` of the index (behind the alias): model version, dims, ..."""
+def mapping_meta(client: Elasticsearch, index_or_alias: str) -> dict:
+    """The whole ``_meta`` of one index's mapping (behind the alias): ``ragrec`` (what built
+    it) and whatever the jobs that read it record there."""
     mappings = client.indices.get_mapping(index=index_or_alias)
     (body,) = mappings.values()
-    return body["mappings"].get("_meta", {}).get("ragrec", {})
+    return dict(body["mappings"].get("_meta") or {})
+
+
+def put_mapping_meta(client: Elasticsearch, index: str, **values) -> dict:
+    """Merges ``values`` into one index's ``_meta`` (Elasticsearch replaces ``_meta`` as a
+    whole, so the other keys are carried over); returns the new ``_meta``."""
+    meta = {**mapping_meta(client, index), **values}
+    client.indices.put_mapping(index=index, meta=meta)
+    return meta
+
+
+def index_meta(client: Elasticsearch, index_or_alias: str) -> dict:
+    """ragrec's ``_meta`` of the index (behind the alias): model version, dims, ..."""
+    return mapping_meta(client, index_or_alias).get("ragrec", {})
 
 
 def document_version_held(meta: dict) -> str | None:
@@ -114,11 +128,6 @@ def document_version_held(meta: dict) -> str | None:
 
 
 def update_meta(client: Elasticsearch, index: str, **fields) -> dict:
-    """Merges ``fields`` into ragrec's ``_meta`` of one physical index (``_meta`` is
-    replaced as a whole by Elasticsearch, so the rest is carried over)."""
-    mappings = client.indices.get_mapping(index=index)
-    (body,) = mappings.values()
-    meta = dict(body["mappings"].get("_meta", {}))
-    meta["ragrec"] = {**meta.get("ragrec", {}), **fields}
-    client.indices.put_mapping(index=index, meta=meta)
-    return meta["ragrec"]
+    """Merges ``fields`` into ragrec's ``_meta`` of one physical index."""
+    ragrec = {**index_meta(client, index), **fields}
+    return put_mapping_meta(client, index, ragrec=ragrec)["ragrec"]

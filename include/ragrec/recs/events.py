@@ -23,6 +23,7 @@ from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
 from ragrec.es_client import create_index_once
 from ragrec.feedback.sessions import events_index
+from ragrec.indexing import versions
 from ragrec.indexing.bulk_writer import run_bulk
 from ragrec.indexing.mapping import index_settings
 
@@ -111,13 +112,11 @@ def events_meta(client: Elasticsearch, alias: str) -> dict:
     logged."""
     if not client.indices.exists(index=events_index(alias)):
         return {}
-    mapping = client.indices.get_mapping(index=events_index(alias))
-    return next(iter(mapping.body.values()))["mappings"].get("_meta") or {}
+    return versions.mapping_meta(client, events_index(alias))
 
 
 def update_events_meta(client: Elasticsearch, alias: str, **values) -> None:
-    client.indices.put_mapping(index=events_index(alias),
-                               meta={**events_meta(client, alias), **values})
+    versions.put_mapping_meta(client, events_index(alias), **values)
 
 
 def sessions_logged_since(client: Elasticsearch, alias: str, since: str | None) -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 from elasticsearch import Elasticsearch, NotFoundError
 
+from ragrec.indexing import versions
 from ragrec.recs.item_table import feature_table
 
 SETUP_KEY = "rec_setup"
@@ -57,9 +58,7 @@ def read_setup(client: Elasticsearch, alias: str, fresh: bool = False) -> dict |
     if cached and not fresh and now - cached[0] < READ_EVERY_SECONDS:
         return cached[1]
     try:
-        mapping = client.indices.get_mapping(index=feature_table(alias))
-        meta = next(iter(mapping.body.values()))["mappings"].get("_meta") or {}
-        setup = meta.get(SETUP_KEY)
+        setup = versions.mapping_meta(client, feature_table(alias)).get(SETUP_KEY)
     except NotFoundError:
         setup = None
     with _lock:
@@ -69,9 +68,7 @@ def read_setup(client: Elasticsearch, alias: str, fresh: bool = False) -> dict |
 
 def write_setup(client: Elasticsearch, alias: str, setup: dict) -> None:
     table = feature_table(alias)
-    mapping = client.indices.get_mapping(index=table)
-    meta = next(iter(mapping.body.values()))["mappings"].get("_meta") or {}
-    client.indices.put_mapping(index=table, meta={**meta, SETUP_KEY: setup})
+    versions.put_mapping_meta(client, table, **{SETUP_KEY: setup})
     with _lock:
         _cache[(id(client), table)] = (time.monotonic(), setup)
 

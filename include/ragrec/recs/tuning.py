@@ -72,8 +72,11 @@ class _Pool:
 
 @dataclass
 class Validation:
-    users: int
     pools: list[_Pool] = field(default_factory=list)
+
+    @property
+    def users(self) -> int:
+        return len(self.pools)
 
     def ndcg(self, weights: dict[str, float], k: int) -> float:
         vector = np.asarray([weights.get(name, 0.0) for name in SOURCES])
@@ -118,7 +121,7 @@ def validation_pools(client: Elasticsearch, alias: str, fit: list[Event],
     sequences: dict[str, list[str]] = {}
     for event in sorted(fit, key=lambda e: e.ts):
         sequences.setdefault(event.user, []).append(event.item)
-    result = Validation(users=0)
+    result = Validation()
     started = time.monotonic()
     for n, user in enumerate(users, start=1):
         sequence = sequences.get(user, [])
@@ -140,7 +143,6 @@ def validation_pools(client: Elasticsearch, alias: str, fit: list[Event],
             spent = time.monotonic() - started
             log.info("tuning: %d/%d validation users gathered, ETA %.0f s", n, len(users),
                      spent / n * (len(users) - n))
-    result.users = len(result.pools)
     return result
 
 
