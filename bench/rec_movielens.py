@@ -33,6 +33,7 @@ from ragrec.recs.training import CfSettings
 
 K = 10
 COLD_USERS = 3
+CUTS = ("all-users", "newest-users")
 
 
 def load(folder: Path):
@@ -45,14 +46,22 @@ def load(folder: Path):
     return events, items
 
 
-def split_last(events, count: int = 2):
-    """(earlier, held out) per user, by time (file order breaks ties)."""
+def split_last(events, count: int = 2, cut: str = "all-users"):
+    """(earlier, held out) per user, by time (file order breaks ties). ``cut``
+    "newest-users": only the 20 % of users who arrived last (by their first event) are held
+    out, everyone else's events are all earlier ones - a deployment's newcomers."""
     per_user: dict[str, list] = {}
     for event in sorted(events, key=lambda e: e.ts):
         per_user.setdefault(event.user, []).append(event)
+    if cut not in CUTS:
+        raise SystemExit(f"unknown --cut {cut!r}: use one of {CUTS}")
+    tested = set(per_user)
+    if cut == "newest-users":
+        arrival = sorted(per_user, key=lambda u: (per_user[u][0].ts, u))
+        tested = set(arrival[int(0.8 * len(arrival)):])
     earlier, held = [], {}
     for user, rows in per_user.items():
-        if len(rows) <= count:
+        if len(rows) <= count or user not in tested:
             earlier.extend(rows)
             continue
         earlier.extend(rows[:-count])
@@ -312,7 +321,10 @@ def main() -> None:
     parser.add_argument("--log", type=Path, default=MOVIELENS)
     parser.add_argument("--new-users", type=int, default=150)
     parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
+    parser.add_argument("--cut", choices=CUTS, default="all-users",
+                        help="who is tested: every user's last 2 events, or only the newest "
+                             "20%% of users'")
+    args, _ = parser.parse_known_args()  # bench/run passes rec_served's flags too
     if not (args.log / "events.tsv").is_file():
         raise SystemExit(f"needs {args.log}/events.tsv and items.jsonl")
     say = print
@@ -321,7 +333,7 @@ def main() -> None:
     catalogue = list(dict.fromkeys(str(i["id"]) for i in items))
     known = set(catalogue)
     events = [e for e in events if e.item in known]
-    train_events, test_held = split_last(events)
+    train_events, test_held = split_last(events, cut=args.cut)
     fit_events, validation_held = split_last(train_events)
     content = Content(items, catalogue)
     settings = tune(fit_events, validation_held, catalogue, content, say)
@@ -375,7 +387,8 @@ def main() -> None:
                             lambda u, e=evaluation: e.cold_scores(u, policy.interests))
                 row["shelf"] = evaluation.cold_recall(shelf_of, cold_items, shelf=True)
             rows.setdefault(slice_name, {})[name] = row
-    print(f"\n=== recommendations on a real log: {args.log.name} ({len(events)} events, "
+    print(f"\n=== recommendations on a real log: {args.log.name}, cut {args.cut} "
+          f"({len(events)} events, "
           f"{len(catalogue)} items, {len(test_held)} users) ===")
     print("protocol: implicit positives (every event); per user the last 2 events by time "
           "held out (test), the 2 before them validation (settings, blend weights and the cold "

@@ -2,17 +2,20 @@
 Elasticsearch, the training events logged as clicks, ``rec_train``'s ``learn`` run on
 them, and ``recommend.for_user`` - the code behind the route - called for every user, timed.
 
-    python -m bench.rec_served [--log DIR] [--users N] [--tune]
+    python -m bench.rec_served [--log DIR] [--cut all-users|newest-users] [--users N] [--tune]
 
 Same protocol as ``bench.rec_movielens`` (whose offline table tuned the served defaults on
 the validation split): per user the last two events by time held out, everything before
 them logged; candidates are what ``for_user`` produces (content neighbours of recent
 clicks, the stored collaborative neighbours, popularity), so this measures the served
 pipeline whole, with its candidate limits. ``learn`` also tunes the blend on the logged
-training events (each user's latest one held out, ``ragrec.recs.tuning``): the table
-reports the MovieLens-tuned (shipped) weights and the per-deployment ones side by side.
-Latency is per call, in process, one caller,
-after 5 warm-up calls; the cross-encoder stage is off (the base bundle has no reranker).
+training events (each user's latest one held out, ``ragrec.recs.tuning``) and fits the
+learned ranker, kept when it beats the tuned blend out of fold and then registered and
+served through the model resolver's ``rank`` (the model server's ``/rank`` when there is
+an endpoint; in process here): the table reports the MovieLens-tuned (shipped) weights, the
+per-deployment ones and the learned ranker side by side. ``--cut newest-users`` tests only
+the 20 % of users who arrived last. Latency is per call, in process, one caller, after 5
+warm-up calls; the cross-encoder stage is off (the base bundle has no reranker).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import MOVIELENS
-from bench.rec_movielens import COLD_USERS, K, load, samples, split_last
+from bench.rec_movielens import COLD_USERS, CUTS, K, load, samples, split_last
 from bench.rec_offline import scores
 
 ALIAS = "bench-rec-log"
@@ -67,9 +70,16 @@ def build_index(client, layout, items: list[dict]) -> None:
 
 
 def log_training(client, train_events) -> None:
+    from elasticsearch import NotFoundError
+
     from ragrec.recs import events as event_log
+    from ragrec.recs import setup as rec_setup
 
     client.indices.delete(index=event_log.events_index(ALIAS), ignore_unavailable=True)
+    try:  # a fresh deployment: no live setup from an earlier log or cut to defend
+        rec_setup.write_setup(client, ALIAS, None)
+    except NotFoundError:
+        pass
     rows = [{"user_id": e.user, "doc_id": doc_id(e.item), "type": "click",
              "ts": datetime.fromtimestamp(e.ts, UTC)} for e in train_events]
     for start in range(0, len(rows), 5000):
@@ -83,22 +93,28 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--tune", action="store_true",
                         help="first the candidate limits on the validation split")
-    args = parser.parse_args()
+    parser.add_argument("--cut", choices=CUTS, default="all-users",
+                        help="who is tested: every user's last 2 events, or only the newest "
+                             "20%% of users'")
+    args, _ = parser.parse_known_args()  # bench/run passes rec_movielens' flags too
     if not (args.log / "events.tsv").is_file():
         raise SystemExit(f"needs {args.log}/events.tsv and items.jsonl")
     from ragrec.api import recommend
+    from ragrec.config import RegistrySettings
     from ragrec.es_client import connect
+    from ragrec.models.resolver import ModelResolver
     from ragrec.models.uris import load_layout
     from ragrec.recs import training
     from ragrec.recs.interactions import Interactions
-    from ragrec.recs.setup import RecSettings
+    from ragrec.recs.setup import RecSettings, served_settings
 
     started = time.monotonic()
     events, items = load(args.log)
     known = {str(i["id"]) for i in items}
     events = [e for e in events if e.item in known]
-    train_events, held = split_last(events)
+    train_events, held = split_last(events, cut=args.cut)
     client = connect()
+    models = ModelResolver(None, RegistrySettings.from_env())
     layout = load_layout("base")
     build_index(client, layout, items)
     shipped = RecSettings()
@@ -111,7 +127,7 @@ def main() -> None:
             trial = replace(shipped, interests=interests, blend_per_interest=per_interest)
             ndcg = statistics.mean(
                 scores([i["doc_id"].removesuffix(".md") for i in recommend.for_user(
-                    client, ALIAS, user, None, layout.version, K, trial, at)["items"]],
+                    client, ALIAS, user, models, layout.version, K, trial, at)["items"]],
                     validation[user], K)[1] for user in sorted(validation))
             print(f"validation: interests {interests}, per interest {per_interest}: "
                   f"NDCG@10 {ndcg:.4f}", flush=True)
@@ -127,16 +143,22 @@ def main() -> None:
     if "skipped" in tuning:
         print(f"rec_train did not tune the blend: {tuning['skipped']}")
     else:
+        ranker = tuning.get("ranker") or {}
         print(f"rec_train tuned the blend on {tuning['validation']['users']} validation users "
               f"(each one's latest training event held out): {tuning['weights']} NDCG@10 "
               f"{tuning['validation']['ndcg@10']:.4f} vs shipped {tuning['baseline']['weights']} "
-              f"{tuning['baseline']['ndcg@10']:.4f}; installed: {tuning['install']}", flush=True)
+              f"{tuning['baseline']['ndcg@10']:.4f}; out of fold ({ranker.get('folds')} folds): "
+              f"blend {ranker.get('blend_ndcg@10')}, learned ranker "
+              f"{ranker.get('ranker_ndcg@10')}; installed: {tuning['install']}, ranker: "
+              f"{(ranker.get('installed') or {}).get('version', 'not kept')}", flush=True)
+    deployment = served_settings(client, ALIAS)
     variants = {"MovieLens blend + cold place (shipped)": shipped,
                 "MovieLens blend, no cold place": replace(shipped, cold_slots=0),
-                "per-deployment blend + cold place": None}
+                "per-deployment blend + cold place": replace(deployment, ranker=""),
+                "learned ranker + cold place": deployment if deployment.ranker else None}
     rows = {}
     _, new_items = samples(held, [str(i["id"]) for i in items], args.seed, 150)
-    runs = [(name, settings, None) for name, settings in variants.items()]
+    runs = [(name, settings, None) for name, settings in variants.items() if settings]
     runs.append(("new items (simulated), shipped", shipped, new_items))
     for name, settings, cold_items in runs:
         if cold_items:  # every training event on them removed, then learned again
@@ -145,7 +167,7 @@ def main() -> None:
         recall, ndcg, shown, seconds, cold_hits, cold_total = [], [], set(), [], 0, 0
         for n, user in enumerate(users):
             began = time.perf_counter()
-            result = recommend.for_user(client, ALIAS, user, None, layout.version, K,
+            result = recommend.for_user(client, ALIAS, user, models, layout.version, K,
                                         settings, now)
             if n >= WARM_UP:
                 seconds.append(time.perf_counter() - began)
@@ -165,7 +187,7 @@ def main() -> None:
                       "cold": cold_hits / cold_total if cold_total else 0.0,
                       "p50": 1000 * seconds[len(seconds) // 2],
                       "p99": 1000 * seconds[int(0.99 * (len(seconds) - 1))]}
-    print(f"\n=== /recommend/user as served: {args.log.name} on Elasticsearch "
+    print(f"\n=== /recommend/user as served: {args.log.name}, cut {args.cut}, on Elasticsearch "
           f"({len(train_events)} training events logged, {len(users)} users, "
           f"{len(known)} items; learned: {learned['method']}, "
           f"{learned['items_with_neighbours']} items with neighbours) ===")

@@ -6,7 +6,8 @@ kb_reindex) or a rollout triggers it: one recommendation item per document, with
 document vector, is written to the feature table `<alias>-rec-items` in Elasticsearch (the
 embedded default, read by `/recommend`), and - with the Connection `airec_default` - new,
 changed and deleted items are pushed to AIRec through its official SDK and its custom
-ranking model is pointed at the model endpoint's rerank route; then the behaviours logged
+ranking model is pointed at the model endpoint (`/rank` with the learned ranker once
+`rec_train` installed one, else the rerank route); then the behaviours logged
 since the last run (impressions, clicks, likes, with their trace ids) go to its behavior
 table.
 """

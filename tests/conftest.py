@@ -25,6 +25,9 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ.setdefault("SCARF_ANALYTICS", "false")
 os.environ.setdefault("DO_NOT_TRACK", "true")
+# Model versions the tests register (rec_train's learned rankers among them) go to the
+# session's own registry, never the machine's; a test that needs another sets its own.
+os.environ["RAGREC_REGISTRY"] = Path(tempfile.mkdtemp(prefix="ragrec-test-registry-")).as_uri()
 
 
 # Tiers (markers, set here): ``unit`` needs no service; ``integration`` a real

@@ -128,7 +128,7 @@ def test_a_worse_fit_does_not_replace_the_live_setup(es, make_ingestor, index_na
     assert first["install"] and first["weights"]["content"] >= 0.4
     before = rec_setup.read_setup(es, index_name, fresh=True)
     # An operator narrows the search to behaviour alone: on this log it fits worse.
-    narrow = TuneSettings(collaborative=(1.0,), content=(0.0,), popular=(0.0,))
+    narrow = TuneSettings(collaborative=(1.0,), content=(0.0,), popular=(0.0,), ranker=False)
     second = training.learn(es, index_name, tuning=narrow)["tuning"]
     assert not second["install"]
     assert second["live"]["weights"] == before["weights"]

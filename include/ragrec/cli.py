@@ -183,7 +183,7 @@ def _search_command(args: argparse.Namespace) -> int:
 def _serve_model_command(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ragrec.config import ServeModelSettings
+    from ragrec.config import RegistrySettings, ServeModelSettings
     from ragrec.serving.app import ServerConfig, create_app
     from ragrec.serving.loaded_model import LoadedModel
 
@@ -191,7 +191,7 @@ def _serve_model_command(args: argparse.Namespace) -> int:
     model.warm_up()
     tokens = ServeModelSettings.from_env()
     config = ServerConfig(service=args.service, token=tokens.token,
-                          admin_token=tokens.admin_token,
+                          admin_token=tokens.admin_token, registry=RegistrySettings.from_env(),
                           max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
     _log(f"serving {model.info.name} {model.info.version} ({model.info.dims}-d, "
          f"{model.info.backend}, reranker: {model.info.reranker}) on "

@@ -8,8 +8,10 @@ of at most 5 KB, ``cmd`` in add/update/delete, and the item table's key (``item_
 (with ``trace_info`` when it is ``Alibaba``), ``platform``, ``scene_id`` (no colon),
 ``user_id``, ``item_id`` (at most 50 characters), ``item_type`` of the item types,
 ``bhv_type`` of the behaviour types, ``bhv_value``, and ``bhv_time`` as 10-digit unix
-seconds. It keeps the item table, the behaviours and the ranking models, and answers like
-the service (``{"requestId", "result", "code", "message"}``) with an HTTP status.
+seconds. A custom ranking model's ``custom_ranker_url`` must be an absolute http(s) URL,
+and one on a ranker route must answer (``ranker_url_problem``). It keeps the item table,
+the behaviours and the ranking models, and answers like the service (``{"requestId",
+"result", "code", "message"}``) with an HTTP status.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
+from urllib.request import Request, urlopen
 
 from servers.acs_signature import SignatureProblem, verify
 from servers.background import InBackground
@@ -54,6 +57,30 @@ def behaviour_problem(fields: dict) -> str | None:
         return f"unknown bhv_type {fields['bhv_type']}"
     if not re.fullmatch(r"\d{10}", str(fields["bhv_time"])):
         return "bhv_time must be a 10-digit unix time in seconds"
+    return None
+
+
+def ranker_url_problem(meta: dict) -> str | None:
+    """A custom ranking model needs an absolute http(s) ``custom_ranker_url``; one on a
+    ranker route (``.../rank``) must answer an empty candidate list with a score list (the
+    service calls it with the candidates of every request)."""
+    if meta.get("type") != "custom":
+        return None
+    url = meta.get("custom_ranker_url")
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"custom_ranker_url must be an absolute http(s) URL, not {url!r}"
+    if parts.path.endswith("/rank"):
+        try:
+            with urlopen(Request(url, data=json.dumps({"user": {"id": "airec-check"},
+                                                       "candidates": []}).encode(),
+                                 headers={"Content-Type": "application/json"}),
+                         timeout=10) as answer:
+                scores = json.loads(answer.read()).get("scores")
+        except (OSError, ValueError) as exc:
+            return f"custom_ranker_url {url} does not answer: {exc}"
+        if scores != []:
+            return f"custom_ranker_url {url} answered no score list"
     return None
 
 
@@ -161,6 +188,9 @@ class AirecServer(InBackground):
             return 404, "RankingModelNotExist", f"ranking model {model} does not exist"
         if not isinstance(payload, dict) or not isinstance(payload.get("meta"), dict):
             return 400, "InvalidParameter", "body needs a meta object"
+        problem = ranker_url_problem(payload["meta"])
+        if problem:
+            return 400, "InvalidParameter", problem
         self.rankers[model] = payload
         return 200, "0", "success"
 

@@ -61,15 +61,30 @@ def push_to_airec(alias: str, table: dict) -> dict:
 
         url, _, extra = RagrecModelEndpointHook().endpoint()
         if url:
-            from ragrec.embedding.model_endpoint import EndpointUrls
-
-            embedder, _ = runtime.encoder()
-            ranker = EndpointUrls.parse(url, extra.get("protocol")).rerank
-            airec.point_ranker_at(ranker, embedder.model_version)
+            ranker, version = ranker_url(client, alias, url, extra.get("protocol"))
+            airec.point_ranker_at(ranker, version)
     log.info("AIRec: pushed %d documents (%d items, %d deletions)", pushed, len(rows),
              len(table.get("deleted_ids", [])))
     return {"airec": True, "pushed": pushed, "items": len(rows),
             "deleted": len(table.get("deleted_ids", [])), "custom_ranker_url": ranker}
+
+
+def ranker_url(client, alias: str, endpoint: str, protocol: str | None) -> tuple[str, str]:
+    """Where AIRec's custom ranking model calls, and the version it is labelled with: the
+    model endpoint's ``/rank`` with the deployment's learned ranker (by its production
+    stage, so a retrain needs no re-pointing) once ``rec_train`` installed one, else the
+    endpoint's rerank route with the served model version."""
+    from urllib.parse import quote
+
+    from ragrec.embedding.model_endpoint import EndpointUrls
+    from ragrec.recs.setup import read_setup
+
+    urls = EndpointUrls.parse(endpoint, protocol)
+    learned = (read_setup(client, alias, fresh=True) or {}).get("ranker")
+    if learned:
+        return f"{urls.rank}?ranker={quote(learned['reference'])}", learned["version"]
+    embedder, _ = runtime.encoder()
+    return urls.rerank, embedder.model_version
 
 
 def push_behaviours(alias: str, items: dict) -> dict:

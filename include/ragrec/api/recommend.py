@@ -23,21 +23,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from elasticsearch import Elasticsearch
 
 from ragrec.recs import blend as sources
 from ragrec.recs import events as event_log
 from ragrec.recs.cold_start import with_cold_slots
-from ragrec.recs.content import (
-    candidates,
-    click_weights,
-    doc_vectors,
-    first_chunks,
-    interest_neighbours,
-)
+from ragrec.recs.content import click_weights, doc_vectors, first_chunks, interest_neighbours
 from ragrec.recs.interactions import recency_profile
+from ragrec.recs.ranker import candidate_features
 from ragrec.recs.setup import RecSettings, served_settings
 from ragrec.recs.training import cold_candidates, collaborative_scores, neighbour_lists
 from ragrec.retrieval.fusion import blend, min_max, rrf
@@ -73,29 +68,26 @@ def _public(rows: list[dict]) -> list[dict]:
 def similar_items(client: Elasticsearch, alias: str, doc_id: str, k: int = 5,
                   settings: RecSettings | None = None) -> list[dict]:
     """"People who read this also read" (the learned neighbours, once ``rec_train`` has
-    run) blended with the content neighbours - min-max scaled, weighted by ``also_read``
-    and ``content`` - one entry per document, diversified by MMR. A document nobody has
-    read yet gets its content neighbours."""
+    run) with the content neighbours and popularity, combined by the blend ``rec_train``
+    tuned on this deployment's log (``recs.blend.gather_item``, ``fuse``), one entry per
+    document, diversified by MMR. A document nobody has read yet gets its content
+    neighbours."""
     settings = settings or served_settings(client, alias)
     vector = doc_vectors(client, alias, [doc_id]).get(doc_id)
     if vector is None:
         raise UnknownDocument(f"no document {doc_id!r} in {alias}")
-    pool = {c["doc_id"]: c for c in candidates(client, alias, vector, {doc_id},
-                                                 settings.candidates)}
     also = dict(neighbour_lists(client, alias, [doc_id]).get(doc_id, [])[:settings.candidates])
     also.pop(doc_id, None)
+    pool = sources.gather_item(client, alias, doc_id, vector, also,
+                               event_log.click_counts(client, alias, 200) if also else {},
+                               settings.candidates)
     if also:
-        missing = [d for d in also if d not in pool]
-        vectors = doc_vectors(client, alias, missing)
-        for d, row in first_chunks(client, alias, [d for d in missing if d in vectors]).items():
-            pool[d] = {**row, "similarity": round(float(vectors[d] @ vector), 6),
-                       "_vector": vectors[d]}
-        scaled = min_max({d: also.get(d, 0.0) for d in pool})
-        content = min_max({d: c["similarity"] for d, c in pool.items()})
-        for d, c in pool.items():
+        fused = sources.fuse(pool.sources, settings.weights())
+        scaled = min_max(pool.sources["collaborative"])
+        for d, c in pool.rows.items():
             c["also_read"] = round(scaled[d], 6) if d in also else None
-            c["_relevance"] = settings.also_read * scaled[d] + settings.content * content[d]
-    return _public(mmr(list(pool.values()), k, settings.mmr_lambda))
+            c["_relevance"] = fused[d]
+    return _public(mmr(list(pool.rows.values()), k, settings.mmr_lambda))
 
 
 def for_user(client: Elasticsearch, alias: str, user_id: str, models, version: str,
@@ -104,6 +96,7 @@ def for_user(client: Elasticsearch, alias: str, user_id: str, models, version: s
     """Candidates from the user's interests (neighbours of recent clicks) - blended with
     the learned collaborative neighbours and popularity when ``rec_train`` has run
     (``recs.blend``, with the weights it tuned on this deployment's log unless ``settings``
+    are given; scored by the learned ranker instead when it installed one and ``models``
     are given), else fused by RRF with popularity - then ranked by the cross-encoder when
     the version has one."""
     now = now or datetime.now(UTC)
@@ -116,6 +109,7 @@ def for_user(client: Elasticsearch, alias: str, user_id: str, models, version: s
                               settings.profile_half_life)
     collaborative = {d: v for d, v in collaborative_scores(client, alias, profile).items()
                      if d not in seen}
+    ranked_by = "blend"
     if collaborative:
         strategy = "collaborative"
         gathered = sources.gather(client, alias, profile, seen, collaborative, counts,
@@ -127,6 +121,9 @@ def for_user(client: Elasticsearch, alias: str, user_id: str, models, version: s
             pool[doc_id] = {**row, "_score": 0.0}
         gathered.keep(pool)
         fused = sources.fuse(gathered.sources, settings.weights())
+        if settings.ranker and models is not None:
+            fused = _learned(client, alias, gathered, len(seen), models, settings, now)
+            ranked_by = "ranker"
     else:
         # Alone, the content candidates are scored from the calendar-decayed clicks.
         weights = click_weights(history, now, settings.half_life_days)
@@ -169,8 +166,21 @@ def for_user(client: Elasticsearch, alias: str, user_id: str, models, version: s
     chosen = head[:k]
     if strategy == "collaborative" and settings.cold_slots:
         chosen = _with_cold(client, alias, pool, head, profile, seen, k, settings)
-    return {"user_id": user_id, "strategy": strategy, "reranked": scores is not None,
-            "history": len(history), "items": _public(chosen)}
+    return {"user_id": user_id, "strategy": strategy, "ranked_by": ranked_by,
+            "ranker": settings.ranker if ranked_by == "ranker" else None,
+            "reranked": scores is not None, "history": len(history), "items": _public(chosen)}
+
+
+def _learned(client: Elasticsearch, alias: str, gathered: sources.UserPool, history: int,
+             models, settings: RecSettings, now: datetime) -> dict[str, float]:
+    """The pool scored by the learned ranker (``recs.ranker``) through the model server's
+    ``/rank`` - the route AIRec's custom ranker calls - or in process without one."""
+    ids = gathered.doc_ids
+    recent = event_log.recent_counts(client, alias, ids,
+                                     now - timedelta(days=settings.recent_days))
+    rows = candidate_features(gathered.sources, ids, recent)
+    scores = models.rank(settings.ranker, history, list(zip(ids, rows, strict=True)))
+    return {d: float(v) for d, v in zip(ids, scores, strict=True)}
 
 
 def _with_cold(client: Elasticsearch, alias: str, pool: dict[str, dict], head: list[dict],

@@ -118,6 +118,7 @@ class EndpointUrls:
     protocol: str
     embeddings: str
     rerank: str
+    rank: str
     health: str
     admin: str
 
@@ -142,6 +143,7 @@ class EndpointUrls:
             protocol=protocol,
             embeddings=base if protocol == "eas" else f"{base}/v1/embeddings",
             rerank=f"{base}/v1/rerank",
+            rank=f"{base}/rank",
             health=f"{base}/health",
             admin=f"{base}/admin/model",
         )
@@ -328,6 +330,21 @@ class ModelEndpoint:
             return scores, str(payload["model"])
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise EmbeddingError(f"malformed rerank response: {exc!r}") from exc
+
+    def rank(self, ranker: str, history: int, candidates: list[tuple[str, dict]]
+             ) -> tuple[np.ndarray, str]:
+        """Scores of recommendation candidates ``(id, features)`` by the learned ranker
+        ``ranker`` (``/rank``), in their order, with the ranker version that scored them."""
+        payload = self._post(self.urls.rank, {
+            "ranker": ranker, "user": {"history": history},
+            "candidates": [{"id": i, "features": f} for i, f in candidates]}, "rank")
+        try:
+            scores = np.asarray([float(s) for s in payload["scores"]], dtype=np.float64)
+            if len(scores) != len(candidates):
+                raise ValueError(f"{len(scores)} scores for {len(candidates)} candidates")
+            return scores, str(payload["ranker"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EmbeddingError(f"malformed rank response: {exc!r}") from exc
 
     def close(self) -> None:
         self.client.close()

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ragrec.config import OssSettings, RegistrySettings
-from ragrec.models.store import CARD, ModelNotFound, fetch_model_dir, read_layout
+from ragrec.models.store import CARD, RANKER_KIND, ModelNotFound, fetch_model_dir, read_layout
 
 STAGES = ("candidate", "production")
 
@@ -190,31 +190,35 @@ class Registry:
         if str(model_uri).startswith("registry:"):
             model_uri = self.resolve(str(model_uri).removeprefix("registry:"))
         local = fetch_model_dir(model_uri, self.oss)
-        layout = read_layout(local)
         if not (local / CARD).is_file():
+            read_layout(local)  # a clear error when it is no model at all
             raise RegistryError(f"{model_uri} has no {CARD}: register versions ragrec trained "
                                 "(or lay one out with a card)")
-        key = f"{layout.name}/versions/{layout.version}"
-        with self.store.locked(layout.name):
-            data, tag = self._load(layout.name)
-            if layout.version in data["versions"]:
-                raise RegistryError(f"{layout.name} version {layout.version} is already "
+        card = json.loads((local / CARD).read_text())
+        ranker = card.get("kind") == RANKER_KIND
+        if ranker:
+            name, version, reranker = card["name"], card["version"], False
+        else:
+            layout = read_layout(local)
+            name, version, reranker = layout.name, layout.version, layout.reranker_dir is not None
+        key = f"{name}/versions/{version}"
+        with self.store.locked(name):
+            data, tag = self._load(name)
+            if version in data["versions"]:
+                raise RegistryError(f"{name} version {version} is already "
                                     "registered (versions are immutable)")
             self.store.put_dir(local, key)
-            card = layout.card
-            data["versions"][layout.version] = {
+            data["versions"][version] = {
                 "uri": self.store.uri(key), "registered_at": _now(),
                 "metrics": card.get("training", {}), "lineage": card.get("lineage", {}),
-                "evaluation": card.get("evaluation"),
-                "reranker": layout.reranker_dir is not None,
+                "evaluation": card.get("evaluation"), "reranker": reranker,
+                **({"kind": RANKER_KIND} if ranker else {}),
             }
-            data["history"].append({"at": _now(), "action": "register",
-                                    "version": layout.version})
+            data["history"].append({"at": _now(), "action": "register", "version": version})
             if stage:
-                self._set_stage(data, stage, layout.version, "register")
-            self.store.write(f"{layout.name}/registry.json", data, tag)
-        return data["versions"][layout.version] | {"name": layout.name,
-                                                     "version": layout.version}
+                self._set_stage(data, stage, version, "register")
+            self.store.write(f"{name}/registry.json", data, tag)
+        return data["versions"][version] | {"name": name, "version": version}
 
     def _set_stage(self, data: dict, stage: str, version: str, action: str) -> None:
         if stage not in STAGES:

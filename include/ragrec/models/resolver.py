@@ -164,3 +164,24 @@ class ModelResolver:
                 self._rerankers[version] = scorer
             scorer = self._rerankers[version]
         return None if scorer is None else scorer.score(query, documents)
+
+    def rank(self, ranker: str, history: int, candidates: list[tuple[str, dict]]) -> np.ndarray:
+        """Scores of recommendation candidates ``(id, features)`` from the learned ranker
+        ``ranker`` (``models.ranker``): the endpoint's ``/rank`` when there is one -
+        the route AIRec's custom ranker calls - else the same ranker loaded in process
+        (also when the endpoint cannot find it: a registry it does not share)."""
+        if not candidates:
+            return np.zeros(0)
+        if self.endpoint is not None:
+            try:
+                return _call("rank", lambda: self.endpoint.rank(ranker, history, candidates))[0]
+            except ModelUnavailable as exc:
+                if not isinstance(exc.__cause__, EndpointRefused) or exc.__cause__.status != 404:
+                    raise
+        from ragrec.models.ranker import load_reference
+
+        try:
+            model = load_reference(ranker, self.registry)
+        except LookupError as exc:
+            raise ModelUnavailable(str(exc)) from None
+        return model.score([features for _, features in candidates], history)

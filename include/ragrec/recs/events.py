@@ -161,6 +161,20 @@ def click_counts(client: Elasticsearch, alias: str, size: int = 100) -> dict[str
     return {b["key"]: b["doc_count"] for b in response["aggregations"]["docs"]["buckets"]}
 
 
+def recent_counts(client: Elasticsearch, alias: str, doc_ids: list[str],
+                  since: datetime) -> dict[str, int]:
+    """Positive events per document of ``doc_ids`` since ``since`` (the learned ranker's
+    recent popularity): one search."""
+    index = events_index(alias)
+    if not doc_ids or not client.indices.exists(index=index):
+        return {}
+    response = client.search(index=index, size=0, query={"bool": {"filter": [
+        {"terms": {"doc_id": doc_ids}}, {"terms": {"type": list(POSITIVE)}},
+        {"range": {"ts": {"gte": since.isoformat()}}}]}},
+        aggs={"docs": {"terms": {"field": "doc_id", "size": len(doc_ids)}}})
+    return {b["key"]: b["doc_count"] for b in response["aggregations"]["docs"]["buckets"]}
+
+
 def training_pairs(client: Elasticsearch, alias: str) -> Iterator[dict]:
     """``{"query", "doc_id", "label"}`` for every event with a query that says whether the
     document answered it: 1 for a click, ``helped`` or ``up``; 0 for ``down``."""

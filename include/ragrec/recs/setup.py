@@ -1,7 +1,8 @@
 """What ``/recommend`` serves with: ``RecSettings`` (the shipped defaults) and the live
 setup ``rec_train`` tuned on the deployment's own log, kept in the feature table's
-``_meta`` (``rec_setup``: the blend weights, their validation figures and the baseline's)
-and laid over the defaults when a request is served."""
+``_meta`` (``rec_setup``: the blend weights, their validation figures and the baseline's,
+and the learned ranker's version when it won) and laid over the defaults when a request is
+served."""
 
 from __future__ import annotations
 
@@ -35,10 +36,11 @@ class RecSettings:
     collaborative: float = 1.0
     content: float = 0.4
     popular: float = 0.05
-    also_read: float = 1.0  # /recommend/item: the learned neighbours' weight beside content
     cold_slots: int = 1  # places of k kept for documents nobody has consumed
     cold_users: int = 0  # ... "nobody": at most this many consumers at the last rec_train
     cold_min_similarity: float = 0.6  # ... tower cosine to the newest items (validation)
+    recent_days: float = 30.0  # the learned ranker's recent popularity window
+    ranker: str = ""  # the learned ranker's version ("": the blend ranks)
 
     def weights(self) -> dict[str, float]:
         return {"collaborative": self.collaborative, "content": self.content,
@@ -75,9 +77,10 @@ def write_setup(client: Elasticsearch, alias: str, setup: dict) -> None:
 
 def served_settings(client: Elasticsearch, alias: str,
                     defaults: RecSettings = SHIPPED) -> RecSettings:
-    """The defaults with the live setup's weights laid over them."""
+    """The defaults with the live setup's weights, and its learned ranker when it has one,
+    laid over them."""
     setup = read_setup(client, alias)
     if not setup:
         return defaults
-    return replace(defaults, **{name: float(weight)
-                                for name, weight in setup["weights"].items()})
+    return replace(defaults, ranker=(setup.get("ranker") or {}).get("version", ""),
+                   **{name: float(weight) for name, weight in setup["weights"].items()})

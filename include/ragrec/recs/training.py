@@ -20,7 +20,9 @@ from datetime import UTC, datetime
 import numpy as np
 from elasticsearch import Elasticsearch, helpers
 
+from ragrec.config import RegistrySettings
 from ragrec.indexing.bulk_writer import run_bulk
+from ragrec.models import ranker
 from ragrec.recs import item_table
 from ragrec.recs import neighbours as nb
 from ragrec.recs import setup as rec_setup
@@ -79,10 +81,14 @@ def fit_neighbours(data: Interactions, settings: CfSettings) -> nb.ItemNeighbour
 
 
 def learn(client: Elasticsearch, alias: str, settings: CfSettings = CfSettings(),
-          tuning: TuneSettings | None = DEFAULT_TUNING) -> dict:
+          tuning: TuneSettings | None = DEFAULT_TUNING,
+          registry: RegistrySettings | None = None) -> dict:
     """Neighbours and the tower from the whole log into the feature table; first, unless
-    ``tuning`` is None, the blend weights tuned on the log's latest events
-    (``recs.tuning``), installed as the live setup when they score at least as well as it."""
+    ``tuning`` is None, the blend weights tuned on the log's latest events and the learned
+    ranker (``recs.tuning``), installed as the live setup when they score at least as well
+    as it - the ranker as a new version of ``<alias>-ranker`` in ``registry`` (default:
+    ``RegistrySettings.from_env()``), served by the model server's ``/rank``."""
+    registry = registry or RegistrySettings.from_env()
     table = item_table.feature_table(alias)
     synced = item_table.sync_feature_table(client, alias)  # a row for every document, new ones too
     synced.pop("deleted_ids")
@@ -95,7 +101,7 @@ def learn(client: Elasticsearch, alias: str, settings: CfSettings = CfSettings()
     if not events:
         raise NoEvents(f"no click, helped or up events on documents of {alias} in "
                        f"{events_index(alias)}: nothing to learn from")
-    tuned = _tune(client, alias, events, sorted(rows), settings, tuning)
+    tuned = _tune(client, alias, events, sorted(rows), settings, tuning, registry)
     data = Interactions.build(events, settings.half_life_days, items=sorted(rows))
     consumed = int((data.counts() > 0).sum())
     model = fit_neighbours(data, settings)
@@ -134,9 +140,17 @@ def learn(client: Elasticsearch, alias: str, settings: CfSettings = CfSettings()
         raise RuntimeError(f"neighbours not stored: {next(iter(outcome.failed.values()))}")
     client.indices.refresh(index=table)
     if tuned.get("install"):
-        rec_setup.write_setup(client, alias, {
-            **{k: tuned[k] for k in ("weights", "validation", "baseline")},
-            "method": model.method, "events": len(events), "tuned_at": now})
+        setup = {**{k: tuned[k] for k in ("weights", "validation", "baseline")},
+                 "method": model.method, "events": len(events), "tuned_at": now}
+        fitted = (tuned.get("ranker") or {}).pop("model", None)
+        if fitted is not None:
+            setup["ranker"] = ranker.register(fitted, alias, registry, {
+                k: v for k, v in tuned["ranker"].items() if k != "wins"})
+            tuned["ranker"]["installed"] = setup["ranker"]
+            log.info("learned ranker %s installed", setup["ranker"]["version"])
+        rec_setup.write_setup(client, alias, setup)
+    elif tuned.get("ranker"):
+        tuned["ranker"].pop("model", None)
     return {"table": table, "method": model.method, "events": len(events),
             "users": len(data.users), "items": len(rows), "consumed_items": consumed,
             "items_with_neighbours": with_neighbours, "tower": tower_report,
@@ -144,17 +158,24 @@ def learn(client: Elasticsearch, alias: str, settings: CfSettings = CfSettings()
 
 
 def _tune(client: Elasticsearch, alias: str, events: list[Event], items: list[str],
-          settings: CfSettings, tuning: TuneSettings | None) -> dict:
+          settings: CfSettings, tuning: TuneSettings | None,
+          registry: RegistrySettings | None) -> dict:
     if tuning is None:
         return {"install": False, "skipped": "not asked for"}
     live = rec_setup.read_setup(client, alias, fresh=True)
+    live_ranker = None
+    if live and live.get("ranker"):
+        try:
+            live_ranker = ranker.load_reference(live["ranker"]["version"], registry)
+        except LookupError as exc:
+            log.warning("the live ranker cannot be loaded (%s): compared as its blend", exc)
 
     def fit_model(fit: list[Event]) -> nb.ItemNeighbours:
         return fit_neighbours(Interactions.build(fit, settings.half_life_days, items=items),
                               settings)
 
     started = time.monotonic()
-    report = tune(client, alias, events, fit_model, live, tuning)
+    report = tune(client, alias, events, fit_model, live, tuning, live_ranker=live_ranker)
     report["seconds"] = round(time.monotonic() - started, 1)
     if "skipped" in report:
         log.info("blend not tuned: %s", report["skipped"])

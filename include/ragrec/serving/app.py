@@ -6,6 +6,11 @@ Routes
                                every route below, as /api/predict/{service}/<route>
   POST /v1/embeddings          OpenAI-compatible: {"input": str | [str], "model"?}
   POST /v1/rerank              {"query", "documents", "top_n"?, "return_documents"?}
+  POST /rank                   {"ranker", "user": {"id", "history"}, "candidates": [{"id",
+                               "features"}]} -> {"scores", "ranker"}: a learned
+                               recommendation ranker (``models.ranker``) found by version
+                               or registry reference (``ServerConfig.registry``); the route
+                               AIRec's custom ranker and ``/recommend`` call
   GET  /health                 model name, version, dims, max input tokens, reranker, backend
   GET  /metrics                Prometheus text
   POST /admin/model            {"model": URI, "backend"?}: load, warm up, switch, unload old
@@ -38,6 +43,7 @@ from fastapi import FastAPI, Path, Request, Response
 from starlette.datastructures import Headers
 from starlette.routing import Match
 
+from ragrec.config import RegistrySettings
 from ragrec.serving import responses as answers
 from ragrec.serving.batching import DynamicBatcher
 from ragrec.serving.loaded_model import LoadedModel
@@ -48,10 +54,12 @@ from ragrec.serving.requests import (
     EmbeddingsRequest,
     Limits,
     ModelSwapRequest,
+    RankRequest,
     RerankRequest,
     check_token_limits,
     input_type,
     parse_body,
+    rank_request,
     rerank_request,
     text_list,
 )
@@ -82,6 +90,7 @@ class ServerConfig:
     max_batch: int = 64
     max_wait_ms: float = 4.0
     max_rerank_pairs: int = 256  # (query, passage) pairs merged into one rerank call
+    registry: RegistrySettings | None = None  # where /rank finds ranker versions
 
 
 class ServerState:
@@ -256,6 +265,26 @@ def create_app(model: LoadedModel, config: ServerConfig | None = None) -> FastAP
             results.append(row)
         return json_response({"results": results, "model": served.version},
                              headers={"X-Model-Version": served.version})
+
+    @app.post("/rank", summary="Recommendation candidates scored by a learned ranker",
+              openapi_extra=json_body(RankRequest),
+              responses={200: {"model": answers.Ranked},
+                         **error_responses(*MODEL_ROUTE_ERRORS, 404)})
+    async def rank(request: Request):
+        from ragrec.models import ranker as rankers
+
+        body = parse_body(await request.body())
+        reference, history, _ids, rows = rank_request(body, config.limits,
+                                                      request.query_params.get("ranker"))
+        loop = asyncio.get_running_loop()
+        try:
+            model = await loop.run_in_executor(None, rankers.load_reference, reference,
+                                               config.registry)
+        except LookupError as exc:
+            raise BadRequest(404, str(exc)) from None
+        scores = model.score(rows, history)
+        return json_response({"scores": [float(s) for s in scores], "ranker": model.version},
+                             headers={"X-Model-Version": model.version})
 
     @app.get("/health", summary="What is being served",
              responses={200: {"model": answers.Health}, **error_responses(500)})

@@ -8,6 +8,7 @@ only describe the same bodies in the OpenAPI document.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -119,6 +120,41 @@ def rerank_request(body: dict, limits: Limits) -> tuple[str, list[str], int | No
     return query, texts, top_n, return_documents
 
 
+def rank_request(body: dict, limits: Limits,
+                 query_ranker: str | None) -> tuple[str, int, list[str], list[dict]]:
+    """(ranker reference, the user's history length, candidate ids, their features)."""
+    ranker = body.get("ranker", query_ranker)
+    if not isinstance(ranker, str) or not ranker.strip():
+        raise BadRequest(400, "missing 'ranker' (in the body or as ?ranker=): the ranker "
+                              "version or registry reference, e.g. 'kb-ranker@production'")
+    user = body.get("user", {})
+    if not isinstance(user, dict):
+        raise BadRequest(400, "'user' must be an object: {\"id\", \"history\"}")
+    history = user.get("history", 0)
+    if not isinstance(history, int) or isinstance(history, bool) or history < 0:
+        raise BadRequest(400, "'user.history' must be a non-negative integer: how many "
+                              "items the user consumed")
+    candidates = body.get("candidates")
+    if not isinstance(candidates, list):
+        raise BadRequest(400, "'candidates' must be a list of {\"id\", \"features\"}")
+    if len(candidates) > limits.max_documents:
+        raise BadRequest(413, f"{len(candidates)} candidates in one request; the limit is "
+                              f"{limits.max_documents}")
+    ids, rows = [], []
+    for index, candidate in enumerate(candidates):
+        if not isinstance(candidate, dict) or not isinstance(candidate.get("id"), str):
+            raise BadRequest(400, f"candidates[{index}] must be an object with a string 'id'")
+        features = candidate.get("features", {})
+        if not isinstance(features, dict) or not all(
+                isinstance(v, int | float) and not isinstance(v, bool)
+                and math.isfinite(v) for v in features.values()):
+            raise BadRequest(400, f"candidates[{index}].features must map feature names to "
+                                  "finite numbers")
+        ids.append(candidate["id"])
+        rows.append(features)
+    return ranker.strip(), history, ids, rows
+
+
 # -- The bodies as the OpenAPI document shows them (defaults of Limits) --------------------
 _LIMITS = Limits()
 _TOKENS = ("Each text must fit the model's input (`max_input_tokens` in /health, 256 word "
@@ -167,6 +203,29 @@ class RerankRequest(BaseModel):
     return_documents: bool = False
 
 
+class RankCandidate(BaseModel):
+    id: str
+    features: dict[str, float] = Field(
+        default_factory=dict, description="the ranker's candidate features "
+        "(ragrec.recs.ranker.BASE_FEATURES); a missing one counts as 0")
+
+
+class RankUser(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str | None = None
+    history: int = Field(0, ge=0, description="how many items the user has consumed")
+
+
+class RankRequest(BaseModel):
+    """A user and their candidates, scored by a learned recommendation ranker."""
+
+    ranker: str | None = Field(None, description="version or registry reference "
+                               "(name@stage, name:version); or ?ranker= in the URL")
+    user: RankUser = Field(default_factory=RankUser)
+    candidates: list[RankCandidate] = Field(max_length=_LIMITS.max_documents)
+
+
 class ModelSwapRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -175,4 +234,4 @@ class ModelSwapRequest(BaseModel):
         None, description="default: the backend now serving")
 
 
-BODIES = (EasRequest, EmbeddingsRequest, RerankRequest, ModelSwapRequest)
+BODIES = (EasRequest, EmbeddingsRequest, RerankRequest, RankRequest, ModelSwapRequest)

@@ -62,6 +62,12 @@ class Reranked(BaseModel):
     model: str
 
 
+class Ranked(BaseModel):
+    scores: list[float] = Field(description="one per candidate, in the request's order; "
+                                "higher ranks first")
+    ranker: str = Field(description="the ranker version that scored them")
+
+
 class ServedModel(BaseModel):
     name: str
     version: str
