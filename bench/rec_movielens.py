@@ -27,8 +27,8 @@ import numpy as np
 
 from bench import MOVIELENS
 from bench.rec_offline import scores  # Recall@k, NDCG@k: one definition for both logs
-from ragrec.api.recommend import RecSettings
 from ragrec.recs.cold_start import with_cold_slots
+from ragrec.recs.setup import RecSettings
 from ragrec.recs.training import CfSettings
 
 K = 10
@@ -98,7 +98,7 @@ def minmax(values: np.ndarray) -> np.ndarray:
 class ColdPolicy:
     """``RecSettings``' cold places: ``slots`` for items with at most ``users`` consumers
     whose cosine to the user's ``interests`` newest items (their weighted mean), in the
-    tower's space, is at least ``min_similarity`` (``training.cold_candidates``)."""
+    tower's space, is at least ``min_similarity`` (``cold_start.cold_candidates``)."""
 
     slots: int
     users: int
@@ -135,7 +135,7 @@ class Evaluation:
 
     def cold_scores(self, user: str, interests: int = 5) -> np.ndarray:
         """Cosine of every item to the weighted mean of the user's newest items' rec_vectors
-        (what ``training.cold_candidates`` asks Elasticsearch)."""
+        (what ``cold_start.cold_candidates`` asks Elasticsearch)."""
         profile = self.profile(user)
         recent = sorted(profile, key=lambda d: -profile[d])[:interests]
         query = sum(profile[d] * self.cold_vectors[self.data.item_index[d]] for d in recent)

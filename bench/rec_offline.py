@@ -84,10 +84,9 @@ def main() -> None:
     if not (SCIFACT / "corpus.jsonl").is_file():
         raise SystemExit("needs ../shared/data/scifact")
     from bench.api_load import build_index
-    from ragrec.api import recommend
     from ragrec.es_client import connect
     from ragrec.models.uris import load_layout
-    from ragrec.recs import content, item_table, training
+    from ragrec.recs import content, item_table, recommend, training
     from ragrec.recs import events as event_log
     from ragrec.recs.setup import RecSettings
 

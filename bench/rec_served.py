@@ -99,12 +99,11 @@ def main() -> None:
     args, _ = parser.parse_known_args()  # bench/run passes rec_movielens' flags too
     if not (args.log / "events.tsv").is_file():
         raise SystemExit(f"needs {args.log}/events.tsv and items.jsonl")
-    from ragrec.api import recommend
     from ragrec.config import RegistrySettings
     from ragrec.es_client import connect
     from ragrec.models.resolver import ModelResolver
     from ragrec.models.uris import load_layout
-    from ragrec.recs import training
+    from ragrec.recs import recommend, training
     from ragrec.recs.interactions import Interactions
     from ragrec.recs.setup import RecSettings, served_settings
 

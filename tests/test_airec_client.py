@@ -6,15 +6,9 @@ from __future__ import annotations
 import pytest
 from servers.airec_server import AirecServer
 
-from ragrec.cloud.airec import (
-    AirecClient,
-    AirecError,
-    batches,
-    behaviour_document,
-    delete_document,
-    item_document,
-)
+from ragrec.cloud.airec import AirecClient, AirecError, batches
 from ragrec.config import AirecSettings
+from ragrec.recs.airec_documents import behaviour_document, delete_document, item_document
 
 
 def _settings(server: AirecServer, secret: str = "airec-secret", **extra) -> AirecSettings:

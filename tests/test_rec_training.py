@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from ragrec.recs import training
+from ragrec.recs import blend, cold_start, item_table, training
 from ragrec.recs.events import log_events
 from ragrec.recs.item_table import feature_table, item_id, sync_feature_table
 from ragrec.sources import open_source
@@ -28,7 +28,7 @@ def test_neighbours_are_learned_from_clicks_served_and_kept_until_a_retrain(
         es, make_ingestor, index_name, cleanup_alias):
     cleanup_alias(index_name)
     make_ingestor().ingest(open_source(str(samples_dir())), index_name)
-    from ragrec.api import recommend
+    from ragrec.recs import recommend
 
     with pytest.raises(training.NoEvents, match="nothing to learn"):
         training.learn(es, index_name)
@@ -46,10 +46,10 @@ def test_neighbours_are_learned_from_clicks_served_and_kept_until_a_retrain(
     assert report["method"] == "ease" and report["users"] == 7
     assert report["items"] == 6 and report["consumed_items"] == 4
 
-    lists = training.neighbour_lists(es, index_name, [VPN, LEAVE, "search-platform.md"])
+    lists = item_table.neighbour_lists(es, index_name, [VPN, LEAVE, "search-platform.md"])
     assert lists[VPN][0][0] == TRAVEL and lists[LEAVE][0][0] == ONBOARDING
     assert lists["search-platform.md"] == []  # nobody read it: no collaborative neighbours
-    scores = training.collaborative_scores(es, index_name, {VPN: 1.0})
+    scores = blend.collaborative_scores(es, index_name, {VPN: 1.0})
     assert max(scores, key=scores.get) == TRAVEL and VPN not in scores
     # "People who read this also read", blended with content, one entry per document.
     related = recommend.similar_items(es, index_name, VPN, k=4)
@@ -63,19 +63,19 @@ def test_neighbours_are_learned_from_clicks_served_and_kept_until_a_retrain(
     table = feature_table(index_name)
     es.update(index=table, id=item_id(VPN), doc={"content_sha": "edited"}, refresh=True)
     assert sync_feature_table(es, index_name)["changed"] == 1
-    assert training.neighbour_lists(es, index_name, [VPN])[VPN][0][0] == TRAVEL
+    assert item_table.neighbour_lists(es, index_name, [VPN])[VPN][0][0] == TRAVEL
 
     # Behaviour changes: travellers now read onboarding after VPN; a retrain follows it.
     later = start + timedelta(days=1)
     log_events(es, index_name, _clicks(
         [(f"new-hire-{n}", doc) for n in range(8) for doc in (VPN, ONBOARDING)], later))
     training.learn(es, index_name)
-    assert training.neighbour_lists(es, index_name, [VPN])[VPN][0][0] == ONBOARDING
+    assert item_table.neighbour_lists(es, index_name, [VPN])[VPN][0][0] == ONBOARDING
 
 
 def test_recommendations_use_the_learned_neighbours_and_fall_back_to_content(
         es, make_ingestor, index_name, cleanup_alias):
-    from ragrec.api import recommend
+    from ragrec.recs import recommend
 
     cleanup_alias(index_name)
     make_ingestor().ingest(open_source(str(samples_dir())), index_name)
@@ -107,7 +107,7 @@ def test_a_new_document_nobody_has_read_gets_the_cold_place(
         es, make_ingestor, index_name, cleanup_alias, tmp_path):
     import shutil
 
-    from ragrec.api import recommend
+    from ragrec.recs import recommend
 
     cleanup_alias(index_name)
     folder = tmp_path / "docs"
@@ -126,7 +126,7 @@ def test_a_new_document_nobody_has_read_gets_the_cold_place(
     version = "all-minilm-l6-v2-base"
     # Until rec_train runs again (the index Asset triggers it) the page has no rec_vector.
     def cold(seen):
-        return [d for d, _ in training.cold_candidates(es, index_name, {LEAVE: 1.0}, seen,
+        return [d for d, _ in cold_start.cold_candidates(es, index_name, {LEAVE: 1.0}, seen,
                                                        0, 0.0, 10)]
     assert "childcare.md" not in cold({LEAVE})
     report = training.learn(es, index_name)

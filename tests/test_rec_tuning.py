@@ -12,12 +12,11 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from conftest import ROOT
-from ragrec.api import recommend
+from ragrec.recs import recommend, training
 from ragrec.recs import setup as rec_setup
-from ragrec.recs import training
 from ragrec.recs.events import log_events
 from ragrec.recs.interactions import Event
-from ragrec.recs.tuning import TuneSettings, split_latest
+from ragrec.recs.tuning import TuneSettings, validation_cases
 from ragrec.sources import open_source
 
 TOPICS = {
@@ -72,14 +71,22 @@ def _paired_log(docs: dict[str, list[str]], users: int, seed: int) -> list[dict]
     return rows
 
 
-def test_time_split_holds_out_each_users_latest_new_document():
-    events = [Event("a", d, t) for t, d in enumerate(["x", "y", "z", "w"])]
+def test_time_split_holds_out_each_users_latest_steps_as_cases():
+    events = [Event("a", d, t) for t, d in enumerate(["x", "y", "z", "w", "v"])]
     events += [Event("b", d, 10 + t) for t, d in enumerate(["x", "y"])]  # too short
     events += [Event("c", d, 20 + t) for t, d in enumerate(["x", "y", "x"])]  # a re-read
-    fit, held = split_latest(events, holdout=1, min_history=2)
-    assert held == {"a": {"w"}}
+    fit, cases = validation_cases(events, holdout=1, min_history=2, positions=1)
+    assert [(c.user, c.history, c.held) for c in cases] == [
+        ("a", ("x", "y", "z", "w"), frozenset({"v"}))]
     assert sorted((e.user, e.item) for e in fit) == [
-        ("a", "x"), ("a", "y"), ("a", "z"), ("b", "x"), ("b", "y"), ("c", "x"), ("c", "y")]
+        ("a", "w"), ("a", "x"), ("a", "y"), ("a", "z"), ("b", "x"), ("b", "y"),
+        ("c", "x"), ("c", "y")]
+    # Three steps: a's last three, each with all it read before; c's re-read is no case.
+    fit, cases = validation_cases(events, holdout=1, min_history=2, positions=3)
+    assert [(c.user, c.history[-1], c.held) for c in cases] == [
+        ("a", "y", frozenset({"z"})), ("a", "z", frozenset({"w"})), ("a", "w", frozenset({"v"}))]
+    assert sorted(e.item for e in fit if e.user == "a") == ["x", "y"]
+    assert sorted(e.item for e in fit if e.user == "c") == ["x", "y"]
 
 
 def test_each_deployment_gets_the_blend_its_own_log_needs(es, make_ingestor, index_name,

@@ -27,7 +27,7 @@ def test_related_documents_are_other_documents_once_each(api):
 def test_mmr_trades_relevance_for_variety():
     import numpy as np
 
-    from ragrec.api.recommend import mmr
+    from ragrec.recs.recommend import mmr
 
     a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
     pool = [{"doc_id": "a1", "similarity": 0.9, "_vector": a},

@@ -11,7 +11,7 @@ from dags.conftest import load_dag
 def test_rec_train_skips_without_events_then_learns_from_clicks(
         dag_connections, make_ingestor, es, index_name, cleanup_alias, small_kb):
     from ragrec.recs.events import log_events
-    from ragrec.recs.training import neighbour_lists
+    from ragrec.recs.item_table import neighbour_lists
     from ragrec.sources import LocalSource
 
     cleanup_alias(index_name)

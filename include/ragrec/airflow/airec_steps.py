@@ -12,12 +12,8 @@ import logging
 
 from ragrec.airflow import runtime
 from ragrec.airflow.connections import airec_settings
-from ragrec.cloud.airec import (
-    AirecClient,
-    behaviour_document,
-    delete_document,
-    item_document,
-)
+from ragrec.cloud.airec import AirecClient
+from ragrec.recs.airec_documents import behaviour_document, delete_document, item_document
 
 log = logging.getLogger(__name__)
 

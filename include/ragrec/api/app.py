@@ -48,7 +48,6 @@ from ragrec.answers.conversations import (
     new_conversation_id,
     owner_key,
 )
-from ragrec.api import recommend
 from ragrec.api import responses as answers
 from ragrec.api.es_limits import EsDateTime, RequestModel
 from ragrec.api.search import QueryText, SearchFilters, SearchQuery, search
@@ -56,6 +55,7 @@ from ragrec.config import ApiSettings
 from ragrec.feedback.exploration import Explorer
 from ragrec.models.resolver import ModelResolver, ModelUnavailable, TextRefused
 from ragrec.recs import events as event_log
+from ragrec.recs import recommend
 from ragrec.retrieval import EncoderMismatch, NoReranker, Searcher
 from ragrec.retrieval.queries import filter_clauses
 from ragrec.web.http_errors import (

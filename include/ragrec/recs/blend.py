@@ -27,8 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 from elasticsearch import Elasticsearch
 
+from ragrec.recs import neighbours as nb
 from ragrec.recs.content import candidates as content_candidates
 from ragrec.recs.content import doc_vectors, first_chunks, interest_neighbours
+from ragrec.recs.item_table import neighbour_lists
 from ragrec.retrieval.fusion import min_max
 
 SOURCES = ("collaborative", "content", "popular")
@@ -48,6 +50,15 @@ class Pool:
         keep = set(doc_ids)
         self.sources = {name: {d: v for d, v in values.items() if d in keep}
                         for name, values in self.sources.items()}
+
+
+def collaborative_scores(client: Elasticsearch, alias: str,
+                         profile: dict[str, float]) -> dict[str, float]:
+    """The served form of ``ItemNeighbours.scores``: the profile's stored neighbour lists,
+    summed by the profile's weights, its own items left out."""
+    lists = neighbour_lists(client, alias, list(profile))
+    items = [d for d in profile if d in lists]
+    return nb.score_history((lists[d] for d in items), (profile[d] for d in items), profile)
 
 
 def gather(client: Elasticsearch, alias: str, profile: dict[str, float], seen: set[str],

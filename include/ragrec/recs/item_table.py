@@ -206,3 +206,20 @@ def mark_behaviours_pushed(client: Elasticsearch, alias: str, until: str) -> Non
     from ragrec.recs.events import update_events_meta
 
     update_events_meta(client, alias, **{_PUSHED_UNTIL: until})
+
+
+def neighbour_lists(client: Elasticsearch, alias: str,
+                    doc_ids: list[str]) -> dict[str, list[tuple[str, float]]]:
+    """doc_id -> its stored neighbours (absent: never learned, or no such item)."""
+    table = feature_table(alias)
+    if not doc_ids or not client.indices.exists(index=table):
+        return {}
+    response = client.mget(index=table, ids=[item_id(d) for d in doc_ids],
+                           source=["doc_id", "neighbours"])
+    lists = {}
+    for doc in response["docs"]:
+        source = doc.get("_source") if doc.get("found") else None
+        if source and "neighbours" in source:
+            lists[source["doc_id"]] = [(n["doc_id"], float(n["weight"]))
+                                       for n in source["neighbours"]]
+    return lists

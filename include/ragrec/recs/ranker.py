@@ -74,6 +74,7 @@ class Example:
     matrix: np.ndarray
     relevant: np.ndarray  # bool per row
     held: int
+    group: str = ""  # whose pool (cross-validation keeps a user's pools in one fold)
 
 
 def fit(examples: Sequence[Example], l2: float = 1.0, max_iter: int = 300,

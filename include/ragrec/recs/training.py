@@ -8,7 +8,8 @@ it was learned and ``consumers``, how many users consumed the item); rows of ite
 consumed get an empty list, so a stale list never outlives a retrain. It also fits the
 recommendation tower (``ragrec.recs.tower``) on the consumption sequences and writes every
 row's ``rec_vector``, new documents included: what the cold place searches.
-``neighbour_lists`` and ``cold_candidates`` read them back for serving."""
+``item_table.neighbour_lists`` and ``cold_start.cold_candidates`` read them back for
+serving."""
 
 from __future__ import annotations
 
@@ -31,7 +32,6 @@ from ragrec.recs.interactions import Event, Interactions, event_of
 from ragrec.recs.tower import TowerSettings, next_item_pairs
 from ragrec.recs.tower import train as train_tower
 from ragrec.recs.tuning import DEFAULT_TUNING, TuneSettings, tune
-from ragrec.retrieval.queries import cosine_of, knn_query
 
 log = logging.getLogger(__name__)
 
@@ -188,60 +188,3 @@ def _tune(client: Elasticsearch, alias: str, events: list[Event], items: list[st
                  f", live {report['live'][k]:.4f}" if "live" in report else "",
                  "installed" if report["install"] else "the live setup scores better: kept")
     return report
-
-
-def neighbour_lists(client: Elasticsearch, alias: str,
-                    doc_ids: list[str]) -> dict[str, list[tuple[str, float]]]:
-    """doc_id -> its stored neighbours (absent: never learned, or no such item)."""
-    table = item_table.feature_table(alias)
-    if not doc_ids or not client.indices.exists(index=table):
-        return {}
-    response = client.mget(index=table, ids=[item_table.item_id(d) for d in doc_ids],
-                           source=["doc_id", "neighbours"])
-    lists = {}
-    for doc in response["docs"]:
-        source = doc.get("_source") if doc.get("found") else None
-        if source and "neighbours" in source:
-            lists[source["doc_id"]] = [(n["doc_id"], float(n["weight"]))
-                                       for n in source["neighbours"]]
-    return lists
-
-
-def cold_candidates(client: Elasticsearch, alias: str, profile: dict[str, float],
-                    seen: set[str], max_consumers: int, min_similarity: float,
-                    count: int, interests: int = 5) -> list[tuple[str, float]]:
-    """The items at most ``max_consumers`` users consumed, closest in the tower's space to
-    the profile's ``interests`` newest items (their rec_vectors, weighted by the profile):
-    ``(doc_id, cosine)``, best first, cosine at least ``min_similarity``."""
-    table = item_table.feature_table(alias)
-    recent = sorted(profile, key=lambda d: -profile[d])[:interests]
-    if not recent or not client.indices.exists(index=table):
-        return []
-    docs = client.mget(index=table, ids=[item_table.item_id(d) for d in recent],
-                       source=["rec_vector"])["docs"]
-    query = None
-    for doc_id, doc in zip(recent, docs, strict=True):
-        vector = (doc.get("_source") or {}).get("rec_vector") if doc.get("found") else None
-        if vector is not None:
-            part = profile[doc_id] * np.asarray(vector, dtype=np.float32)
-            query = part if query is None else query + part
-    if query is None or not np.linalg.norm(query):
-        return []
-    cold = {"bool": {"should": [{"range": {"consumers": {"lte": max_consumers}}},
-                                {"bool": {"must_not": {"exists": {"field": "consumers"}}}}],
-                     "minimum_should_match": 1,
-                     "must_not": [{"terms": {"doc_id": sorted(seen)}}]}}
-    response = client.search(index=table, size=count, source=["doc_id"], knn=knn_query(
-        query / np.linalg.norm(query), count, filters=cold, field="rec_vector"))
-    found = [(h["_source"]["doc_id"], cosine_of(h["_score"]))
-             for h in response["hits"]["hits"]]
-    return [(d, s) for d, s in found if s >= min_similarity]
-
-
-def collaborative_scores(client: Elasticsearch, alias: str,
-                         profile: dict[str, float]) -> dict[str, float]:
-    """The served form of ``ItemNeighbours.scores``: the profile's stored neighbour lists,
-    summed by the profile's weights, its own items left out."""
-    lists = neighbour_lists(client, alias, list(profile))
-    items = [d for d in profile if d in lists]
-    return nb.score_history((lists[d] for d in items), (profile[d] for d in items), profile)

@@ -1,16 +1,19 @@
-"""The recommendation blend tuned on each deployment's own log, every ``rec_train`` run.
+"""The recommendation blend and the learned ranker tuned on each deployment's own log,
+every ``rec_train`` run.
 
-Each user's latest ``holdout`` positive events are held out (time-based validation); the
-item neighbours are fitted on the rest, exactly as ``rec_train`` fits them on everything;
-then, for a sample of the held-out users, the served candidate pool and its source scores
-are gathered once through ``recs.blend.gather`` (the content neighbours from the real chunk
-index, the collaborative scores and popularity from the fitted part), and every weight
-combination of the grid ranks those pools as ``/recommend/user`` would
+Each user's latest ``positions`` steps of ``holdout`` positive events are held out
+(time-based validation), each step a case whose history is what the user consumed before
+it; the item neighbours are fitted on the rest, exactly as ``rec_train`` fits them on
+everything; then, for the cases of a sample of users, the served candidate pool and its
+source scores are gathered once through ``recs.blend.gather`` (the content neighbours from
+the real chunk index, the collaborative scores and popularity from the fitted part), and
+every weight combination of the grid ranks those pools as ``/recommend/user`` would
 (``recs.blend.fuse``: min-max scaled sources, ties by document id). NDCG@k against the
-held-out documents picks the weights. The shipped weights and the live ones are scored on
-the same split, and the new weights replace the live ones only when they score at least as
-well. The test split of a benchmark never reaches this code: it only sees the log.
-"""
+held-out documents picks the weights. The learned ranker (``recs.ranker``) is fitted on the
+same pools and kept only when it beats the blend out of fold (``compare_ranker``). The
+shipped weights and the live setup are scored on the same cases, and the result replaces
+the live setup only when it scores at least as well. The test split of a benchmark never
+reaches this code: it only sees the log."""
 
 from __future__ import annotations
 
@@ -39,7 +42,8 @@ POPULAR_COUNTS = 200  # as served: the 200 most clicked documents are the popula
 
 @dataclass(frozen=True)
 class TuneSettings:
-    holdout: int = 1  # each user's latest positive events held out for validation
+    holdout: int = 1  # positive events held out a validation step
+    positions: int = 3  # a user's latest steps, each a validation case (more signal a user)
     min_history: int = 2  # events a validation user keeps to be scored from
     min_users: int = 20  # fewer validation users: not tuned, the live setup stays
     max_users: int = 500  # a seeded sample beyond this
@@ -75,7 +79,7 @@ class Validation:
 
     @property
     def users(self) -> int:
-        return len(self.pools)
+        return len({pool.group for pool in self.pools})
 
     def subset(self, indices) -> Validation:
         return Validation([self.pools[i] for i in indices])
@@ -86,10 +90,10 @@ class Validation:
 
     def ndcg_of(self, scores: list[np.ndarray], k: int) -> float:
         """Mean NDCG@k of the pools ranked by ``scores`` (one array per pool)."""
-        per_user = self.per_user(scores, k)
-        return float(per_user.mean()) if len(per_user) else 0.0
+        per_case = self.per_case(scores, k)
+        return float(per_case.mean()) if len(per_case) else 0.0
 
-    def per_user(self, scores: list[np.ndarray], k: int) -> np.ndarray:
+    def per_case(self, scores: list[np.ndarray], k: int) -> np.ndarray:
         values = np.zeros(len(self.pools))
         for n, (pool, ranking) in enumerate(zip(self.pools, scores, strict=True)):
             order = np.argsort(-ranking, kind="stable")[:k]
@@ -102,43 +106,53 @@ class Validation:
         return self.ndcg_of([model.score_matrix(pool.matrix) for pool in self.pools], k)
 
 
-def split_latest(events: list[Event], holdout: int,
-                 min_history: int) -> tuple[list[Event], dict[str, set[str]]]:
-    """(the events kept for fitting, user -> the documents of their ``holdout`` latest
-    events); only users with ``min_history`` events before those are held out, and a held
-    document the user had consumed before does not count (consumed items are never shown)."""
+@dataclass(frozen=True)
+class Case:
+    """One validation example: a user's consumed items before a point in time (oldest
+    first) and the new documents of their next ``holdout`` events."""
+
+    user: str
+    history: tuple[str, ...]
+    held: frozenset[str]
+
+
+def validation_cases(events: list[Event], holdout: int, min_history: int,
+                     positions: int = 1) -> tuple[list[Event], list[Case]]:
+    """(the events kept for fitting, the cases): each user's latest ``positions`` steps of
+    ``holdout`` events are held out, each step a case whose history is everything the user
+    consumed before it; a user keeps at least ``min_history`` events before the first step
+    (fewer steps for a short history, none below that). A held document the user had
+    consumed before does not count (consumed items are never shown)."""
     by_user: dict[str, list[Event]] = {}
     for event in sorted(events, key=lambda e: (e.ts, e.item)):
         by_user.setdefault(event.user, []).append(event)
-    fit, held = [], {}
+    fit, cases = [], []
     for user, sequence in by_user.items():
-        if len(sequence) < holdout + min_history:
+        steps = min(positions, (len(sequence) - min_history) // holdout)
+        if steps <= 0:
             fit.extend(sequence)
             continue
-        kept, latest = sequence[:-holdout], sequence[-holdout:]
-        fit.extend(kept)
-        before = {e.item for e in kept}
-        new = {e.item for e in latest} - before
-        if new:
-            held[user] = new
-    return fit, held
+        first = len(sequence) - steps * holdout
+        fit.extend(sequence[:first])
+        for start in range(first, len(sequence), holdout):
+            before = tuple(e.item for e in sequence[:start])
+            new = {e.item for e in sequence[start:start + holdout]} - set(before)
+            if new:
+                cases.append(Case(user, before, frozenset(new)))
+    return fit, cases
 
 
-def validation_pools(client: Elasticsearch, alias: str, fit: list[Event],
-                     held: dict[str, set[str]], model: ItemNeighbours, rec: RecSettings,
-                     users: list[str]) -> Validation:
-    """The served pool and source scores of each user, as of the fitted part."""
+def validation_pools(client: Elasticsearch, alias: str, fit: list[Event], cases: list[Case],
+                     model: ItemNeighbours, rec: RecSettings) -> Validation:
+    """The served pool and source scores of each case, as of the fitted part."""
     clicks = Counter(e.item for e in fit)
     counts = dict(sorted(clicks.items(), key=lambda p: (-p[1], p[0]))[:POPULAR_COUNTS])
     last = max(e.ts for e in fit)
     recent = Counter(e.item for e in fit if e.ts >= last - rec.recent_days * 86400)
-    sequences: dict[str, list[str]] = {}
-    for event in sorted(fit, key=lambda e: e.ts):
-        sequences.setdefault(event.user, []).append(event.item)
     result = Validation()
     started = time.monotonic()
-    for n, user in enumerate(users, start=1):
-        sequence = sequences.get(user, [])
+    for n, case in enumerate(cases, start=1):
+        sequence = list(case.history)
         profile = recency_profile(sequence, rec.profile_half_life)
         seen = set(sequence)
         collaborative = {d: v for d, v in score_history(
@@ -151,12 +165,12 @@ def validation_pools(client: Elasticsearch, alias: str, fit: list[Event],
         ids = sorted(pool.doc_ids)
         rows = candidate_features(pool.sources, ids, recent)
         result.pools.append(Example(design(rows, len(seen)),
-                                    np.asarray([d in held[user] for d in ids], dtype=bool),
-                                    len(held[user])))
-        if n % 100 == 0:
+                                    np.asarray([d in case.held for d in ids], dtype=bool),
+                                    len(case.held), case.user))
+        if n % 200 == 0:
             spent = time.monotonic() - started
-            log.info("tuning: %d/%d validation users gathered, ETA %.0f s", n, len(users),
-                     spent / n * (len(users) - n))
+            log.info("tuning: %d/%d validation cases gathered, ETA %.0f s", n, len(cases),
+                     spent / n * (len(cases) - n))
     return result
 
 
@@ -169,15 +183,17 @@ def tune(client: Elasticsearch, alias: str, events: list[Event],
     out of fold (``report["ranker"]["model"]``). Returns the report; ``install`` says
     whether the result should replace the live setup (``live``, scored with
     ``live_ranker`` when it has one)."""
-    fit, held = split_latest(events, settings.holdout, settings.min_history)
-    users = sorted(held)
+    fit, cases = validation_cases(events, settings.holdout, settings.min_history,
+                                  settings.positions)
+    users = sorted({case.user for case in cases})
     if len(users) > settings.max_users:
-        users = sorted(random.Random(settings.seed).sample(users, settings.max_users))
+        users = set(random.Random(settings.seed).sample(users, settings.max_users))
+        cases = [case for case in cases if case.user in users]
     if len(users) < settings.min_users:
         return {"install": False, "skipped": f"{len(users)} users have {settings.holdout} "
                 f"held-out and {settings.min_history} earlier events; tuning needs "
                 f"{settings.min_users}", "settings": settings.to_dict()}
-    validation = validation_pools(client, alias, fit, held, fit_model(fit), rec, users)
+    validation = validation_pools(client, alias, fit, cases, fit_model(fit), rec)
     if validation.users < settings.min_users:
         return {"install": False, "skipped": f"only {validation.users} validation users have "
                 f"collaborative candidates; tuning needs {settings.min_users}",
@@ -189,7 +205,8 @@ def tune(client: Elasticsearch, alias: str, events: list[Event],
     report = {
         "weights": best,
         "validation": {key: round(best_ndcg, 6), "users": validation.users,
-                       "holdout": settings.holdout, "grid": len(scored)},
+                       "cases": len(validation.pools), "holdout": settings.holdout,
+                       "positions": settings.positions, "grid": len(scored)},
         "baseline": {"weights": shipped, key: round(validation.ndcg(shipped, settings.k), 6)},
         "settings": settings.to_dict()}
     chosen = best_ndcg
@@ -212,32 +229,42 @@ def tune(client: Elasticsearch, alias: str, events: list[Event],
 def compare_ranker(validation: Validation, settings: TuneSettings) -> dict:
     """The learned ranker against the tuned blend, both out of fold: the validation users
     split in ``folds`` (seeded); on each, the blend's weights picked by the grid and the
-    ranker fitted on the other folds, then scored on this one. ``wins``: the ranker's mean
-    per-user gain in NDCG is above ``ranker_margin`` standard errors of that gain (one
-    held-out event a user makes NDCG noisy: a sample of 500 users moves it by about 0.01,
-    and a ranker that wins by noise is not installed)."""
-    order = list(range(validation.users))
-    random.Random(settings.seed).shuffle(order)
-    folds = [order[n::settings.folds] for n in range(settings.folds)]
-    blend_scores: list[np.ndarray | None] = [None] * validation.users
-    ranker_scores: list[np.ndarray | None] = [None] * validation.users
+    ranker fitted on the other folds, then scored on this one (a user's cases stay in one
+    fold). ``wins``: the ranker's mean gain in NDCG a user is above ``ranker_margin``
+    standard errors of that gain (a held-out event or three a user make NDCG noisy: a
+    sample of 500 users moves it by about 0.01, and a ranker that wins by noise is not
+    installed)."""
+    users = sorted({pool.group for pool in validation.pools})
+    random.Random(settings.seed).shuffle(users)
+    fold_of = {user: n % settings.folds for n, user in enumerate(users)}
+    folds = [[i for i, pool in enumerate(validation.pools) if fold_of[pool.group] == n]
+             for n in range(settings.folds)]
+    blend_scores: list[np.ndarray | None] = [None] * len(validation.pools)
+    ranker_scores: list[np.ndarray | None] = [None] * len(validation.pools)
     for held in folds:
-        rest = sorted(set(order) - set(held))
+        rest = sorted(set(range(len(validation.pools))) - set(held))
         train = validation.subset(rest)
         weights = max(settings.grid(), key=lambda w: train.ndcg(w, settings.k))
         vector = np.asarray([weights.get(name, 0.0) for name in SOURCES])
-        model = fit_ranker(train.pools, settings.ranker_l2)
+        try:
+            model = fit_ranker(train.pools, settings.ranker_l2)
+        except ValueError as exc:  # no held-out document among a fold's candidates
+            return {"wins": False, "skipped": str(exc), "folds": settings.folds}
         for index in held:
             matrix = validation.pools[index].matrix
             blend_scores[index] = matrix[:, :len(SOURCES)] @ vector
             ranker_scores[index] = model.score_matrix(matrix)
     key = f"ndcg@{settings.k}"
-    blend = validation.per_user(blend_scores, settings.k)
-    ranker = validation.per_user(ranker_scores, settings.k)
-    gain = ranker - blend
+    blend = validation.per_case(blend_scores, settings.k)
+    ranker = validation.per_case(ranker_scores, settings.k)
+    by_user: dict[str, list[float]] = {}  # a user's cases are not independent: one gain each
+    for pool, difference in zip(validation.pools, ranker - blend, strict=True):
+        by_user.setdefault(pool.group, []).append(float(difference))
+    gain = np.asarray([np.mean(values) for values in by_user.values()])
     error = float(gain.std(ddof=1) / math.sqrt(len(gain))) if len(gain) > 1 else math.inf
     return {f"blend_{key}": round(float(blend.mean()), 6),
             f"ranker_{key}": round(float(ranker.mean()), 6),
-            "gain": round(float(gain.mean()), 6), "gain_standard_error": round(error, 6),
+            "gain": round(float((ranker - blend).mean()), 6),
+            "gain_standard_error": round(error, 6),
             "folds": settings.folds,
             "wins": bool(gain.mean() > settings.ranker_margin * error)}

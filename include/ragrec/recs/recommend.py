@@ -29,12 +29,12 @@ from elasticsearch import Elasticsearch
 
 from ragrec.recs import blend as sources
 from ragrec.recs import events as event_log
-from ragrec.recs.cold_start import with_cold_slots
+from ragrec.recs.cold_start import cold_candidates, with_cold_slots
 from ragrec.recs.content import click_weights, doc_vectors, first_chunks, interest_neighbours
 from ragrec.recs.interactions import recency_profile
+from ragrec.recs.item_table import neighbour_lists
 from ragrec.recs.ranker import candidate_features
 from ragrec.recs.setup import RecSettings, served_settings
-from ragrec.recs.training import cold_candidates, collaborative_scores, neighbour_lists
 from ragrec.retrieval.fusion import blend, min_max, rrf
 
 
@@ -107,7 +107,8 @@ def for_user(client: Elasticsearch, alias: str, user_id: str, models, version: s
     popular = [d for d in counts if d not in seen]
     profile = recency_profile([e["doc_id"] for e in reversed(history)],
                               settings.profile_half_life)
-    collaborative = {d: v for d, v in collaborative_scores(client, alias, profile).items()
+    collaborative = {d: v for d, v in sources.collaborative_scores(client, alias,
+                                                                     profile).items()
                      if d not in seen}
     ranked_by = "blend"
     if collaborative:
@@ -188,7 +189,7 @@ def _with_cold(client: Elasticsearch, alias: str, pool: dict[str, dict], head: l
                settings: RecSettings) -> list[dict]:
     """``head``'s top ``k`` with ``cold_slots`` places for the documents nobody had consumed
     at the last ``rec_train``, closest to the user's newest items in the recommendation
-    tower's space (``ragrec.recs.cold_start``, ``training.cold_candidates``)."""
+    tower's space (``ragrec.recs.cold_start``)."""
     shown = {c["doc_id"] for c in head[:k - settings.cold_slots]}
     found = cold_candidates(client, alias, profile, seen | shown, settings.cold_users,
                             settings.cold_min_similarity, settings.cold_slots,
