@@ -8,8 +8,11 @@ feature table `<alias>-rec-items`, where recommendations read them, with the ite
 `rec_vector` from the recommendation tower fitted on what users read next (new documents
 get one too: it is what their cold place is searched by). Before that, the blend weights of
 `/recommend/user`'s sources (collaborative, content, popular) are tuned on this deployment's
-own log - each user's latest event held out - and replace the live ones (`rec_setup` in the
-feature table's `_meta`) only when they score at least as well on it. Runs nightly, and when
+own log - each user's last 3 events held out, one validation case each - and a learned
+ranker over the candidates' features is fitted on the same cases, kept only when it beats
+the blend out of fold (registered as a version of `<alias>-ranker`, served by the model
+endpoint's `/rank`); the result replaces the live setup (`rec_setup` in the feature table's
+`_meta`) only when it scores at least as well on the same cases. Runs nightly, and when
 the knowledge-base index Asset (`ragrec_kb_index`) is updated; skipped while there are no
 events yet.
 """
@@ -36,8 +39,8 @@ from ragrec.airflow.dag_defaults import DEFAULT_ARGS
                            title="Index alias (when not triggered by the Asset)"),
             "settings": Param({}, type="object", title="CfSettings overrides",
                               description="e.g. {\"l2\": 500, \"neighbours\": 50, "
-                                          "\"tuning\": {\"holdout\": 2}} (\"tuning\": false: "
-                                          "keep the live blend)")},
+                                          "\"tuning\": {\"holdout\": 2, \"ranker\": false}} "
+                                          "(\"tuning\": false: keep the live blend)")},
 )
 def rec_train():
     @task

@@ -102,6 +102,10 @@ def test_each_deployment_gets_the_blend_its_own_log_needs(es, make_ingestor, ind
     tuned = {alias: r["tuning"] for alias, r in reports.items()}
     for alias, report in tuned.items():
         assert report["install"], report
+        # Both neighbour models were tried; learn fitted the one that scored best.
+        assert set(report["methods"]) == {"ease", "cooccurrence"}
+        assert report["methods"][report["method"]] == max(report["methods"].values())
+        assert reports[alias]["method"] == report["method"]
         assert report["validation"]["users"] >= 60
         assert report["validation"]["ndcg@10"] >= report["baseline"]["ndcg@10"]
         live = rec_setup.read_setup(es, alias, fresh=True)
@@ -125,6 +129,10 @@ def test_each_deployment_gets_the_blend_its_own_log_needs(es, make_ingestor, ind
     assert items[0]["doc_id"] == partner_of_last
 
 
+def other_method(method: str) -> str:
+    return "cooccurrence" if method == "ease" else "ease"
+
+
 def test_a_worse_fit_does_not_replace_the_live_setup(es, make_ingestor, index_name,
                                                     cleanup_alias, tmp_path):
     docs = _catalogue(tmp_path)
@@ -135,9 +143,12 @@ def test_a_worse_fit_does_not_replace_the_live_setup(es, make_ingestor, index_na
     assert first["install"] and first["weights"]["content"] >= 0.4
     before = rec_setup.read_setup(es, index_name, fresh=True)
     # An operator narrows the search to behaviour alone: on this log it fits worse.
-    narrow = TuneSettings(collaborative=(1.0,), content=(0.0,), popular=(0.0,), ranker=False)
-    second = training.learn(es, index_name, tuning=narrow)["tuning"]
+    narrow = TuneSettings(collaborative=(1.0,), content=(0.0,), popular=(0.0,), ranker=False,
+                          methods=(other_method(first["method"]),))
+    learned = training.learn(es, index_name, tuning=narrow)
+    second = learned["tuning"]
     assert not second["install"]
+    assert learned["method"] == before["method"] == first["method"]  # the live one refitted
     assert second["live"]["weights"] == before["weights"]
     assert second["validation"]["ndcg@10"] < second["live"]["ndcg@10"]
     assert rec_setup.read_setup(es, index_name, fresh=True) == before

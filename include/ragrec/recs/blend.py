@@ -63,10 +63,12 @@ def collaborative_scores(client: Elasticsearch, alias: str,
 
 def gather(client: Elasticsearch, alias: str, profile: dict[str, float], seen: set[str],
            collaborative: dict[str, float], counts: dict[str, int], interests: int,
-           per_interest: int, candidates: int) -> Pool:
+           per_interest: int, candidates: int, rows: dict[str, dict] | None = None) -> Pool:
     """The pool and its source scores for one user. ``collaborative`` excludes ``seen``;
-    ``counts``: clicks per document, most first."""
-    rows = interest_neighbours(client, alias, profile, seen, interests, per_interest)
+    ``counts``: clicks per document, most first; ``rows``: the content candidates when the
+    caller has them already (``content.interest_neighbours``)."""
+    if rows is None:
+        rows = interest_neighbours(client, alias, profile, seen, interests, per_interest)
     top_cf = sorted(collaborative, key=lambda d: (-collaborative[d], d))[:candidates]
     top_popular = [d for d in counts if d not in seen][:per_interest]
     pool = list(dict.fromkeys([*rows, *top_cf, *top_popular]))

@@ -57,6 +57,9 @@ class CfSettings:
         return asdict(self)
 
 
+NEIGHBOUR_METHODS = ("ease", "cooccurrence")
+
+
 class NoEvents(LookupError):
     pass
 
@@ -70,10 +73,14 @@ def positive_events(client: Elasticsearch, alias: str):
         yield event_of(hit["_source"])
 
 
-def fit_neighbours(data: Interactions, settings: CfSettings) -> nb.ItemNeighbours:
-    """EASE while the consumed catalogue fits ``ease_max_items``, co-consumption beyond."""
+def fit_neighbours(data: Interactions, settings: CfSettings,
+                   method: str | None = None) -> nb.ItemNeighbours:
+    """``method`` ("ease" or "cooccurrence"); None: EASE while the consumed catalogue fits
+    ``ease_max_items``, co-consumption beyond."""
     consumed = int((data.counts() > 0).sum())
-    if consumed <= settings.ease_max_items:
+    if method not in (None, *NEIGHBOUR_METHODS):
+        raise ValueError(f"unknown neighbour method {method!r}: use one of {NEIGHBOUR_METHODS}")
+    if method == "ease" or method is None and consumed <= settings.ease_max_items:
         return nb.ease(data.matrix, data.items, settings.l2, settings.neighbours,
                        settings.ease_max_items)
     return nb.cooccurrence(data.matrix, data.items, settings.neighbours, settings.shrink,
@@ -104,7 +111,7 @@ def learn(client: Elasticsearch, alias: str, settings: CfSettings = CfSettings()
     tuned = _tune(client, alias, events, sorted(rows), settings, tuning, registry)
     data = Interactions.build(events, settings.half_life_days, items=sorted(rows))
     consumed = int((data.counts() > 0).sum())
-    model = fit_neighbours(data, settings)
+    model = fit_neighbours(data, settings, tuned.get("fit_method"))
     order = sorted(rows)
     matrix = np.asarray([vectors[d] for d in order], dtype=np.float32)
     pairs = next_item_pairs(data.sequences, order, settings.tower.max_pairs,
@@ -160,9 +167,10 @@ def learn(client: Elasticsearch, alias: str, settings: CfSettings = CfSettings()
 def _tune(client: Elasticsearch, alias: str, events: list[Event], items: list[str],
           settings: CfSettings, tuning: TuneSettings | None,
           registry: RegistrySettings | None) -> dict:
-    if tuning is None:
-        return {"install": False, "skipped": "not asked for"}
     live = rec_setup.read_setup(client, alias, fresh=True)
+    if tuning is None:
+        return {"install": False, "skipped": "not asked for",
+                "fit_method": (live or {}).get("method")}
     live_ranker = None
     if live and live.get("ranker"):
         try:
@@ -170,19 +178,27 @@ def _tune(client: Elasticsearch, alias: str, events: list[Event], items: list[st
         except LookupError as exc:
             log.warning("the live ranker cannot be loaded (%s): compared as its blend", exc)
 
-    def fit_model(fit: list[Event]) -> nb.ItemNeighbours:
+    def fit_model(fit: list[Event], method: str) -> nb.ItemNeighbours:
         return fit_neighbours(Interactions.build(fit, settings.half_life_days, items=items),
-                              settings)
+                              settings, method)
 
+    consumed = len({e.item for e in events})
+    methods = tuple(m for m in tuning.methods
+                    if m != "ease" or consumed <= settings.ease_max_items) or ("cooccurrence",)
     started = time.monotonic()
-    report = tune(client, alias, events, fit_model, live, tuning, live_ranker=live_ranker)
+    report = tune(client, alias, events, fit_model, live, tuning, live_ranker=live_ranker,
+                  methods=methods)
+    # What learn fits: the tuned method when installed, else the live setup's.
+    report["fit_method"] = report.get("method") if report.get("install") else \
+        (live or {}).get("method")
     report["seconds"] = round(time.monotonic() - started, 1)
     if "skipped" in report:
         log.info("blend not tuned: %s", report["skipped"])
     else:
         k = f"ndcg@{tuning.k}"
-        log.info("blend tuned on %d validation users: %s NDCG@%d %.4f (shipped %s %.4f%s); %s",
-                 report["validation"]["users"], report["weights"], tuning.k,
+        log.info("blend tuned on %d validation users: %s %s NDCG@%d %.4f (shipped %s %.4f%s); "
+                 "%s", report["validation"]["users"], report["method"], report["weights"],
+                 tuning.k,
                  report["validation"][k], report["baseline"]["weights"],
                  report["baseline"][k],
                  f", live {report['live'][k]:.4f}" if "live" in report else "",

@@ -30,6 +30,7 @@ import numpy as np
 from elasticsearch import Elasticsearch
 
 from ragrec.recs.blend import SOURCES, gather
+from ragrec.recs.content import interest_neighbours
 from ragrec.recs.interactions import Event, recency_profile
 from ragrec.recs.neighbours import ItemNeighbours, score_history
 from ragrec.recs.ranker import Example, Ranker, candidate_features, design
@@ -55,6 +56,7 @@ class TuneSettings:
     ranker: bool = True  # also fit the learned ranker; kept only if it wins out of fold
     ranker_l2: float = 1.0
     ranker_margin: float = 2.0  # standard errors of the paired gain the ranker must clear
+    methods: tuple[str, ...] = ("ease", "cooccurrence")  # the neighbour models tried
     folds: int = 2
 
     def grid(self) -> list[dict[str, float]]:
@@ -143,30 +145,37 @@ def validation_cases(events: list[Event], holdout: int, min_history: int,
 
 
 def validation_pools(client: Elasticsearch, alias: str, fit: list[Event], cases: list[Case],
-                     model: ItemNeighbours, rec: RecSettings) -> Validation:
-    """The served pool and source scores of each case, as of the fitted part."""
+                     models: dict[str, ItemNeighbours],
+                     rec: RecSettings) -> dict[str, Validation]:
+    """The served pool and source scores of each case, as of the fitted part, for each
+    neighbour model of ``models`` (the content candidates are searched once a case)."""
     clicks = Counter(e.item for e in fit)
     counts = dict(sorted(clicks.items(), key=lambda p: (-p[1], p[0]))[:POPULAR_COUNTS])
     last = max(e.ts for e in fit)
     recent = Counter(e.item for e in fit if e.ts >= last - rec.recent_days * 86400)
-    result = Validation()
+    result = {method: Validation() for method in models}
     started = time.monotonic()
     for n, case in enumerate(cases, start=1):
         sequence = list(case.history)
         profile = recency_profile(sequence, rec.profile_half_life)
         seen = set(sequence)
-        collaborative = {d: v for d, v in score_history(
-            (model.of(d) for d in profile), profile.values(), profile).items()
-            if d not in seen}
-        if not collaborative:  # served without the blend: the weights do not matter
-            continue
-        pool = gather(client, alias, profile, seen, collaborative, counts, rec.interests,
-                      rec.blend_per_interest, rec.candidates)
-        ids = sorted(pool.doc_ids)
-        rows = candidate_features(pool.sources, ids, recent)
-        result.pools.append(Example(design(rows, len(seen)),
-                                    np.asarray([d in case.held for d in ids], dtype=bool),
-                                    len(case.held), case.user))
+        content = None
+        for method, model in models.items():
+            collaborative = {d: v for d, v in score_history(
+                (model.of(d) for d in profile), profile.values(), profile).items()
+                if d not in seen}
+            if not collaborative:  # served without the blend: the weights do not matter
+                continue
+            if content is None:
+                content = interest_neighbours(client, alias, profile, seen, rec.interests,
+                                              rec.blend_per_interest)
+            pool = gather(client, alias, profile, seen, collaborative, counts, rec.interests,
+                          rec.blend_per_interest, rec.candidates, dict(content))
+            ids = sorted(pool.doc_ids)
+            rows = candidate_features(pool.sources, ids, recent)
+            result[method].pools.append(Example(
+                design(rows, len(seen)), np.asarray([d in case.held for d in ids], dtype=bool),
+                len(case.held), case.user))
         if n % 200 == 0:
             spent = time.monotonic() - started
             log.info("tuning: %d/%d validation cases gathered, ETA %.0f s", n, len(cases),
@@ -175,14 +184,16 @@ def validation_pools(client: Elasticsearch, alias: str, fit: list[Event], cases:
 
 
 def tune(client: Elasticsearch, alias: str, events: list[Event],
-         fit_model: Callable[[list[Event]], ItemNeighbours], live: dict | None,
+         fit_model: Callable[[list[Event], str], ItemNeighbours], live: dict | None,
          settings: TuneSettings, rec: RecSettings = SHIPPED,
-         live_ranker: Ranker | None = None) -> dict:
+         live_ranker: Ranker | None = None, methods: tuple[str, ...] | None = None) -> dict:
     """Tunes the blend on ``events`` (the deployment's positive events) and, unless
     ``settings.ranker`` is off, fits the learned ranker and keeps it when it beats the blend
     out of fold (``report["ranker"]["model"]``). Returns the report; ``install`` says
     whether the result should replace the live setup (``live``, scored with
-    ``live_ranker`` when it has one)."""
+    ``live_ranker`` when it has one). Each neighbour model of ``methods`` (default
+    ``settings.methods``; ``fit_model(events, method)`` fits one) is tried: the pools of
+    each, the best weights of each, and the best of all is the ``method``."""
     fit, cases = validation_cases(events, settings.holdout, settings.min_history,
                                   settings.positions)
     users = sorted({case.user for case in cases})
@@ -193,17 +204,28 @@ def tune(client: Elasticsearch, alias: str, events: list[Event],
         return {"install": False, "skipped": f"{len(users)} users have {settings.holdout} "
                 f"held-out and {settings.min_history} earlier events; tuning needs "
                 f"{settings.min_users}", "settings": settings.to_dict()}
-    validation = validation_pools(client, alias, fit, cases, fit_model(fit), rec)
-    if validation.users < settings.min_users:
-        return {"install": False, "skipped": f"only {validation.users} validation users have "
+    methods = methods or settings.methods
+    validations = validation_pools(client, alias, fit, cases,
+                                   {m: fit_model(fit, m) for m in methods}, rec)
+    fewest = min(v.users for v in validations.values())
+    if fewest < settings.min_users:
+        return {"install": False, "skipped": f"only {fewest} validation users have "
                 f"collaborative candidates; tuning needs {settings.min_users}",
                 "settings": settings.to_dict()}
-    scored = [(validation.ndcg(w, settings.k), w) for w in settings.grid()]
-    best_ndcg, best = max(scored, key=lambda pair: pair[0])  # first of equals: grid order
+    grid = settings.grid()
+    by_method = {}
+    for method, pools in validations.items():  # first of equals: method, then grid order
+        by_method[method] = max(((pools.ndcg(w, settings.k), w) for w in grid),
+                                key=lambda pair: pair[0])
+    method = max(by_method, key=lambda m: by_method[m][0])
+    best_ndcg, best = by_method[method]
+    validation = validations[method]
+    scored = grid
     shipped = SHIPPED.weights()
     key = f"ndcg@{settings.k}"
     report = {
-        "weights": best,
+        "method": method, "weights": best,
+        "methods": {m: round(ndcg, 6) for m, (ndcg, _) in by_method.items()},
         "validation": {key: round(best_ndcg, 6), "users": validation.users,
                        "cases": len(validation.pools), "holdout": settings.holdout,
                        "positions": settings.positions, "grid": len(scored)},
@@ -218,8 +240,9 @@ def tune(client: Elasticsearch, alias: str, events: list[Event],
             chosen = report["ranker"][f"ranker_{key}"]
     report["install"] = True
     if live:
-        live_ndcg = (validation.ranker_ndcg(live_ranker, settings.k) if live_ranker is not None
-                     else validation.ndcg(live["weights"], settings.k))
+        own = validations.get(live.get("method"), validation)  # its own neighbours' pools
+        live_ndcg = (own.ranker_ndcg(live_ranker, settings.k) if live_ranker is not None
+                     else own.ndcg(live["weights"], settings.k))
         report["live"] = {"weights": live["weights"], key: round(live_ndcg, 6),
                           "ranker": live_ranker.version if live_ranker is not None else None}
         report["install"] = chosen >= live_ndcg
