@@ -147,7 +147,10 @@ def main() -> None:
     else:
         ranker = tuning.get("ranker") or {}
         print(f"rec_train tuned the blend on {tuning['validation']['users']} validation users "
-              f"(each one's latest training event held out): {tuning['weights']} NDCG@10 "
+              f"({tuning['validation']['cases']} cases: each one's last "
+              f"{tuning['validation']['positions']} training events held out): neighbours "
+              f"{tuning['method']} (best NDCG@10 by model: {tuning['methods']}), weights "
+              f"{tuning['weights']} NDCG@10 "
               f"{tuning['validation']['ndcg@10']:.4f} vs shipped {tuning['baseline']['weights']} "
               f"{tuning['baseline']['ndcg@10']:.4f}; out of fold ({ranker.get('folds')} folds): "
               f"blend {ranker.get('blend_ndcg@10')}, learned ranker "

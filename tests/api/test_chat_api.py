@@ -7,6 +7,7 @@ and the conversation set over the sample documents scored as a user would judge 
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from servers.chat_stub import ChatStub
@@ -79,6 +80,34 @@ def test_another_caller_cannot_read_or_continue_a_conversation(api):
     assert api.get("/chat/bad%20id!").status_code == 422
     assert api.post("/chat", json={"question": "x", "conversation_id": "../../etc"}
                     ).status_code == 422
+
+
+def test_turn_ids_follow_the_newest_live_turn_and_never_collide(api, es, kb_alias):
+    from ragrec.answers.conversations import ConversationStore
+
+    first = api.post("/chat", json={"question": LAPTOP}).json()
+    cid = first["conversation_id"]
+    assert api.post("/chat", json={"question": FOLLOW_UP,
+                                   "conversation_id": cid}).json()["turn"] == 2
+    # The oldest turn expires: the next question is turn 3, not a second turn 2 that would
+    # overwrite the follow-up.
+    es.update(index=f"{kb_alias}-conversations", id=f"{cid}:1",
+              doc={"expires_at": "2020-01-01T00:00:00+00:00"})
+    third = api.post("/chat", json={"question": "who pays for a new one?",
+                                    "conversation_id": cid}).json()
+    assert third["turn"] == 3
+    turns = api.get(f"/chat/{cid}").json()["turns"]
+    assert [(t["turn"], t["question"]) for t in turns] == [
+        (2, FOLLOW_UP), (3, "who pays for a new one?")]
+    # Two follow-ups sent at once: each takes its own id, both are kept.
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda q: api.post("/chat", json={
+            "question": q, "conversation_id": cid}).json(), ["and the VPN?", "how long?"]))
+    assert sorted(a["turn"] for a in answers) == [4, 5]
+    assert [t["turn"] for t in api.get(f"/chat/{cid}").json()["turns"]] == [2, 3, 4, 5]
+    # The store's own guarantee, whatever the timing: one id a caller.
+    store = ConversationStore(es, kb_alias)
+    assert [store.reserve("race", "owner", 0) for _ in range(3)] == [1, 2, 3]
 
 
 def test_expired_conversations_are_gone(es, kb_alias, api_model_server):

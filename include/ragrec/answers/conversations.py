@@ -19,7 +19,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
+from elasticsearch import ApiError, ConflictError, Elasticsearch, TransportError, helpers
 
 from ragrec.es_client import create_index_once
 from ragrec.indexing.mapping import index_settings
@@ -38,6 +38,10 @@ _MAPPINGS = {"dynamic": "strict", "properties": {
     "timings_ms": {"type": "object", "enabled": False}}}
 MAX_TURNS = 50
 PURGE_EVERY_S = 3600.0
+
+
+class ConversationFull(LookupError):
+    """Every turn id of the conversation is taken."""
 
 
 class UnknownConversation(LookupError):
@@ -82,16 +86,35 @@ class ConversationStore:
         response = self.client.mget(
             index=self.index, ids=[f"{conversation_id}:{n}" for n in range(1, MAX_TURNS + 1)])
         turns = [d["_source"] for d in response["docs"] if d.get("found")]
-        turns = sorted((t for t in turns if t.get("owner") == owner
+        turns = sorted((t for t in turns if t.get("owner") == owner and "question" in t
                         and datetime.fromisoformat(t["expires_at"]) > now),
                        key=lambda t: t["turn"])
         if not turns:
             raise UnknownConversation(f"no conversation {conversation_id!r}")
         return [{k: v for k, v in t.items() if k != "owner"} for t in turns]
 
+    def reserve(self, conversation_id: str, owner: str, after: int) -> int:
+        """The next free turn id above ``after`` (the newest live turn), taken at once with a
+        placeholder - a turn without a question, which reads skip (``create``: two follow-ups
+        sent together get two ids, and an id whose older turns expired is never the newest
+        live one's). ``append`` fills it."""
+        self._ensure()
+        now = datetime.now(UTC)
+        for turn in range(after + 1, MAX_TURNS + 1):
+            try:
+                self.client.create(index=self.index, id=f"{conversation_id}:{turn}", document={
+                    "conversation_id": conversation_id, "owner": owner, "turn": turn,
+                    "ts": now.isoformat(),
+                    "expires_at": (now + self.retention).isoformat()})
+                return turn
+            except ConflictError:
+                continue
+        raise ConversationFull(f"conversation {conversation_id!r} has {MAX_TURNS} turns: "
+                               "start a new one")
+
     def append(self, conversation_id: str, owner: str, turn: int, record: dict) -> dict:
-        """Stores turn ``turn``; the document id makes a retried request overwrite, not
-        duplicate, the turn."""
+        """Stores turn ``turn`` (over its placeholder); the document id makes a retried
+        request overwrite, not duplicate, the turn."""
         self._ensure()
         now = datetime.now(UTC)
         document = {**record, "conversation_id": conversation_id, "owner": owner,

@@ -43,6 +43,7 @@ from ragrec.answers import llm
 from ragrec.answers.answerer import Answer, Answerer, Context
 from ragrec.answers.conversations import (
     MAX_TURNS,
+    ConversationFull,
     ConversationStore,
     UnknownConversation,
     new_conversation_id,
@@ -292,12 +293,13 @@ def create_app(client: Elasticsearch, models: ModelResolver,
                 history = conversations.turns(conversation_id, owner)
             except UnknownConversation as exc:
                 return error_response(404, str(exc))
-            if len(history) >= MAX_TURNS:
-                return error_response(409, f"conversation {conversation_id!r} has "
-                                           f"{MAX_TURNS} turns: start a new one")
         else:
             conversation_id = new_conversation_id()
-        turn = len(history) + 1
+        try:  # after the newest live turn, not after their count: older ones may expire
+            turn = conversations.reserve(conversation_id, owner,
+                                         max((t["turn"] for t in history), default=0))
+        except ConversationFull as exc:
+            return error_response(409, str(exc))
         ctx = context(body, history)
 
         def keep(payload: dict) -> None:
