@@ -251,3 +251,56 @@ def test_a_key_that_is_not_utf8_is_quarantined_not_a_crash(make_ingestor, index_
     (record,) = summary.quarantined
     assert (record["doc_id"], record["reason"]) == ("caf\ufffd.md", "unreadable")
     assert "NoSuchKey" in record["detail"]
+
+
+def test_a_source_that_stops_answering_stops_the_run_and_a_rerun_finishes(
+        oss, make_ingestor, es, index_name, cleanup_alias):
+    from ragrec.sync import SOURCE_OUTAGE_READS, IngestError
+
+    cleanup_alias(index_name)
+    keys = sorted(k for k in FILES if k.startswith("kb/docs/"))
+    oss.failures[keys[1]] = [500] * 100  # one object the server cannot serve
+    for key in keys[12:]:  # then the whole endpoint answers 503
+        oss.failures[key] = [503] * 100
+
+    def source():
+        return OssSource.from_uri("oss://corp-bucket/kb/docs/", settings(oss),
+                                  max_attempts=2, backoff_seconds=0.01)
+
+    with pytest.raises(IngestError) as stopped:
+        make_ingestor().ingest(source(), index_name)
+    message = str(stopped.value)
+    assert "stopped answering" in message and "run the same command again" in message
+    assert "503" in message and "HTTP -2" not in message
+    # It stopped after a few reads, instead of retrying every remaining object.
+    outage_reads = [r for r in oss.requests if r["key"] in keys[12:] and r["method"] == "GET"]
+    assert len(outage_reads) == SOURCE_OUTAGE_READS * 2
+    # The source is back: the same command finishes, nothing lost, nothing quarantined.
+    oss.failures.clear()
+    done = make_ingestor().ingest(source(), index_name)
+    assert (done.docs_new, done.chunks_indexed, done.docs_quarantined) == (24, 24, 0)
+
+
+def test_one_object_a_server_cannot_serve_is_quarantined_and_the_run_goes_on(
+        oss, make_ingestor, index_name, cleanup_alias):
+    cleanup_alias(index_name)
+    oss.failures["kb/docs/note-005.txt"] = [500] * 100
+    summary = make_ingestor().ingest(OssSource.from_uri(
+        "oss://corp-bucket/kb/docs/", settings(oss), max_attempts=2, backoff_seconds=0.01),
+        index_name)
+    assert (summary.docs_new, summary.docs_quarantined) == (24, 1)
+    assert summary.quarantined[0]["doc_id"] == "note-005.txt"
+    assert summary.quarantined[0]["reason"] == "unreadable"
+
+
+def test_an_endpoint_that_does_not_answer_says_so_in_plain_words():
+    from ragrec.dev.es_node.node import free_port
+    from ragrec.sources import SourceUnavailable
+
+    source = OssSource.from_uri("oss://corp-bucket/kb/", OssSettings(
+        endpoint=f"http://127.0.0.1:{free_port()}", access_key_id="ak",
+        access_key_secret="sk"), max_attempts=2, backoff_seconds=0.01)
+    with pytest.raises(SourceUnavailable) as refused:
+        list(source.list())
+    assert "no answer from the endpoint" in str(refused.value)
+    assert "-2" not in str(refused.value) and "{" not in str(refused.value)

@@ -47,13 +47,20 @@ from ragrec.indexing.vector_reuse import VectorReuse
 from ragrec.parsing import ParseSettings, parse_document
 from ragrec.progress import Progress
 from ragrec.records import Chunk, Quarantined, SourceObject, chunk_id
-from ragrec.sources.base import Source
+from ragrec.sources.base import Source, SourceUnavailable
 from ragrec.sources.ordering import Spool, in_key_order
 
 log = logging.getLogger(__name__)
 _DONE = object()
 # The first window's chunks; each next window doubles up to IngestOptions.window_chunks.
 FIRST_WINDOW_CHUNKS = 32
+# Reads in a row that find the source itself unreachable (each after its own retries) before
+# the run stops: one object a server cannot serve is quarantined, an outage is not.
+SOURCE_OUTAGE_READS = 3
+
+
+class SourceOutage(RuntimeError):
+    """The source stopped answering during a run."""
 
 
 class IngestError(RuntimeError):
@@ -266,6 +273,7 @@ class Ingestor:
                           listing=() if first is None else itertools.chain([first], listing))
         self._goes_live = goes_live
         self._quarantined_now: set[str] = set()
+        self._failed_reads = 0  # consecutive reads that found the source unreachable
         self._reuse = VectorReuse.from_live(
             self.client, live, document_version(self.embedder), self.embedder.dims
         ) if options.reuse_vectors else None
@@ -294,6 +302,14 @@ class Ingestor:
                 f"{describe_es_failure(exc)} after {summary.chunks_indexed} chunks were "
                 f"written:{live_note} run the same command again to finish (documents "
                 "already written are skipped)", summary) from exc
+        except SourceOutage as exc:
+            progress.close()
+            summary.seconds = round(time.monotonic() - started, 3)
+            live_note = (" the live index is unchanged;" if goes_live else "")
+            raise IngestError(
+                f"the source {source.uri} stopped answering after {summary.chunks_indexed} "
+                f"chunks were written ({exc}):{live_note} run the same command again to "
+                "finish (documents already written are skipped)", summary) from None
         finally:
             plan.close()
 
@@ -443,8 +459,15 @@ class Ingestor:
                               f"{obj.size} bytes is above the {limit}-byte limit")
         try:
             data = source.read(obj, limit)
+        except SourceUnavailable as exc:
+            self._failed_reads += 1
+            if self._failed_reads >= SOURCE_OUTAGE_READS:
+                raise SourceOutage(f"{self._failed_reads} reads in a row failed, the last: "
+                                   f"{exc}") from None
+            return quarantine("read", "unreadable", str(exc)[:500])
         except Exception as exc:  # noqa: BLE001 - one unreadable object is its own problem
             return quarantine("read", "unreadable", f"{type(exc).__name__}: {exc}"[:500])
+        self._failed_reads = 0
         parsed = parse_document(obj, data, self.options.parse)
         if isinstance(parsed, Quarantined):
             return _DocWork(obj, live, quarantined=parsed)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ragrec.sources.base import Source, SourceError
+from ragrec.sources.base import Source, SourceError, SourceUnavailable
 from ragrec.sources.local import LocalSource
 
 
@@ -17,4 +17,4 @@ def open_source(uri: str) -> Source:
     raise SourceError(f"unsupported source {uri!r}: use file:// or oss://")
 
 
-__all__ = ["LocalSource", "Source", "SourceError", "open_source"]
+__all__ = ["LocalSource", "Source", "SourceError", "SourceUnavailable", "open_source"]

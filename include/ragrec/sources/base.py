@@ -13,6 +13,11 @@ class SourceError(RuntimeError):
     pass
 
 
+class SourceUnavailable(SourceError):
+    """The source itself did not answer (network failure, throttling or a server error that
+    outlasted the retries), as opposed to one object that cannot be read."""
+
+
 class Source(Protocol):
     uri: str
     key_ordered: bool  # list() yields keys in ascending order (checked as it streams)

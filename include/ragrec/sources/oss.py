@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from ragrec.config import OssSettings
 from ragrec.records import SourceObject
-from ragrec.sources.base import SourceError, bounded_read
+from ragrec.sources.base import SourceError, SourceUnavailable, bounded_read
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,6 +43,12 @@ def normalise_etag(etag: str | None) -> str:
 
 
 def _describe(exc: Exception) -> str:
+    import oss2
+
+    if isinstance(exc, oss2.exceptions.RequestError):  # no HTTP answer at all (status -2)
+        cause = getattr(exc, "exception", None) or exc.__cause__
+        reason = f"{type(cause).__name__}: {cause}" if cause else "the connection failed"
+        return f"no answer from the endpoint ({reason[:200]})"
     code = getattr(exc, "code", None)
     message = getattr(exc, "message", None) or str(exc)
     status = getattr(exc, "status", None)
@@ -92,8 +98,11 @@ class OssSource:
             try:
                 return call()
             except oss2.exceptions.OssError as exc:
-                if not _retryable(exc) or attempt == self.max_attempts:
+                if not _retryable(exc):
                     raise SourceError(f"OSS {what} failed: {_describe(exc)}") from exc
+                if attempt == self.max_attempts:
+                    raise SourceUnavailable(f"OSS {what} failed {attempt} times: "
+                                            f"{_describe(exc)}") from None
                 wait = self.backoff_seconds * 2 ** (attempt - 1) * (0.5 + random.random())
                 log.warning("OSS %s failed (%s), retry %d/%d in %.1fs", what, _describe(exc),
                             attempt, self.max_attempts - 1, wait)
