@@ -304,3 +304,27 @@ def test_an_endpoint_that_does_not_answer_says_so_in_plain_words():
         list(source.list())
     assert "no answer from the endpoint" in str(refused.value)
     assert "-2" not in str(refused.value) and "{" not in str(refused.value)
+
+
+def test_a_hung_endpoint_costs_the_read_timeout_not_the_connect_timeout():
+    import socket
+    import threading
+    import time
+
+    from ragrec.sources import SourceUnavailable
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held = []
+    threading.Thread(target=lambda: [held.append(listener.accept()) for _ in range(4)],
+                     daemon=True).start()  # accepts, never answers
+    source = OssSource.from_uri("oss://corp-bucket/kb/", OssSettings(
+        endpoint=f"http://127.0.0.1:{listener.getsockname()[1]}", access_key_id="ak",
+        access_key_secret="sk", connect_timeout=30.0, read_timeout=0.5),
+        max_attempts=2, backoff_seconds=0.01)
+    began = time.monotonic()
+    with pytest.raises(SourceUnavailable, match="no answer from the endpoint"):
+        list(source.list())
+    assert time.monotonic() - began < 5  # two attempts of 0.5 s, not of 30
+    listener.close()

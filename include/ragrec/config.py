@@ -177,7 +177,8 @@ class OssSettings:
     access_key_id: str | None = None
     access_key_secret: str | None = None
     security_token: str | None = None
-    connect_timeout: float = 30.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 20.0  # longest wait for the next bytes of an answer
     key_ordered: bool = True  # OSS lists keys in UTF-8 order; some S3/OSS-like servers don't
 
     @classmethod
@@ -187,7 +188,8 @@ class OssSettings:
             access_key_id=env.get("OSS_ACCESS_KEY_ID") or None,
             access_key_secret=env.get("OSS_ACCESS_KEY_SECRET") or None,
             security_token=env.get("OSS_SECURITY_TOKEN") or None,
-            connect_timeout=float(env.get("OSS_CONNECT_TIMEOUT") or 30.0),
+            connect_timeout=float(env.get("OSS_CONNECT_TIMEOUT") or 10.0),
+            read_timeout=float(env.get("OSS_READ_TIMEOUT") or 20.0),
             key_ordered=_flag(env.get("OSS_LISTS_IN_KEY_ORDER"), True),
         )
 

@@ -71,8 +71,10 @@ class OssSource:
                                 settings.security_token)
         else:
             auth = oss2.Auth(settings.access_key_id, settings.access_key_secret)
-        self.bucket = oss2.Bucket(auth, settings.endpoint, bucket_name,
-                                  connect_timeout=settings.connect_timeout)
+        # oss2 hands its "connect_timeout" to requests as the timeout: a (connect, read)
+        # pair keeps a hung endpoint from holding each request for the connect timeout.
+        self.bucket = oss2.Bucket(auth, settings.endpoint, bucket_name, connect_timeout=(
+            settings.connect_timeout, settings.read_timeout))
         self.bucket_name = bucket_name
         # A prefix names a folder: keys are what follows its slash, in listings and stats.
         self.prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
