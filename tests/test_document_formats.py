@@ -127,3 +127,17 @@ def test_huge_files_parse_and_chunk_within_limits(name, model_tokenizer):
     assert max(c.model_token_count for c in chunks) <= model_tokenizer.max_content_tokens
     limited = parse_document(obj, source.read(obj), replace(ParseSettings(), max_bytes=1000))
     assert isinstance(limited, Quarantined) and limited.reason == "too_large"
+
+
+def test_a_pdf_header_over_a_broken_body_is_corrupt_not_empty():
+    from datetime import UTC, datetime
+
+    from ragrec.records import SourceObject
+
+    data = b"%PDF-1.7\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
+    obj = SourceObject("file:///kb/broken.pdf", "broken.pdf", len(data), "x",
+                       datetime(2026, 12, 1, tzinfo=UTC))
+    parsed = parse_document(obj, data)
+    assert isinstance(parsed, Quarantined)
+    assert (parsed.reason, parsed.stage) == ("corrupt", "parse")
+    assert "pypdf" in parsed.detail

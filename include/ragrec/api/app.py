@@ -278,7 +278,9 @@ def create_app(client: Elasticsearch, models: ModelResolver,
     @app.post("/chat", summary="Start or continue a conversation",
               description="A follow-up is searched as a standalone query built from the "
                           "earlier turns; every turn is stored in `<alias>-conversations`. "
-                          "The caller is the bearer token plus the `X-Ragrec-User` header.",
+                          "The caller is the bearer token plus the `X-Ragrec-User` header, "
+                          "which is trusted from any holder of the token (who can name any "
+                          "user): let a sign-on proxy set it and hold the token.",
               responses={200: {"model": answers.ChatTurn, "description": "The turn (JSON), "
                                "or with `stream` a stream of server-sent events",
                                "content": {"text/event-stream": {

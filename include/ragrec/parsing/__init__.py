@@ -97,7 +97,9 @@ def parse_document(
 
     elements = tuple(_with_titles(raw_elements))
     if not elements and extension == "pdf":
-        elements, images = pdf_fallback_elements(data)
+        elements, images, broken = pdf_fallback_elements(data)
+        if broken:
+            return quarantine("corrupt", broken)
         if elements:
             warnings.append("pdfminer found no text; used pypdf's text extraction")
         elif images:

@@ -14,17 +14,22 @@ from ragrec.records import Element
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
 
-def pdf_fallback_elements(data: bytes) -> tuple[tuple[Element, ...], int]:
-    """(elements with page numbers, number of images seen) from pypdf."""
+def pdf_fallback_elements(data: bytes) -> tuple[tuple[Element, ...], int, str | None]:
+    """(elements with page numbers, number of images seen, why the file is no readable PDF
+    at all - a valid header over a broken body - or None) from pypdf."""
     from pypdf import PdfReader
 
     try:
         reader = PdfReader(io.BytesIO(data))
-    except Exception:  # noqa: BLE001 - unreadable by both extractors: nothing to add
-        return (), 0
+        pages = list(reader.pages)
+    except Exception as exc:  # noqa: BLE001 - unreadable by both extractors
+        return (), 0, f"neither pdfminer nor pypdf can read its structure ({type(exc).__name__}: " \
+                      f"{str(exc)[:200]})"
+    if not pages:
+        return (), 0, "no pages: neither pdfminer nor pypdf finds a page in it"
     elements: list[Element] = []
     images = 0
-    for number, page in enumerate(reader.pages, start=1):
+    for number, page in enumerate(pages, start=1):
         try:
             text = page.extract_text() or ""
             images += len(page.images)
@@ -34,4 +39,4 @@ def pdf_fallback_elements(data: bytes) -> tuple[tuple[Element, ...], int]:
             paragraph = " ".join(paragraph.split())
             if paragraph:
                 elements.append(Element(paragraph, "NarrativeText", number))
-    return tuple(elements), images
+    return tuple(elements), images, None
