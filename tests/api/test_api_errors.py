@@ -9,7 +9,7 @@ import httpx
 import pytest
 from servers.uvicorn_thread import UvicornThread
 
-from api.conftest import API_TOKEN
+from api.conftest import API_TOKEN, make_client
 
 JSON = {"Content-Type": "application/json"}
 
@@ -125,3 +125,28 @@ def test_a_chunked_body_over_the_limit_is_refused_while_it_streams(served, token
                        headers={"Authorization": f"Bearer {API_TOKEN}", **JSON},
                        content=(p for p in (b'{"query": ', b'"vpn", "mode": "bm25"}')))
     assert small.status_code == 200 and small.json()["hits"], small.text
+
+
+def test_elasticsearch_down_is_a_503_to_retry_and_a_refused_query_a_502(
+        es, kb_alias, api_model_server):
+    from elasticsearch import Elasticsearch
+
+    from ragrec.dev.es_node.node import free_port
+
+    dead = Elasticsearch(f"http://127.0.0.1:{free_port()}", request_timeout=2, max_retries=0)
+    with make_client(dead, kb_alias, api_model_server) as client:
+        down = client.get("/search", params={"q": "vpn", "mode": "bm25"})
+    assert down.status_code == 503 and down.headers["Retry-After"] == "5"
+    assert down.json()["error"]["message"].startswith("Elasticsearch is unreachable")
+    # An index whose text field cannot take a word: Elasticsearch refuses the query.
+    odd = f"{kb_alias}-odd"
+    es.indices.delete(index=odd, ignore_unavailable=True)
+    es.indices.create(index=odd, mappings={"properties": {
+        "text": {"type": "integer"}, "title": {"type": "integer"}}})
+    try:
+        with make_client(es, odd, api_model_server) as client:
+            refused = client.get("/search", params={"q": "vpn", "mode": "bm25"})
+        assert refused.status_code == 502, refused.text
+        assert refused.json()["error"]["message"].startswith("Elasticsearch refused the query")
+    finally:
+        es.indices.delete(index=odd, ignore_unavailable=True)
