@@ -328,3 +328,32 @@ def test_a_hung_endpoint_costs_the_read_timeout_not_the_connect_timeout():
         list(source.list())
     assert time.monotonic() - began < 5  # two attempts of 0.5 s, not of 30
     listener.close()
+
+
+def test_listing_retries_throttling_and_server_errors(oss):
+    oss.failures[""] = [503, 429]  # the first two listing requests
+    source = OssSource.from_uri("oss://corp-bucket/kb/docs/", settings(oss),
+                                backoff_seconds=0.01, page_size=10)
+    assert len(list(source.list())) == 24
+    listings = [r for r in oss.requests if r["key"] == ""]
+    assert len(listings) == 2 + 3  # two refused, then three pages
+
+
+def test_a_listing_that_fails_part_way_prunes_nothing(oss, make_ingestor, es, index_name,
+                                                      cleanup_alias):
+    from ragrec.sources import SourceUnavailable
+
+    cleanup_alias(index_name)
+
+    def source():
+        return OssSource.from_uri("oss://corp-bucket/kb/docs/", settings(oss),
+                                  max_attempts=2, backoff_seconds=0.01, page_size=10)
+
+    assert make_ingestor().ingest(source(), index_name).docs_new == 24
+    oss.failures[""] = [0] + [503] * 100  # the first page answers, the second never does
+    with pytest.raises(SourceUnavailable, match="listing"):
+        make_ingestor().ingest(source(), index_name)
+    es.indices.refresh(index=index_name)
+    held = {h["_source"]["doc_id"] for h in es.search(
+        index=index_name, size=100, source=["doc_id"])["hits"]["hits"]}
+    assert len(held) == 24  # the 14 documents it never listed are still there
