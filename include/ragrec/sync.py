@@ -294,22 +294,16 @@ class Ingestor:
                 versions.point_alias(self.client, alias, target)
                 versions.prune_versions(self.client, alias, options.keep_versions)
             final_quarantine = read_quarantine(self.client, alias)
-        except (ApiError, TransportError) as exc:
+        except (ApiError, TransportError, SourceOutage) as exc:
             progress.close()
             summary.seconds = round(time.monotonic() - started, 3)
             live_note = (" the live index is unchanged;" if goes_live else "")
+            what = (f"the source {source.uri} stopped answering ({exc})"
+                    if isinstance(exc, SourceOutage) else describe_es_failure(exc))
             raise IngestError(
-                f"{describe_es_failure(exc)} after {summary.chunks_indexed} chunks were "
-                f"written:{live_note} run the same command again to finish (documents "
-                "already written are skipped)", summary) from exc
-        except SourceOutage as exc:
-            progress.close()
-            summary.seconds = round(time.monotonic() - started, 3)
-            live_note = (" the live index is unchanged;" if goes_live else "")
-            raise IngestError(
-                f"the source {source.uri} stopped answering after {summary.chunks_indexed} "
-                f"chunks were written ({exc}):{live_note} run the same command again to "
-                "finish (documents already written are skipped)", summary) from None
+                f"{what} after {summary.chunks_indexed} chunks were written:{live_note} run "
+                "the same command again to finish (documents already written are skipped)",
+                summary) from exc
         finally:
             plan.close()
 

@@ -117,6 +117,8 @@ def load_reference(reference: str, registry) -> Ranker:
         return cached[1]
     try:
         if "@" in reference or ":" in reference and not reference.startswith(("/", "file:")):
+            if registry is None:
+                raise LookupError(f"ranker {reference!r}: no model registry to resolve it in")
             uri = open_registry(registry).resolve(reference)
         elif Path(reference.removeprefix("file://")).is_dir():
             uri = reference

@@ -34,6 +34,7 @@ from ragrec.recs.item_table import neighbour_lists
 from ragrec.retrieval.fusion import min_max
 
 SOURCES = ("collaborative", "content", "popular")
+POPULAR_COUNTS = 200  # the most clicked documents: the popular source and its candidates
 
 
 @dataclass
@@ -75,7 +76,7 @@ def gather(client: Elasticsearch, alias: str, profile: dict[str, float], seen: s
     return Pool(rows, {
         "collaborative": {d: collaborative.get(d, 0.0) for d in pool},
         "content": {d: rows[d]["_score"] if d in rows else 0.0 for d in pool},
-        "popular": {d: float(np.log1p(counts.get(d, 0))) for d in pool}})
+        "popular": _popular(pool, counts)})
 
 
 def gather_item(client: Elasticsearch, alias: str, doc_id: str, vector: np.ndarray,
@@ -93,7 +94,16 @@ def gather_item(client: Elasticsearch, alias: str, doc_id: str, vector: np.ndarr
     return Pool(rows, {
         "collaborative": {d: also.get(d, 0.0) for d in rows},
         "content": {d: float(c["similarity"]) for d, c in rows.items()},
-        "popular": {d: float(np.log1p(counts.get(d, 0))) for d in rows}})
+        "popular": _popular(rows, counts)})
+
+
+def _popular(doc_ids, counts: dict[str, int]) -> dict[str, float]:
+    return {d: float(np.log1p(counts.get(d, 0))) for d in doc_ids}
+
+
+def weight_vector(weights: Mapping[str, float]) -> np.ndarray:
+    """The weights in ``SOURCES`` order (a missing source weighs 0)."""
+    return np.asarray([weights.get(name, 0.0) for name in SOURCES])
 
 
 def fuse(sources: Mapping[str, Mapping[str, float]],

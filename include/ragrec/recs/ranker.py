@@ -77,8 +77,7 @@ class Example:
     group: str = ""  # whose pool (cross-validation keeps a user's pools in one fold)
 
 
-def fit(examples: Sequence[Example], l2: float = 1.0, max_iter: int = 300,
-        columns: Sequence[str] = COLUMNS) -> Ranker:
+def fit(examples: Sequence[Example], l2: float = 1.0, max_iter: int = 300) -> Ranker:
     """Listwise softmax cross-entropy of the held-out rows over each pool, L2-penalised,
     on standardised columns (L-BFGS)."""
     from scipy.optimize import minimize
@@ -107,6 +106,6 @@ def fit(examples: Sequence[Example], l2: float = 1.0, max_iter: int = 300,
     start = np.zeros(stacked.shape[1])
     result = minimize(loss, start, jac=True, method="L-BFGS-B",
                       options={"maxiter": max_iter})
-    return Ranker(tuple(columns), mean, scale, result.x)
+    return Ranker(COLUMNS, mean, scale, result.x)
 
 

@@ -78,8 +78,8 @@ def similar_items(client: Elasticsearch, alias: str, doc_id: str, k: int = 5,
         raise UnknownDocument(f"no document {doc_id!r} in {alias}")
     also = dict(neighbour_lists(client, alias, [doc_id]).get(doc_id, [])[:settings.candidates])
     also.pop(doc_id, None)
-    pool = sources.gather_item(client, alias, doc_id, vector, also,
-                               event_log.click_counts(client, alias, 200) if also else {},
+    counts = event_log.click_counts(client, alias, sources.POPULAR_COUNTS) if also else {}
+    pool = sources.gather_item(client, alias, doc_id, vector, also, counts,
                                settings.candidates)
     if also:
         fused = sources.fuse(pool.sources, settings.weights())
@@ -103,7 +103,7 @@ def for_user(client: Elasticsearch, alias: str, user_id: str, models, version: s
     settings = settings or served_settings(client, alias)
     history, consumed = event_log.user_history(client, alias, user_id, settings.profile_clicks)
     seen = consumed | {e["doc_id"] for e in history}
-    counts = event_log.click_counts(client, alias, 200)
+    counts = event_log.click_counts(client, alias, sources.POPULAR_COUNTS)
     popular = [d for d in counts if d not in seen]
     profile = recency_profile([e["doc_id"] for e in reversed(history)],
                               settings.profile_half_life)
@@ -121,10 +121,11 @@ def for_user(client: Elasticsearch, alias: str, user_id: str, models, version: s
         for doc_id, row in first_chunks(client, alias, missing).items():
             pool[doc_id] = {**row, "_score": 0.0}
         gathered.keep(pool)
-        fused = sources.fuse(gathered.sources, settings.weights())
         if settings.ranker and models is not None:
             fused = _learned(client, alias, gathered, len(seen), models, settings, now)
             ranked_by = "ranker"
+        else:
+            fused = sources.fuse(gathered.sources, settings.weights())
     else:
         # Alone, the content candidates are scored from the calendar-decayed clicks.
         weights = click_weights(history, now, settings.half_life_days)
@@ -172,7 +173,7 @@ def for_user(client: Elasticsearch, alias: str, user_id: str, models, version: s
             "reranked": scores is not None, "history": len(history), "items": _public(chosen)}
 
 
-def _learned(client: Elasticsearch, alias: str, gathered: sources.UserPool, history: int,
+def _learned(client: Elasticsearch, alias: str, gathered: sources.Pool, history: int,
              models, settings: RecSettings, now: datetime) -> dict[str, float]:
     """The pool scored by the learned ranker (``recs.ranker``) through the model server's
     ``/rank`` - the route AIRec's custom ranker calls - or in process without one."""

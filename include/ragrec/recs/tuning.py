@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from elasticsearch import Elasticsearch
 
-from ragrec.recs.blend import SOURCES, gather
+from ragrec.recs.blend import POPULAR_COUNTS, SOURCES, gather, weight_vector
 from ragrec.recs.content import interest_neighbours
 from ragrec.recs.interactions import Event, recency_profile
 from ragrec.recs.neighbours import ItemNeighbours, score_history
@@ -38,7 +38,6 @@ from ragrec.recs.ranker import fit as fit_ranker
 from ragrec.recs.setup import SHIPPED, RecSettings
 
 log = logging.getLogger(__name__)
-POPULAR_COUNTS = 200  # as served: the 200 most clicked documents are the popular source
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ class Validation:
         return Validation([self.pools[i] for i in indices])
 
     def ndcg(self, weights: dict[str, float], k: int) -> float:
-        vector = np.asarray([weights.get(name, 0.0) for name in SOURCES])
+        vector = weight_vector(weights)
         return self.ndcg_of([pool.matrix[:, :len(SOURCES)] @ vector for pool in self.pools], k)
 
     def ndcg_of(self, scores: list[np.ndarray], k: int) -> float:
@@ -220,7 +219,6 @@ def tune(client: Elasticsearch, alias: str, events: list[Event],
     method = max(by_method, key=lambda m: by_method[m][0])
     best_ndcg, best = by_method[method]
     validation = validations[method]
-    scored = grid
     shipped = SHIPPED.weights()
     key = f"ndcg@{settings.k}"
     report = {
@@ -228,7 +226,7 @@ def tune(client: Elasticsearch, alias: str, events: list[Event],
         "methods": {m: round(ndcg, 6) for m, (ndcg, _) in by_method.items()},
         "validation": {key: round(best_ndcg, 6), "users": validation.users,
                        "cases": len(validation.pools), "holdout": settings.holdout,
-                       "positions": settings.positions, "grid": len(scored)},
+                       "positions": settings.positions, "grid": len(grid)},
         "baseline": {"weights": shipped, key: round(validation.ndcg(shipped, settings.k), 6)},
         "settings": settings.to_dict()}
     chosen = best_ndcg
@@ -268,7 +266,7 @@ def compare_ranker(validation: Validation, settings: TuneSettings) -> dict:
         rest = sorted(set(range(len(validation.pools))) - set(held))
         train = validation.subset(rest)
         weights = max(settings.grid(), key=lambda w: train.ndcg(w, settings.k))
-        vector = np.asarray([weights.get(name, 0.0) for name in SOURCES])
+        vector = weight_vector(weights)
         try:
             model = fit_ranker(train.pools, settings.ranker_l2)
         except ValueError as exc:  # no held-out document among a fold's candidates
